@@ -1,0 +1,200 @@
+/**
+ * JWT verification with jose. Algorithms are pinned per key type, so a token can
+ * never choose how it is checked: HS256 only against JWT_SECRET, the public key's
+ * algorithm only against JWT_PUBLIC_KEY, asymmetric algorithms only against a JWKS.
+ * `exp` and `sub` are required; `aud`/`iss` are checked when configured.
+ */
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors as joseErrors,
+  importSPKI,
+  jwtVerify,
+  type CryptoKey,
+  type JWTHeaderParameters,
+  type FlattenedJWSInput,
+  type JWTPayload,
+} from "jose";
+import * as v from "valibot";
+import { RoomcastError } from "@roomcast/protocol";
+import type { Env } from "../env.js";
+import { readLimit } from "../config.js";
+import { CAPABILITY_CLAIM, CapabilityClaim } from "./capabilities.js";
+
+/** Prefix of the committed development secret; refused outside `ENVIRONMENT=development`. */
+export const DEV_SECRET_PREFIX = "roomcast-dev-only-";
+const ASYMMETRIC_ALGS = ["RS256", "ES256", "EdDSA"] as const;
+type AsymmetricAlg = (typeof ASYMMETRIC_ALGS)[number];
+const MAX_TOKEN_LENGTH = 8_192;
+
+export interface AuthConfig {
+  readonly secret?: string;
+  readonly publicKeyPem?: string;
+  readonly publicKeyAlg: AsymmetricAlg;
+  readonly jwksUrl?: string;
+  readonly jwks?: string;
+  readonly audience?: string;
+  readonly issuer?: string;
+  readonly clockToleranceSeconds: number;
+  readonly development: boolean;
+}
+
+export interface VerifiedToken {
+  readonly userId: string;
+  readonly cap: CapabilityClaim;
+  /** Seconds since the epoch. */
+  readonly expiresAt: number;
+}
+
+const nonEmpty = (s: string | undefined) => (s && s.trim() !== "" ? s.trim() : undefined);
+
+export function authConfigFromEnv(env: Env): AuthConfig {
+  const alg = nonEmpty(env.JWT_PUBLIC_KEY_ALG) ?? "RS256";
+  if (!(ASYMMETRIC_ALGS as readonly string[]).includes(alg)) {
+    throw new RoomcastError("server_misconfigured", `JWT_PUBLIC_KEY_ALG must be one of ${ASYMMETRIC_ALGS.join(", ")}`);
+  }
+  return {
+    secret: nonEmpty(env.JWT_SECRET),
+    publicKeyPem: nonEmpty(env.JWT_PUBLIC_KEY),
+    publicKeyAlg: alg as AsymmetricAlg,
+    jwksUrl: nonEmpty(env.JWKS_URL),
+    jwks: nonEmpty(env.JWKS),
+    audience: nonEmpty(env.JWT_AUDIENCE),
+    issuer: nonEmpty(env.JWT_ISSUER),
+    clockToleranceSeconds: readLimit(env, "JWT_CLOCK_TOLERANCE_SECONDS"),
+    development: env.ENVIRONMENT === "development",
+  };
+}
+
+// ---- keys, created once per isolate ------------------------------------------
+
+const encoder = new TextEncoder();
+const secretKeys = new Map<string, Uint8Array>();
+const publicKeys = new Map<string, Promise<CryptoKey>>();
+type KeySet = ReturnType<typeof createRemoteJWKSet>;
+const keySets = new Map<string, KeySet>();
+
+function secretKey(secret: string): Uint8Array {
+  let key = secretKeys.get(secret);
+  if (!key) secretKeys.set(secret, (key = encoder.encode(secret)));
+  return key;
+}
+
+function publicKey(pem: string, alg: AsymmetricAlg): Promise<CryptoKey> {
+  const cacheKey = `${alg}\n${pem}`;
+  let key = publicKeys.get(cacheKey);
+  if (!key) {
+    key = importSPKI(pem, alg);
+    // A bad PEM is a configuration error: do not cache the rejection forever.
+    key.catch(() => publicKeys.delete(cacheKey));
+    publicKeys.set(cacheKey, key);
+  }
+  return key;
+}
+
+function keySet(config: AuthConfig): KeySet | undefined {
+  const source = config.jwksUrl ?? config.jwks;
+  if (!source) return undefined;
+  let set = keySets.get(source);
+  if (!set) {
+    if (config.jwksUrl) {
+      // jose caches the fetched set and refetches (rate-limited) when a token names an unknown `kid`.
+      set = createRemoteJWKSet(new URL(config.jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5_000 });
+    } else {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(config.jwks!);
+      } catch (cause) {
+        throw new RoomcastError("server_misconfigured", "JWKS is not valid JSON", { cause });
+      }
+      const local = createLocalJWKSet(parsed as Parameters<typeof createLocalJWKSet>[0]);
+      set = local as unknown as KeySet;
+    }
+    keySets.set(source, set);
+  }
+  return set;
+}
+
+function allowedAlgorithms(config: AuthConfig): string[] {
+  const algs = new Set<string>();
+  if (config.secret) algs.add("HS256");
+  if (config.publicKeyPem) algs.add(config.publicKeyAlg);
+  if (config.jwksUrl || config.jwks) for (const a of ASYMMETRIC_ALGS) algs.add(a);
+  return [...algs];
+}
+
+// ---- verification ------------------------------------------------------------
+
+function unauthorized(message: string, cause?: unknown): RoomcastError {
+  return new RoomcastError("unauthorized", message, { cause });
+}
+
+/** Maps jose's errors to ours; messages are generic so they never echo token contents. */
+function mapJoseError(err: unknown): RoomcastError {
+  if (err instanceof RoomcastError) return err;
+  if (err instanceof joseErrors.JWTExpired) return new RoomcastError("token_expired", "token has expired", { cause: err });
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    return unauthorized(`token claim "${err.claim}" check failed (${err.reason})`, err);
+  }
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return unauthorized("token algorithm is not allowed", err);
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return unauthorized("token signature is invalid", err);
+  if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) {
+    return unauthorized("no key matches the token's kid", err);
+  }
+  if (err instanceof joseErrors.JWKSTimeout) return new RoomcastError("internal_error", "key set fetch timed out", { cause: err });
+  if (err instanceof joseErrors.JWTInvalid || err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JOSEError) {
+    return unauthorized("token is malformed", err);
+  }
+  return new RoomcastError("internal_error", "token verification failed unexpectedly", { cause: err });
+}
+
+export async function verifyToken(token: string, config: AuthConfig, now?: Date): Promise<VerifiedToken> {
+  if (config.secret?.startsWith(DEV_SECRET_PREFIX) && !config.development) {
+    throw new RoomcastError(
+      "server_misconfigured",
+      "the development JWT secret is refused outside ENVIRONMENT=development; set a real secret with `wrangler secret put JWT_SECRET`",
+    );
+  }
+  const algorithms = allowedAlgorithms(config);
+  if (algorithms.length === 0) {
+    throw new RoomcastError("server_misconfigured", "no JWT key is configured (JWT_SECRET, JWT_PUBLIC_KEY, JWKS_URL or JWKS)");
+  }
+  if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw unauthorized("token is missing or too long");
+
+  const jwks = keySet(config);
+  const resolveKey = async (header: JWTHeaderParameters, input: FlattenedJWSInput) => {
+    if (header.typ !== undefined && header.typ.toUpperCase() !== "JWT" && header.typ.toLowerCase() !== "application/jwt") {
+      throw unauthorized("token typ must be JWT");
+    }
+    if (header.alg === "HS256") {
+      if (!config.secret) throw unauthorized("token algorithm is not allowed");
+      return secretKey(config.secret);
+    }
+    if (config.publicKeyPem && header.alg === config.publicKeyAlg && (!jwks || header.kid === undefined)) {
+      return publicKey(config.publicKeyPem, config.publicKeyAlg);
+    }
+    if (jwks) return jwks(header, input);
+    throw unauthorized("token algorithm is not allowed");
+  };
+
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, resolveKey, {
+      algorithms,
+      requiredClaims: ["exp", "sub"],
+      clockTolerance: config.clockToleranceSeconds,
+      ...(config.audience ? { audience: config.audience } : {}),
+      ...(config.issuer ? { issuer: config.issuer } : {}),
+      ...(now ? { currentDate: now } : {}),
+    }));
+  } catch (err) {
+    throw mapJoseError(err);
+  }
+
+  const cap = v.safeParse(CapabilityClaim, payload[CAPABILITY_CLAIM] ?? {});
+  if (!cap.success) throw unauthorized(`token claim "${CAPABILITY_CLAIM}" is malformed: ${cap.issues[0].message}`);
+  if (typeof payload.sub !== "string" || payload.sub.length === 0 || payload.sub.length > 200) {
+    throw unauthorized('token claim "sub" must be a non-empty string of at most 200 characters');
+  }
+  return { userId: payload.sub, cap: cap.output, expiresAt: payload.exp! };
+}

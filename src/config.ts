@@ -1,0 +1,61 @@
+/**
+ * Numeric limits read from env vars. Every limit has a safe default; a value that is
+ * missing, not an integer, or outside its bounds falls back to the default (with one
+ * warning per isolate) rather than running the room unprotected.
+ */
+import type { Env } from "./env.js";
+
+interface LimitSpec {
+  readonly default: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+export const LIMIT_SPECS = {
+  MAX_MESSAGE_BYTES: { default: 65_536, min: 1, max: 1_048_576 },
+  PUBLISH_RATE_PER_SECOND: { default: 20, min: 1, max: 10_000 },
+  PUBLISH_BURST: { default: 40, min: 1, max: 100_000 },
+  // The platform allows 32,768 hibernatable sockets per object; stay well under it.
+  MAX_CONNECTIONS_PER_ROOM: { default: 5_000, min: 1, max: 32_000 },
+  HISTORY_ON_JOIN: { default: 50, min: 0, max: 1_000 },
+  HISTORY_PAGE_MAX: { default: 500, min: 1, max: 5_000 },
+  JWT_CLOCK_TOLERANCE_SECONDS: { default: 5, min: 0, max: 300 },
+} as const satisfies Record<string, LimitSpec>;
+
+export type LimitName = keyof typeof LIMIT_SPECS;
+export type Limits = { readonly [K in LimitName]: number };
+
+const warned = new Set<string>();
+
+export function readLimit(env: Env, name: LimitName): number {
+  const spec = LIMIT_SPECS[name];
+  const raw = env[name];
+  if (raw === undefined || raw === "") return spec.default;
+  const value = Number(raw);
+  if (Number.isInteger(value) && value >= spec.min && value <= spec.max) return value;
+  if (!warned.has(name)) {
+    warned.add(name);
+    console.warn(
+      JSON.stringify({
+        level: "warn",
+        event: "config.invalid_limit",
+        name,
+        message: `${name} must be an integer in [${spec.min}, ${spec.max}]; using the default ${spec.default}`,
+      }),
+    );
+  }
+  return spec.default;
+}
+
+const cache = new WeakMap<Env, Limits>();
+
+export function readLimits(env: Env): Limits {
+  let limits = cache.get(env);
+  if (!limits) {
+    limits = Object.fromEntries(
+      (Object.keys(LIMIT_SPECS) as LimitName[]).map((name) => [name, readLimit(env, name)]),
+    ) as Limits;
+    cache.set(env, limits);
+  }
+  return limits;
+}

@@ -1,0 +1,45 @@
+import type { Room } from "./room/room.js";
+import type { Identity } from "./auth/identity.js";
+
+/** Bindings and vars from wrangler.toml, `.dev.vars` and `wrangler secret put`. */
+export interface Env {
+  ROOMS: DurableObjectNamespace<Room>;
+  /** "development" only under `wrangler dev` (set in .dev.vars); anything else is treated as production. */
+  ENVIRONMENT?: string;
+  ALLOWED_ORIGINS?: string;
+  /** HS256 shared secret (local development, or simple deployments). Secret. */
+  JWT_SECRET?: string;
+  /** PEM (SPKI) public key for RS256 / ES256 / EdDSA tokens. */
+  JWT_PUBLIC_KEY?: string;
+  JWT_PUBLIC_KEY_ALG?: string;
+  /** Remote JWKS, fetched and cached per isolate, keys picked by `kid`. */
+  JWKS_URL?: string;
+  /** Inline JWKS JSON (`{"keys":[...]}`), for static key sets. */
+  JWKS?: string;
+  JWT_AUDIENCE?: string;
+  JWT_ISSUER?: string;
+  JWT_CLOCK_TOLERANCE_SECONDS?: string;
+  MAX_MESSAGE_BYTES?: string;
+  PUBLISH_RATE_PER_SECOND?: string;
+  PUBLISH_BURST?: string;
+  MAX_CONNECTIONS_PER_ROOM?: string;
+  HISTORY_ON_JOIN?: string;
+  HISTORY_PAGE_MAX?: string;
+}
+
+type RoomcastEnv = Env;
+declare global {
+  // Lets `cloudflare:test` and `cloudflare:workers` see our bindings.
+  namespace Cloudflare {
+    interface Env extends RoomcastEnv {}
+  }
+}
+
+/** Hono's typing: bindings plus the per-request variables our middleware sets. */
+export interface AppEnv {
+  Bindings: Env;
+  Variables: {
+    room: string;
+    identity: Identity;
+  };
+}

@@ -1,0 +1,33 @@
+import { ERRORS, RoomcastError, type ErrorCode } from "@roomcast/protocol";
+import type { ErrorHandler, NotFoundHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { describeError, log } from "../log.js";
+
+/** Every HTTP error body: `{ "error": { "code": "...", "message": "..." } }`. */
+export function errorResponse(code: ErrorCode, message?: string, headers?: HeadersInit): Response {
+  return Response.json(
+    { error: { code, message: message ?? ERRORS[code].description } },
+    { status: ERRORS[code].status, headers },
+  );
+}
+
+/** Throw from handlers and middleware; `onError` turns it into the JSON response. */
+export function fail(code: ErrorCode, message?: string): never {
+  throw new RoomcastError(code, message);
+}
+
+export const onError: ErrorHandler = (err, c) => {
+  if (err instanceof RoomcastError) {
+    if (err.status >= 500) log("error", "http.error", { path: c.req.path, code: err.code, error: describeError(err) });
+    // Server-side causes stay in the log; the client gets the stable code and a safe message.
+    const message = err.code === "internal_error" ? ERRORS.internal_error.description : err.message;
+    return errorResponse(err.code, message, err.code === "upgrade_required" ? { Upgrade: "websocket" } : undefined);
+  }
+  if (err instanceof HTTPException) {
+    return errorResponse(err.status === 404 ? "not_found" : "invalid_request", err.message || undefined);
+  }
+  log("error", "http.unhandled", { path: c.req.path, error: describeError(err) });
+  return errorResponse("internal_error");
+};
+
+export const notFound: NotFoundHandler = () => errorResponse("not_found");

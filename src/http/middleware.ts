@@ -1,0 +1,46 @@
+import { isValidRoomName, RoomcastError, type Permission } from "@roomcast/protocol";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../env.js";
+import { authConfigFromEnv, verifyToken } from "../auth/verify.js";
+import { permissionsFor } from "../auth/capabilities.js";
+import { readCredentials } from "../auth/token-source.js";
+import { isOriginAllowed } from "./origin.js";
+import { fail } from "./errors.js";
+
+/** Validates `:room` before anything can create a Durable Object for it. */
+export const roomParam = createMiddleware<AppEnv>(async (c, next) => {
+  const room = c.req.param("room");
+  if (room === undefined || !isValidRoomName(room)) {
+    fail("invalid_room", "room names are 1-128 characters of A-Z a-z 0-9 _ . : - and start with a letter or digit");
+  }
+  c.set("room", room);
+  await next();
+});
+
+/** Exact-match Origin check; see ./origin.ts. */
+export const checkOrigin = createMiddleware<AppEnv>(async (c, next) => {
+  const browserExpected = readCredentials(c.req.raw).viaSubprotocol;
+  if (!isOriginAllowed(c.req.header("Origin") ?? null, c.env.ALLOWED_ORIGINS, browserExpected)) {
+    fail("origin_not_allowed");
+  }
+  await next();
+});
+
+/**
+ * Verifies the bearer token and requires `permission` on the room. Sets `identity`
+ * to the permissions resolved for this room only.
+ */
+export function authorize(permission: Permission) {
+  return createMiddleware<AppEnv>(async function authorizeMiddleware(c, next) {
+    const { token } = readCredentials(c.req.raw);
+    if (token === undefined) fail("unauthorized", "no token: send Authorization: Bearer <jwt> or the roomcast.bearer.<jwt> subprotocol");
+    const verified = await verifyToken(token, authConfigFromEnv(c.env));
+    const room = c.get("room");
+    const permissions = permissionsFor(verified.cap, room);
+    if (!permissions.includes(permission)) {
+      throw new RoomcastError("forbidden", `the token does not grant "${permission}" on this room`);
+    }
+    c.set("identity", { userId: verified.userId, room, permissions, expiresAt: verified.expiresAt });
+    await next();
+  });
+}

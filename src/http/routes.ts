@@ -1,0 +1,71 @@
+import { Hono } from "hono";
+import * as v from "valibot";
+import { MESSAGE_ID, PROTOCOL_VERSION, utf8Length } from "@roomcast/protocol";
+import type { AppEnv } from "../env.js";
+import { readLimits } from "../config.js";
+import { IDENTITY_HEADER } from "../room/room.js";
+import { encodeMessage } from "../room/message-log.js";
+import { readCredentials } from "../auth/token-source.js";
+import { authorize, checkOrigin, roomParam } from "./middleware.js";
+import { fail } from "./errors.js";
+
+const PublishBody = v.object({
+  id: v.optional(v.pipe(v.string(), v.regex(MESSAGE_ID, "id must be 1-64 characters of A-Z a-z 0-9 _ . : -"))),
+  data: v.custom<unknown>((x) => x !== undefined, "data is required"),
+});
+
+const nonNegativeInt = (raw: string | undefined, name: string, fallback: number): number => {
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) fail("invalid_request", `${name} must be a non-negative integer`);
+  return Number(raw);
+};
+
+export const rooms = new Hono<AppEnv>();
+
+rooms.use("/:room/*", roomParam, checkOrigin);
+
+rooms.get("/:room/ws", async (c, next) => {
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") fail("upgrade_required", "this route only accepts WebSocket upgrades");
+  if (!readCredentials(c.req.raw).offersProtocol) {
+    fail("unsupported_protocol", `offer the "${PROTOCOL_VERSION}" subprotocol`);
+  }
+  await next();
+}, authorize("subscribe"), async (c) => {
+  const identity = c.get("identity");
+  // A fresh request: nothing the client sent (least of all its token) reaches the room.
+  return c.env.ROOMS.getByName(identity.room).fetch("https://room.internal/connect", {
+    headers: { Upgrade: "websocket", [IDENTITY_HEADER]: JSON.stringify(identity) },
+  });
+});
+
+rooms.post("/:room/messages", authorize("publish"), async (c) => {
+  const limits = readLimits(c.env);
+  const text = await c.req.text();
+  if (utf8Length(text) > limits.MAX_MESSAGE_BYTES + 1_024) fail("message_too_large", `body exceeds ${limits.MAX_MESSAGE_BYTES} bytes of data`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    fail("invalid_request", "body must be JSON: {\"id\"?: string, \"data\": any}");
+  }
+  const body = v.safeParse(PublishBody, json);
+  if (!body.success) fail("invalid_request", body.issues[0].message);
+  const identity = c.get("identity");
+  const id = body.output.id ?? crypto.randomUUID();
+  const result = await c.env.ROOMS.getByName(identity.room).publish(identity, id, JSON.stringify(body.output.data));
+  if (!result.ok) fail(result.code, result.message);
+  return c.json({ seq: result.seq, id: result.id, duplicate: result.duplicate }, result.duplicate ? 200 : 201);
+});
+
+rooms.get("/:room/messages", authorize("subscribe"), async (c) => {
+  const limits = readLimits(c.env);
+  const after = nonNegativeInt(c.req.query("after"), "after", 0);
+  const limit = nonNegativeInt(c.req.query("limit"), "limit", limits.HISTORY_PAGE_MAX);
+  if (limit < 1) fail("invalid_request", "limit must be at least 1");
+  const room = c.get("room");
+  const page = await c.env.ROOMS.getByName(room).history(after, limit);
+  // `data` is spliced in as stored JSON text rather than parsed and re-serialised.
+  const head = JSON.stringify({ room, epoch: page.epoch, head: page.head, hasMore: page.hasMore });
+  const body = `${head.slice(0, -1)},"messages":[${page.messages.map(encodeMessage).join(",")}]}`;
+  return c.body(body, 200, { "Content-Type": "application/json" });
+});

@@ -1,0 +1,36 @@
+import type { ErrorCode, ErrorFrame, ServerFrame } from "@roomcast/protocol";
+import { ERRORS } from "@roomcast/protocol";
+
+/** Sends a frame; a socket that is closing or gone is skipped rather than failing the caller. */
+export function sendText(ws: WebSocket, text: string): boolean {
+  try {
+    ws.send(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function sendFrame(ws: WebSocket, frame: ServerFrame): boolean {
+  return sendText(ws, JSON.stringify(frame));
+}
+
+export function sendError(ws: WebSocket, code: ErrorCode, message?: string, id?: string): boolean {
+  const frame = {
+    type: "error",
+    code,
+    message: message ?? ERRORS[code].description,
+    ...(id !== undefined ? { id } : {}),
+  } satisfies ErrorFrame;
+  return sendFrame(ws, frame);
+}
+
+/** Closes with one of our codes; the reason is the stable error code string. */
+export function closeWith(ws: WebSocket, code: ErrorCode): void {
+  const close = ERRORS[code] as { close?: number };
+  try {
+    ws.close(close.close ?? 1011, code);
+  } catch {
+    // Already closed.
+  }
+}

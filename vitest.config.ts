@@ -1,0 +1,37 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+/** Shared with the tests through `env.TEST_JWT_SECRET`; never a real secret. */
+const TEST_JWT_SECRET = "roomcast-test-secret-0123456789abcdef0123456789abcdef";
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        bindings: {
+          ENVIRONMENT: "test",
+          JWT_SECRET: TEST_JWT_SECRET,
+          TEST_JWT_SECRET,
+          JWT_AUDIENCE: "roomcast-test",
+          JWT_ISSUER: "https://issuer.test",
+          ALLOWED_ORIGINS: "https://app.example.com,http://localhost:8787",
+          // Small limits so each one can be hit quickly in tests.
+          MAX_MESSAGE_BYTES: "1024",
+          PUBLISH_RATE_PER_SECOND: "5",
+          PUBLISH_BURST: "10",
+          MAX_CONNECTIONS_PER_ROOM: "4",
+          HISTORY_ON_JOIN: "5",
+          HISTORY_PAGE_MAX: "20",
+        },
+        // Tests never reach the network: any outbound fetch fails loudly.
+        outboundService: (request: Request) =>
+          new Response(`tests must not call out to the network (${new URL(request.url).host})`, { status: 599 }),
+      },
+    }),
+  ],
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 15_000,
+  },
+});
