@@ -1,0 +1,153 @@
+import { env, exports } from "cloudflare:workers";
+import { SignJWT } from "jose";
+import { BEARER_PROTOCOL_PREFIX, PROTOCOL_VERSION, decodeServerFrame, type ServerFrame } from "@roomcast/protocol";
+
+declare global {
+  namespace Cloudflare {
+    interface Env {
+      TEST_JWT_SECRET: string;
+    }
+  }
+}
+
+export const AUDIENCE = "roomcast-test";
+export const ISSUER = "https://issuer.test";
+export const ORIGIN = "https://app.example.com";
+export const BASE = "https://roomcast.test";
+
+let counter = 0;
+/** A room name no other test uses. */
+export function uniqueRoom(prefix = "room"): string {
+  return `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
+}
+
+export interface TokenOptions {
+  sub?: string;
+  cap?: Record<string, string[]>;
+  /** Seconds from now; negative for an expired token. */
+  expiresIn?: number;
+  notBefore?: number;
+  audience?: string;
+  issuer?: string;
+  secret?: string;
+}
+
+/** An HS256 token signed with the test secret, valid for the test audience and issuer. */
+export async function token(options: TokenOptions = {}): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = new SignJWT({ cap: options.cap ?? { "*": ["subscribe", "publish", "presence"] } })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(options.sub ?? "alice")
+    .setIssuedAt(now)
+    .setExpirationTime(now + (options.expiresIn ?? 300))
+    .setAudience(options.audience ?? AUDIENCE)
+    .setIssuer(options.issuer ?? ISSUER);
+  if (options.notBefore !== undefined) jwt.setNotBefore(now + options.notBefore);
+  return jwt.sign(new TextEncoder().encode(options.secret ?? env.TEST_JWT_SECRET));
+}
+
+export function fetchWorker(path: string, init?: RequestInit): Promise<Response> {
+  return exports.default.fetch(new Request(`${BASE}${path}`, init));
+}
+
+export interface ConnectOptions {
+  /** How the token travels: Authorization header (default) or the browser subprotocol. */
+  via?: "header" | "subprotocol";
+  origin?: string;
+  protocols?: string[];
+}
+
+/** Sends the WebSocket upgrade request; returns the raw response (101 or an error). */
+export function upgrade(room: string, jwt: string | undefined, options: ConnectOptions = {}): Promise<Response> {
+  const protocols = options.protocols ?? [PROTOCOL_VERSION];
+  const headers: Record<string, string> = { Upgrade: "websocket" };
+  if (jwt !== undefined && options.via === "subprotocol") protocols.push(`${BEARER_PROTOCOL_PREFIX}${jwt}`);
+  else if (jwt !== undefined) headers.Authorization = `Bearer ${jwt}`;
+  if (protocols.length) headers["Sec-WebSocket-Protocol"] = protocols.join(", ");
+  if (options.origin) headers.Origin = options.origin;
+  return fetchWorker(`/v1/rooms/${encodeURIComponent(room)}/ws`, { headers });
+}
+
+/** A test client that records every decoded frame and lets tests wait for them in order. */
+export class TestSocket {
+  readonly frames: ServerFrame[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  /** Per frame type, how many of that type tests have consumed already. */
+  readonly #consumed = new Map<string, number>();
+  #wake: (() => void) | undefined;
+
+  constructor(readonly ws: WebSocket, readonly response: Response) {
+    ws.addEventListener("message", (event) => {
+      const decoded = decodeServerFrame(event.data);
+      if (!decoded.ok) throw new Error(`server sent an invalid frame: ${decoded.message}: ${String(event.data)}`);
+      this.frames.push(decoded.frame);
+      this.#wake?.();
+    });
+    this.closed = new Promise((resolve) => {
+      ws.addEventListener("close", (event) => {
+        resolve({ code: event.code, reason: event.reason });
+        this.#wake?.();
+      });
+    });
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  }
+
+  /** The next not-yet-consumed frame of `type` (each type is consumed independently); fails after `timeoutMs`. */
+  async next<T extends ServerFrame["type"]>(type: T, timeoutMs = 3_000): Promise<Extract<ServerFrame, { type: T }>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const ofType = this.frames.filter((f) => f.type === type);
+      const consumed = this.#consumed.get(type) ?? 0;
+      if (ofType.length > consumed) {
+        this.#consumed.set(type, consumed + 1);
+        return ofType[consumed] as Extract<ServerFrame, { type: T }>;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for a "${type}" frame; got ${JSON.stringify(this.frames.map((f) => f.type))}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  /** Collects the next `n` frames of `type`. */
+  async take<T extends ServerFrame["type"]>(type: T, n: number, timeoutMs = 3_000): Promise<Extract<ServerFrame, { type: T }>[]> {
+    const out: Extract<ServerFrame, { type: T }>[] = [];
+    for (let i = 0; i < n; i++) out.push(await this.next(type, timeoutMs));
+    return out;
+  }
+
+  close(): void {
+    try {
+      this.ws.close(1000, "test done");
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** Opens a socket and waits for its welcome frame. */
+export async function connect(room: string, jwt?: string, options: ConnectOptions = {}): Promise<TestSocket> {
+  const response = await upgrade(room, jwt ?? (await token()), options);
+  const ws = response.webSocket;
+  if (response.status !== 101 || !ws) {
+    throw new Error(`expected 101, got ${response.status}: ${await response.text()}`);
+  }
+  ws.accept();
+  return new TestSocket(ws, response);
+}
+
+export async function publish(socket: TestSocket, id: string, data: unknown) {
+  socket.send({ type: "publish", id, data });
+  for (;;) {
+    const frame = await socket.next("ack");
+    if (frame.id === id) return frame;
+  }
+}
