@@ -91,8 +91,10 @@ export class TestSocket {
     });
   }
 
+  /** Sends text or binary as is; anything else as JSON. */
   send(frame: unknown): void {
-    this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+    if (typeof frame === "string" || frame instanceof ArrayBuffer) this.ws.send(frame);
+    else this.ws.send(JSON.stringify(frame));
   }
 
   /** The next not-yet-consumed frame of `type` (each type is consumed independently); fails after `timeoutMs`. */
