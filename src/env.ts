@@ -32,6 +32,10 @@ declare global {
   // Lets `cloudflare:test` and `cloudflare:workers` see our bindings.
   namespace Cloudflare {
     interface Env extends RoomcastEnv {}
+    interface GlobalProps {
+      mainModule: typeof import("./index.js");
+      durableNamespaces: "Room";
+    }
   }
 }
 

@@ -119,6 +119,23 @@ export class TestSocket {
     }
   }
 
+  /** Waits until `done(frames)` holds for all frames received so far. */
+  async until(done: (frames: ServerFrame[]) => boolean, timeoutMs = 3_000): Promise<ServerFrame[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done(this.frames)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms; got ${JSON.stringify(this.frames.map((f) => f.type))}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    return this.frames;
+  }
+
   /** Collects the next `n` frames of `type`. */
   async take<T extends ServerFrame["type"]>(type: T, n: number, timeoutMs = 3_000): Promise<Extract<ServerFrame, { type: T }>[]> {
     const out: Extract<ServerFrame, { type: T }>[] = [];

@@ -92,3 +92,11 @@ describe("utf8Length", () => {
     expect(utf8Length("😀")).toBe(4);
   });
 });
+
+describe("utf8Length agrees with TextEncoder", () => {
+  it("on ASCII, 2-, 3- and 4-byte characters and lone surrogates", () => {
+    for (const s of ["", "plain", "ñandú", "日本語", "a😀b😀", "\ud800x", "x\udc00", "\ud83d"]) {
+      expect(utf8Length(s), JSON.stringify(s)).toBe(new TextEncoder().encode(s).byteLength);
+    }
+  });
+});

@@ -45,11 +45,20 @@ export function decodeServerFrame(raw: unknown): DecodeResult<ServerFrame> {
   return decodeWith(ServerFrame, raw);
 }
 
-/** Byte length of a string as UTF-8, without allocating an encoder per call. */
-const encoder = new TextEncoder();
+/**
+ * Byte length of a string as UTF-8 (what the wire carries), computed without
+ * allocating. Lone surrogates count 3 bytes, as TextEncoder encodes them (U+FFFD).
+ */
 export function utf8Length(text: string): number {
-  // Fast path: pure ASCII strings are one byte per UTF-16 unit.
-  // eslint-disable-next-line no-control-regex
-  if (!/[^\x00-\x7f]/.test(text)) return text.length;
-  return encoder.encode(text).byteLength;
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) bytes += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2; // a surrogate pair: 2 UTF-16 units, 4 bytes
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
 }
