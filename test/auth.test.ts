@@ -166,6 +166,13 @@ describe("verifyToken with an HS256 secret", () => {
     await expectRejected(await signHS(claims({ cap: "*" })), hsConfig(), "unauthorized", /"cap"/);
   });
 
+  it("does not echo the offending cap claim value in its error message", async () => {
+    const err = await rejection(verifyToken(await signHS(claims({ cap: { lobby: ["claim-value-7f3a"] } })), hsConfig()));
+    expect(err.code).toBe("unauthorized");
+    expect(err.message).toMatch(/"cap"/);
+    expect(err.message).not.toContain("claim-value-7f3a");
+  });
+
   it("rejects a token whose typ is not JWT (e.g. at+jwt) as unauthorized", async () => {
     await expect(verifyToken(await signHS(claims(), SECRET, { typ: "jwt" }), hsConfig())).resolves.toMatchObject({ userId: "alice" });
     await expectRejected(await signHS(claims(), SECRET, { typ: "at+jwt" }), hsConfig(), "unauthorized", /typ/);

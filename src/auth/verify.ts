@@ -192,7 +192,7 @@ export async function verifyToken(token: string, config: AuthConfig, now?: Date)
   }
 
   const cap = v.safeParse(CapabilityClaim, payload[CAPABILITY_CLAIM] ?? {});
-  if (!cap.success) throw unauthorized(`token claim "${CAPABILITY_CLAIM}" is malformed: ${cap.issues[0].message}`);
+  if (!cap.success) throw unauthorized(`token claim "${CAPABILITY_CLAIM}" is malformed: it must map at most 64 room patterns (1-256 characters) to arrays of "subscribe", "publish", "presence", "admin"`);
   if (typeof payload.sub !== "string" || payload.sub.length === 0 || payload.sub.length > 200) {
     throw unauthorized('token claim "sub" must be a non-empty string of at most 200 characters');
   }
