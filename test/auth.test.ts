@@ -317,6 +317,15 @@ describe("room capabilities", () => {
     expect(roomMatches("^lobby$", "^lobby$")).toBe(true);
   });
 
+  it("matches many-star patterns against near-miss room names without backtracking blow-up", () => {
+    // A regex with one .* per star took ~80 s for a pair like this at only 36
+    // characters; the bound here is the test timeout (Date.now() is frozen in workerd).
+    const pattern = `${"*a".repeat(60)}*b`;
+    const room = "a".repeat(128);
+    expect(roomMatches(pattern, room)).toBe(false);
+    expect(roomMatches(pattern, `${room.slice(0, 127)}b`)).toBe(true);
+  });
+
   it("combines the permissions of every matching pattern, de-duplicated, in a stable order", () => {
     const cap = {
       "*": ["presence" as const],

@@ -19,21 +19,34 @@ export const CapabilityClaim = v.pipe(
 );
 export type CapabilityClaim = v.InferOutput<typeof CapabilityClaim>;
 
-const compiled = new Map<string, RegExp>();
-
-function compile(pattern: string): RegExp {
-  let re = compiled.get(pattern);
-  if (!re) {
-    const body = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
-    re = new RegExp(`^${body}$`);
-    if (compiled.size > 10_000) compiled.clear(); // bound the per-isolate cache
-    compiled.set(pattern, re);
-  }
-  return re;
-}
-
+/**
+ * Glob match where `*` matches any run of characters. The classic two-pointer
+ * algorithm: on a mismatch, retry from the last `*` one character further. It is
+ * O(pattern × room) in the worst case; a regex with one `.*` per star backtracks
+ * exponentially on near-misses (patterns come from token issuers, who may build
+ * them from user input).
+ */
 export function roomMatches(pattern: string, room: string): boolean {
-  return compile(pattern).test(room);
+  let p = 0;
+  let r = 0;
+  let star = -1;
+  let resume = 0;
+  while (r < room.length) {
+    if (p < pattern.length && pattern[p] !== "*" && pattern[p] === room[r]) {
+      p++;
+      r++;
+    } else if (p < pattern.length && pattern[p] === "*") {
+      star = p++;
+      resume = r;
+    } else if (star !== -1) {
+      p = star + 1;
+      r = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === "*") p++;
+  return p === pattern.length;
 }
 
 /** The permissions `cap` grants on `room`, de-duplicated, in a stable order. */
