@@ -20,6 +20,17 @@ export const LIMIT_SPECS = {
   HISTORY_ON_JOIN: { default: 50, min: 0, max: 1_000 },
   HISTORY_PAGE_MAX: { default: 500, min: 1, max: 5_000 },
   JWT_CLOCK_TOLERANCE_SECONDS: { default: 5, min: 0, max: 300 },
+  // Presence: custom state per connection, liveness, and the no-flap reconnect grace.
+  PRESENCE_STATE_MAX_BYTES: { default: 1_024, min: 2, max: 8_192 },
+  LIVENESS_TIMEOUT_SECONDS: { default: 60, min: 5, max: 3_600 },
+  PRESENCE_GRACE_SECONDS: { default: 5, min: 0, max: 300 },
+  // Retention of the message log; resume reaches back exactly as far as this keeps.
+  RETENTION_MAX_MESSAGES: { default: 10_000, min: 1, max: 10_000_000 },
+  RETENTION_MAX_AGE_SECONDS: { default: 30 * 24 * 3_600, min: 60, max: 3_650 * 24 * 3_600 },
+  // Replay of a resume is sent this many messages per turn, so a large gap never blocks the room.
+  REPLAY_PAGE_SIZE: { default: 200, min: 1, max: 5_000 },
+  // Default spread of reconnect hints when a room is drained.
+  DRAIN_WINDOW_SECONDS: { default: 10, min: 0, max: 600 },
 } as const satisfies Record<string, LimitSpec>;
 
 export type LimitName = keyof typeof LIMIT_SPECS;

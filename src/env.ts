@@ -25,6 +25,13 @@ export interface Env {
   MAX_CONNECTIONS_PER_ROOM?: string;
   HISTORY_ON_JOIN?: string;
   HISTORY_PAGE_MAX?: string;
+  PRESENCE_STATE_MAX_BYTES?: string;
+  LIVENESS_TIMEOUT_SECONDS?: string;
+  PRESENCE_GRACE_SECONDS?: string;
+  RETENTION_MAX_MESSAGES?: string;
+  RETENTION_MAX_AGE_SECONDS?: string;
+  REPLAY_PAGE_SIZE?: string;
+  DRAIN_WINDOW_SECONDS?: string;
 }
 
 type RoomcastEnv = Env;

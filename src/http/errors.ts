@@ -19,8 +19,9 @@ export function fail(code: ErrorCode, message?: string): never {
 export const onError: ErrorHandler = (err, c) => {
   if (err instanceof RoomcastError) {
     if (err.status >= 500) log("error", "http.error", { path: c.req.path, code: err.code, error: describeError(err) });
-    // Server-side causes stay in the log; the client gets the stable code and a safe message.
-    const message = err.code === "internal_error" ? ERRORS.internal_error.description : err.message;
+    // Server-side causes and configuration details stay in the log; the client gets
+    // the stable code and a generic message.
+    const message = err.status >= 500 ? ERRORS[err.code].description : err.message;
     return errorResponse(err.code, message, err.code === "upgrade_required" ? { Upgrade: "websocket" } : undefined);
   }
   if (err instanceof HTTPException) {

@@ -2,8 +2,8 @@ import { Hono } from "hono";
 import * as v from "valibot";
 import { MESSAGE_ID, PROTOCOL_VERSION, utf8Length } from "@roomcast/protocol";
 import type { AppEnv } from "../env.js";
-import { readLimits } from "../config.js";
-import { IDENTITY_HEADER } from "../room/room.js";
+import { LIMIT_SPECS, readLimits } from "../config.js";
+import { IDENTITY_HEADER, RESUME_HEADER } from "../room/room.js";
 import { encodeMessage } from "../room/message-log.js";
 import { readCredentials } from "../auth/token-source.js";
 import { authorize, checkOrigin, roomParam } from "./middleware.js";
@@ -32,10 +32,17 @@ rooms.get("/:room/ws", async (c, next) => {
   await next();
 }, authorize("subscribe"), async (c) => {
   const identity = c.get("identity");
+  const headers: Record<string, string> = { Upgrade: "websocket", [IDENTITY_HEADER]: JSON.stringify(identity) };
+  // Resume position: `?epoch=E&after=SEQ` (both or neither).
+  const epoch = c.req.query("epoch");
+  const afterRaw = c.req.query("after");
+  if ((epoch === undefined) !== (afterRaw === undefined)) fail("invalid_request", "resume needs both epoch and after");
+  if (epoch !== undefined) {
+    if (!/^[A-Za-z0-9-]{1,64}$/.test(epoch)) fail("invalid_request", "epoch must be 1-64 characters of A-Z a-z 0-9 -");
+    headers[RESUME_HEADER] = JSON.stringify({ epoch, after: nonNegativeInt(afterRaw, "after", 0) });
+  }
   // A fresh request: nothing the client sent (least of all its token) reaches the room.
-  return c.env.ROOMS.getByName(identity.room).fetch("https://room.internal/connect", {
-    headers: { Upgrade: "websocket", [IDENTITY_HEADER]: JSON.stringify(identity) },
-  });
+  return c.env.ROOMS.getByName(identity.room).fetch("https://room.internal/connect", { headers });
 });
 
 rooms.post("/:room/messages", authorize("publish"), async (c) => {
@@ -68,4 +75,37 @@ rooms.get("/:room/messages", authorize("subscribe"), async (c) => {
   const head = JSON.stringify({ room, epoch: page.epoch, head: page.head, hasMore: page.hasMore });
   const body = `${head.slice(0, -1)},"messages":[${page.messages.map(encodeMessage).join(",")}]}`;
   return c.body(body, 200, { "Content-Type": "application/json" });
+});
+
+rooms.get("/:room/presence", authorize("subscribe"), async (c) => {
+  const room = c.get("room");
+  const members = await c.env.ROOMS.getByName(room).presence();
+  return c.json({ room, members });
+});
+
+const DrainBody = v.object({
+  windowSeconds: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(LIMIT_SPECS.DRAIN_WINDOW_SECONDS.max))),
+});
+
+rooms.post("/:room/drain", authorize("admin"), async (c) => {
+  const text = await c.req.text();
+  let json: unknown = {};
+  if (text.trim() !== "") {
+    try {
+      json = JSON.parse(text);
+    } catch {
+      fail("invalid_request", 'body must be empty or JSON: {"windowSeconds"?: number}');
+    }
+  }
+  const body = v.safeParse(DrainBody, json);
+  if (!body.success) fail("invalid_request", `windowSeconds: ${body.issues[0].message}`);
+  const windowSeconds = body.output.windowSeconds ?? readLimits(c.env).DRAIN_WINDOW_SECONDS;
+  const result = await c.env.ROOMS.getByName(c.get("room")).drain(Math.round(windowSeconds * 1000));
+  return c.json(result);
+});
+
+rooms.delete("/:room/connections/:userId", authorize("admin"), async (c) => {
+  const userId = c.req.param("userId");
+  if (userId.length === 0 || userId.length > 200) fail("invalid_request", "userId must be 1-200 characters");
+  return c.json(await c.env.ROOMS.getByName(c.get("room")).kick(userId));
 });

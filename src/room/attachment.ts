@@ -15,6 +15,14 @@ export const SessionV1 = v.object({
   protocol: v.string(),
   /** ms since the epoch. */
   joinedAt: v.number(),
+  /** Custom presence state (JSON value, null when unset). */
+  state: v.optional(v.unknown(), null),
+  /**
+   * Set while a paged replay is still catching this socket up: the last seq sent.
+   * Live broadcasts skip the socket until the replay reaches the head; after a wake
+   * the replay restarts from here, so an eviction mid-replay leaves no gap.
+   */
+  replayedTo: v.optional(v.number()),
 });
 export type Session = v.InferOutput<typeof SessionV1>;
 

@@ -6,6 +6,7 @@
  * Every write is one `transactionSync`, so a message and the new head commit together.
  */
 import type { Message } from "@roomcast/protocol";
+import { migrate } from "./schema.js";
 
 /** A message as stored: `data` is kept as its JSON text and never re-parsed on the way out. */
 export interface StoredMessage {
@@ -29,19 +30,6 @@ export interface Page {
   readonly hasMore: boolean;
 }
 
-/** Schema migrations, applied in order; the index of the last applied one is `meta.schema_version`. */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-   CREATE TABLE IF NOT EXISTS messages (
-     seq INTEGER PRIMARY KEY,
-     client_id TEXT NOT NULL,
-     sender TEXT NOT NULL,
-     data TEXT NOT NULL,
-     ts INTEGER NOT NULL
-   );
-   CREATE UNIQUE INDEX IF NOT EXISTS messages_dedupe ON messages (sender, client_id);`,
-];
-
 type Row = { seq: number; client_id: string; sender: string; data: string; ts: number };
 const toMessage = (r: Row): StoredMessage => ({ seq: r.seq, id: r.client_id, from: r.sender, data: r.data, ts: r.ts });
 
@@ -50,11 +38,14 @@ export class MessageLog {
   readonly #sql: SqlStorage;
   #head = 0;
   #epoch = "";
+  /** The oldest retained message's seq and ts, cached; undefined when the log is empty. */
+  #oldest: { seq: number; ts: number } | undefined;
 
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
     this.#sql = storage.sql;
-    this.#migrate();
+    migrate(storage);
+    this.#load();
   }
 
   /** Sequence number of the newest message ever appended (0: none). */
@@ -76,17 +67,29 @@ export class MessageLog {
     this.#sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
   }
 
-  #migrate(): void {
+  #load(): void {
     this.#storage.transactionSync(() => {
-      this.#sql.exec(MIGRATIONS[0]!); // creates `meta` itself, idempotently
-      const applied = Number(this.getMeta("schema_version") ?? "0");
-      for (let i = applied + 1; i < MIGRATIONS.length; i++) this.#sql.exec(MIGRATIONS[i]!);
-      this.setMeta("schema_version", String(MIGRATIONS.length - 1));
       let epoch = this.getMeta("epoch");
       if (!epoch) this.setMeta("epoch", (epoch = crypto.randomUUID()));
       this.#epoch = epoch;
       this.#head = Number(this.getMeta("head") ?? "0");
+      this.#oldest = this.#sql.exec<{ seq: number; ts: number }>("SELECT seq, ts FROM messages ORDER BY seq LIMIT 1").toArray()[0];
     });
+  }
+
+  /** Sequence number of the oldest retained message; `head + 1` when none is retained. */
+  get oldestSeq(): number {
+    return this.#oldest?.seq ?? this.#head + 1;
+  }
+
+  /** Receive time of the oldest retained message, if any. */
+  get oldestTs(): number | undefined {
+    return this.#oldest?.ts;
+  }
+
+  /** How many messages are retained. */
+  get size(): number {
+    return this.#oldest ? this.#head - this.#oldest.seq + 1 : 0;
   }
 
   /**
@@ -103,8 +106,31 @@ export class MessageLog {
       this.#sql.exec("INSERT INTO messages (seq, client_id, sender, data, ts) VALUES (?, ?, ?, ?, ?)", seq, clientId, sender, data, ts);
       this.setMeta("head", String(seq));
       this.#head = seq;
+      this.#oldest ??= { seq, ts };
       return { seq, duplicate: false, message: { seq, id: clientId, from: sender, data, ts } };
     });
+  }
+
+  /**
+   * Deletes messages with `seq <= upTo`, at most `batch` of them, and returns how
+   * many went. Sequence numbers are never reused (`head` is kept in meta).
+   */
+  trim(upTo: number, batch: number): number {
+    if (!this.#oldest || upTo < this.#oldest.seq) return 0;
+    const bound = Math.min(upTo, this.#oldest.seq + batch - 1, this.#head);
+    const before = this.oldestSeq;
+    this.#storage.transactionSync(() => {
+      this.#sql.exec("DELETE FROM messages WHERE seq <= ?", bound);
+      this.#oldest = this.#sql.exec<{ seq: number; ts: number }>("SELECT seq, ts FROM messages ORDER BY seq LIMIT 1").toArray()[0];
+    });
+    // Sequence numbers are contiguous and trimming only ever removes the oldest.
+    return this.oldestSeq - before;
+  }
+
+  /** The newest seq whose message is older than `ts` (0 when none is). */
+  lastSeqBefore(ts: number): number {
+    const row = this.#sql.exec<{ seq: number | null }>("SELECT max(seq) AS seq FROM messages WHERE ts < ?", ts).toArray()[0];
+    return row?.seq ?? 0;
   }
 
   /** Messages with `seq > after`, oldest first, at most `limit`. */
@@ -132,4 +158,9 @@ export class MessageLog {
 export function encodeMessage(m: StoredMessage): string {
   const head = { seq: m.seq, id: m.id, from: m.from, ts: m.ts } satisfies Omit<Message, "data">;
   return `${JSON.stringify(head).slice(0, -1)},"data":${m.data}}`;
+}
+
+/** A `message` frame for a stored message. */
+export function messageFrame(m: StoredMessage): string {
+  return `{"type":"message",${encodeMessage(m).slice(1)}`;
 }

@@ -32,10 +32,28 @@ export const HistoryRequestFrame = v.object({
 
 export const PingFrame = v.object({ type: v.literal("ping") });
 
-export const ClientFrame = v.variant("type", [PublishFrame, HistoryRequestFrame, PingFrame]);
+/** Sets this connection's custom presence state (needs the `presence` permission). */
+export const PresenceSetFrame = v.object({
+  type: v.literal("presence"),
+  /** Any JSON value, at most PRESENCE_STATE_MAX_BYTES once serialised; null clears it. */
+  state: JsonValue,
+  /** Optional; echoed on an error frame. */
+  id: v.optional(MessageId),
+});
+
+/** Extends the session with a fresh token, without reconnecting. */
+export const RefreshFrame = v.object({
+  type: v.literal("refresh"),
+  id: MessageId,
+  token: v.pipe(v.string(), v.minLength(1), v.maxLength(8_192)),
+});
+
+export const ClientFrame = v.variant("type", [PublishFrame, HistoryRequestFrame, PingFrame, PresenceSetFrame, RefreshFrame]);
 export type ClientFrame = v.InferOutput<typeof ClientFrame>;
 export type PublishFrame = v.InferOutput<typeof PublishFrame>;
 export type HistoryRequestFrame = v.InferOutput<typeof HistoryRequestFrame>;
+export type PresenceSetFrame = v.InferOutput<typeof PresenceSetFrame>;
+export type RefreshFrame = v.InferOutput<typeof RefreshFrame>;
 
 // ---- server → client ----------------------------------------------------
 
@@ -54,6 +72,25 @@ export const Message = v.object({
 });
 export type Message = v.InferOutput<typeof Message>;
 
+/** One user in the room's presence, with each of their connections (tabs, devices). */
+export const Member = v.object({
+  userId: v.string(),
+  connections: v.array(
+    v.object({
+      connectionId: v.string(),
+      /** The connection's custom state; null until it sets one. */
+      state: v.unknown(),
+      /** ms since the epoch. */
+      joinedAt: v.number(),
+    }),
+  ),
+});
+export type Member = v.InferOutput<typeof Member>;
+
+/** Why a requested resume could not be honoured. */
+export const ResumeFailure = v.picklist(["epoch_changed", "trimmed", "ahead"]);
+export type ResumeFailure = v.InferOutput<typeof ResumeFailure>;
+
 export const WelcomeFrame = v.object({
   type: v.literal("welcome"),
   protocol: v.string(),
@@ -64,8 +101,18 @@ export const WelcomeFrame = v.object({
   epoch: v.string(),
   /** Sequence number of the newest message at join time (0: none yet). */
   seq: Seq,
-  /** How many `message` frames of recent history follow before live messages. */
+  /**
+   * How many `message` frames with `seq <= welcome.seq` follow (recent history, or
+   * the replay of a resume). Live messages follow them with no gap and no duplicate.
+   */
   replay: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  /**
+   * Present when the client asked to resume (`?epoch=&after=`). `recovered: true`:
+   * every message after the client's position follows, then live ones. `false`: the
+   * position could not be honoured (`reason`); the client must start fresh from the
+   * recent history that follows instead.
+   */
+  resume: v.optional(v.object({ recovered: v.boolean(), reason: v.optional(ResumeFailure) })),
   permissions: v.array(Permission),
   /** Token expiry, seconds since the epoch. */
   expiresAt: v.number(),
@@ -106,6 +153,38 @@ export const ErrorFrame = v.object({
 
 export const PongFrame = v.object({ type: v.literal("pong") });
 
+/** The room's full presence, sent once after `welcome` (and its replay). */
+export const PresenceStateFrame = v.object({ type: v.literal("presence_state"), members: v.array(Member) });
+
+/**
+ * A change to presence: set each member of `joins` and `updates` (full snapshots),
+ * delete each user id in `leaves`.
+ */
+export const PresenceDiffFrame = v.object({
+  type: v.literal("presence_diff"),
+  joins: v.array(Member),
+  updates: v.array(Member),
+  leaves: v.array(v.string()),
+});
+
+export const RefreshedFrame = v.object({
+  type: v.literal("refreshed"),
+  id: v.string(),
+  /** New token expiry, seconds since the epoch. */
+  expiresAt: v.number(),
+  permissions: v.array(Permission),
+});
+
+/**
+ * The server is about to close this connection (drain before a deploy): reconnect
+ * after `delayMs` (randomised per connection to spread the load) and resume.
+ */
+export const ReconnectFrame = v.object({
+  type: v.literal("reconnect"),
+  delayMs: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  reason: v.picklist(["drain"]),
+});
+
 export const ServerFrame = v.variant("type", [
   WelcomeFrame,
   MessageFrame,
@@ -113,6 +192,10 @@ export const ServerFrame = v.variant("type", [
   HistoryFrame,
   ErrorFrame,
   PongFrame,
+  PresenceStateFrame,
+  PresenceDiffFrame,
+  RefreshedFrame,
+  ReconnectFrame,
 ]);
 export type ServerFrame = v.InferOutput<typeof ServerFrame>;
 export type WelcomeFrame = v.InferOutput<typeof WelcomeFrame>;
@@ -120,3 +203,7 @@ export type MessageFrame = v.InferOutput<typeof MessageFrame>;
 export type AckFrame = v.InferOutput<typeof AckFrame>;
 export type HistoryFrame = v.InferOutput<typeof HistoryFrame>;
 export type ErrorFrame = v.InferOutput<typeof ErrorFrame>;
+export type PresenceStateFrame = v.InferOutput<typeof PresenceStateFrame>;
+export type PresenceDiffFrame = v.InferOutput<typeof PresenceDiffFrame>;
+export type RefreshedFrame = v.InferOutput<typeof RefreshedFrame>;
+export type ReconnectFrame = v.InferOutput<typeof ReconnectFrame>;

@@ -21,5 +21,13 @@ export {
   AckFrame,
   HistoryFrame,
   ErrorFrame,
+  PresenceSetFrame,
+  RefreshFrame,
+  Member,
+  ResumeFailure,
+  PresenceStateFrame,
+  PresenceDiffFrame,
+  RefreshedFrame,
+  ReconnectFrame,
 } from "./frames.js";
 export { decodeClientFrame, decodeServerFrame, utf8Length, PING, PONG, type DecodeResult } from "./codec.js";

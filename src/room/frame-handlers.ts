@@ -1,0 +1,131 @@
+/**
+ * What the room does with each frame a client sends. Every frame has been
+ * size-checked and decoded by the protocol's validating codec before it gets here.
+ */
+import {
+  PONG,
+  RoomcastError,
+  decodeClientFrame,
+  utf8Length,
+  type AckFrame,
+  type HistoryRequestFrame,
+  type PresenceSetFrame,
+  type PublishFrame,
+  type RefreshFrame,
+  type RefreshedFrame,
+} from "@roomcast/protocol";
+import { authConfigFromEnv, verifyToken } from "../auth/verify.js";
+import { permissionsFor } from "../auth/capabilities.js";
+import { readSession, writeSession, type Session } from "./attachment.js";
+import { encodeMessage } from "./message-log.js";
+import { closeWith, sendError, sendFrame, sendText } from "./send.js";
+import type { RoomCore } from "./room-core.js";
+
+/** Room for the frame envelope on top of MAX_MESSAGE_BYTES of payload. */
+const FRAME_OVERHEAD_BYTES = 1_024;
+
+export async function handleFrame(core: RoomCore, ws: WebSocket, session: Session, raw: string | ArrayBuffer): Promise<void> {
+  if (core.tokenDeadline(session) <= Date.now()) return closeWith(ws, "token_expired");
+  if (typeof raw === "string" && utf8Length(raw) > core.limits.MAX_MESSAGE_BYTES + FRAME_OVERHEAD_BYTES) {
+    sendError(ws, "message_too_large", `frame exceeds ${core.limits.MAX_MESSAGE_BYTES} bytes of data`);
+    return;
+  }
+  const decoded = decodeClientFrame(raw);
+  if (!decoded.ok) {
+    sendError(ws, decoded.code, decoded.message, decoded.id);
+    return;
+  }
+  const frame = decoded.frame;
+  switch (frame.type) {
+    case "publish":
+      return onPublish(core, ws, session, frame);
+    case "history":
+      return onHistory(core, ws, frame);
+    case "presence":
+      return onPresence(core, ws, session, frame);
+    case "refresh":
+      return onRefresh(core, ws, session, frame);
+    case "ping":
+      // An exact PING is answered by the auto-response; this catches spacing variants.
+      sendText(ws, PONG);
+      return;
+  }
+}
+
+function onPublish(core: RoomCore, ws: WebSocket, session: Session, frame: PublishFrame): void {
+  if (!session.permissions.includes("publish")) {
+    sendError(ws, "forbidden", "this token may not publish in this room", frame.id);
+    return;
+  }
+  const data = JSON.stringify(frame.data);
+  const max = core.limits.MAX_MESSAGE_BYTES;
+  if (utf8Length(data) > max) {
+    sendError(ws, "message_too_large", `data exceeds ${max} bytes`, frame.id);
+    return;
+  }
+  if (!core.bucket(ws).take()) {
+    sendError(ws, "rate_limited", `at most ${core.limits.PUBLISH_RATE_PER_SECOND} publishes per second (burst ${core.limits.PUBLISH_BURST})`, frame.id);
+    return;
+  }
+  const result = core.append(session.userId, frame.id, data);
+  sendFrame(ws, { type: "ack", id: frame.id, seq: result.seq, duplicate: result.duplicate } satisfies AckFrame);
+}
+
+function onHistory(core: RoomCore, ws: WebSocket, frame: HistoryRequestFrame): void {
+  const limit = Math.min(frame.limit ?? core.limits.HISTORY_PAGE_MAX, core.limits.HISTORY_PAGE_MAX);
+  const page = core.log.page(frame.after ?? 0, limit);
+  const head = { type: "history", id: frame.id, hasMore: page.hasMore };
+  sendText(ws, `${JSON.stringify(head).slice(0, -1)},"messages":[${page.messages.map(encodeMessage).join(",")}]}`);
+}
+
+function onPresence(core: RoomCore, ws: WebSocket, session: Session, frame: PresenceSetFrame): void {
+  if (!session.permissions.includes("presence")) {
+    sendError(ws, "forbidden", "this token may not set presence in this room", frame.id);
+    return;
+  }
+  const max = core.limits.PRESENCE_STATE_MAX_BYTES;
+  if (utf8Length(JSON.stringify(frame.state)) > max) {
+    sendError(ws, "message_too_large", `presence state exceeds ${max} bytes`, frame.id);
+    return;
+  }
+  // Typing indicators and the like share the connection's publish budget.
+  if (!core.bucket(ws).take()) {
+    sendError(ws, "rate_limited", "presence updates share the publish rate limit", frame.id);
+    return;
+  }
+  writeSession(ws, { ...session, state: frame.state });
+  const diff = core.presence().setState(session.connectionId, session.userId, frame.state);
+  if (diff) core.broadcastPresence(diff);
+}
+
+/**
+ * Verifies a fresh token exactly as the Worker does at the handshake (same jose
+ * configuration), for the same user, and extends the session without reconnecting.
+ * A bad token leaves the current session as it was.
+ */
+async function onRefresh(core: RoomCore, ws: WebSocket, session: Session, frame: RefreshFrame): Promise<void> {
+  let verified;
+  try {
+    verified = await verifyToken(frame.token, authConfigFromEnv(core.env));
+  } catch (err) {
+    const code = err instanceof RoomcastError && err.status < 500 ? err.code : "internal_error";
+    sendError(ws, code, code === "internal_error" ? undefined : (err as Error).message, frame.id);
+    return;
+  }
+  if (verified.userId !== session.userId) {
+    sendError(ws, "forbidden", "a refresh token must be for the same user", frame.id);
+    return;
+  }
+  const permissions = permissionsFor(verified.cap, core.room ?? "");
+  if (!permissions.includes("subscribe")) {
+    sendError(ws, "forbidden", 'the new token does not grant "subscribe" on this room', frame.id);
+    return;
+  }
+  // The verify above awaited: read the session again rather than trust the one from before.
+  const current = readSession(ws);
+  if (!current) return;
+  const updated: Session = { ...current, expiresAt: verified.expiresAt, permissions };
+  writeSession(ws, updated);
+  core.ensureAlarm(core.tokenDeadline(updated));
+  sendFrame(ws, { type: "refreshed", id: frame.id, expiresAt: verified.expiresAt, permissions } satisfies RefreshedFrame);
+}

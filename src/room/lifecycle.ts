@@ -1,0 +1,81 @@
+/**
+ * The room's single alarm serves every timed duty: ending presence grace periods,
+ * closing sessions whose token expired, reaping sockets that stopped pinging, and
+ * trimming the log to its retention. Each run recomputes everything from current
+ * state, so a repeated or late run (alarms are at-least-once) is harmless.
+ *
+ * A room with no connections and nothing to trim schedules no alarm at all, so an
+ * idle room costs nothing. With connections, the alarm fires when the earliest
+ * socket could have gone stale; pings in between are answered by the runtime's
+ * auto-response and never wake the room.
+ */
+import { closeWith } from "./send.js";
+import type { RoomCore } from "./room-core.js";
+
+/** Most messages deleted per alarm run; the alarm comes back soon for the rest. */
+const TRIM_BATCH = 5_000;
+/** When retention is blocked by an in-flight replay, look again after this long. */
+const RETRY_MS = 5_000;
+
+export async function runAlarm(core: RoomCore, now: number): Promise<void> {
+  const next = new Earliest();
+
+  // 1. Presence grace periods that ran out without a reconnect.
+  const presence = core.presence();
+  const { diff, expired } = presence.expireGrace(now);
+  core.grace.delete(expired);
+  core.broadcastPresence(diff);
+  next.add(presence.nextGraceDeadline());
+
+  // 2. Sessions: expired tokens and vanished sockets.
+  const timeoutMs = core.limits.LIVENESS_TIMEOUT_SECONDS * 1000;
+  for (const [ws, session] of core.sessions()) {
+    const tokenDeadline = core.tokenDeadline(session);
+    if (tokenDeadline <= now) {
+      closeWith(ws, "token_expired");
+      // The client will come back with a fresh token: give it the usual grace.
+      core.disconnected(ws, core.graceDeadline(now));
+      continue;
+    }
+    const lastSeen = Math.max(session.joinedAt, core.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0);
+    if (lastSeen + timeoutMs <= now) {
+      closeWith(ws, "connection_stale");
+      // Gone without a close frame: it has already been silent far longer than any grace.
+      core.disconnected(ws, undefined);
+      continue;
+    }
+    next.add(tokenDeadline);
+    next.add(lastSeen + timeoutMs);
+  }
+  next.add(presence.nextGraceDeadline());
+
+  // 3. Retention.
+  next.add(trim(core, now));
+
+  await core.setNextAlarm(next.value);
+}
+
+/** Trims what retention allows now; returns when the alarm should look again, if ever. */
+export function trim(core: RoomCore, now: number): number | undefined {
+  const { log, limits } = core;
+  const maxAgeMs = limits.RETENTION_MAX_AGE_SECONDS * 1000;
+  let bound = Math.max(log.head - limits.RETENTION_MAX_MESSAGES, log.lastSeqBefore(now - maxAgeMs));
+  // Never trim what an in-flight replay has yet to send.
+  const lowest = core.replays.lowestCursor();
+  const blocked = lowest !== undefined && lowest < bound;
+  if (blocked) bound = lowest;
+  if (bound >= log.oldestSeq) log.trim(bound, TRIM_BATCH);
+
+  const countLeft = log.size > limits.RETENTION_MAX_MESSAGES;
+  const ageLeft = log.oldestTs !== undefined && log.oldestTs + maxAgeMs <= now;
+  if (blocked) return now + RETRY_MS;
+  if (countLeft || ageLeft) return now + 100; // more than one batch: come back shortly
+  return log.oldestTs !== undefined ? log.oldestTs + maxAgeMs : undefined;
+}
+
+class Earliest {
+  value: number | undefined;
+  add(t: number | undefined): void {
+    if (t !== undefined && (this.value === undefined || t < this.value)) this.value = t;
+  }
+}
