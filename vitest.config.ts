@@ -23,6 +23,12 @@ export default defineConfig({
           MAX_CONNECTIONS_PER_ROOM: "4",
           HISTORY_ON_JOIN: "5",
           HISTORY_PAGE_MAX: "20",
+          PRESENCE_STATE_MAX_BYTES: "256",
+          PRESENCE_GRACE_SECONDS: "2",
+          LIVENESS_TIMEOUT_SECONDS: "60",
+          RETENTION_MAX_MESSAGES: "30",
+          REPLAY_PAGE_SIZE: "5",
+          DRAIN_WINDOW_SECONDS: "10",
         },
         // Tests never reach the network: any outbound fetch fails loudly.
         outboundService: (request: Request) =>

@@ -55,6 +55,8 @@ export interface ConnectOptions {
   via?: "header" | "subprotocol";
   origin?: string;
   protocols?: string[];
+  /** Resume position, sent as `?epoch=&after=`. */
+  resume?: { epoch: string; after: number };
 }
 
 /** Sends the WebSocket upgrade request; returns the raw response (101 or an error). */
@@ -65,7 +67,8 @@ export function upgrade(room: string, jwt: string | undefined, options: ConnectO
   else if (jwt !== undefined) headers.Authorization = `Bearer ${jwt}`;
   if (protocols.length) headers["Sec-WebSocket-Protocol"] = protocols.join(", ");
   if (options.origin) headers.Origin = options.origin;
-  return fetchWorker(`/v1/rooms/${encodeURIComponent(room)}/ws`, { headers });
+  const query = options.resume ? `?epoch=${encodeURIComponent(options.resume.epoch)}&after=${options.resume.after}` : "";
+  return fetchWorker(`/v1/rooms/${encodeURIComponent(room)}/ws${query}`, { headers });
 }
 
 /** A test client that records every decoded frame and lets tests wait for them in order. */
@@ -169,4 +172,31 @@ export async function publish(socket: TestSocket, id: string, data: unknown) {
     const frame = await socket.next("ack");
     if (frame.id === id) return frame;
   }
+}
+
+/** Publishes over the HTTP API (no per-connection rate limit), returning the seq. */
+export async function httpPublish(room: string, id: string, data: unknown, sub = "backend"): Promise<number> {
+  const res = await fetchWorker(`/v1/rooms/${room}/messages`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${await token({ sub })}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ id, data }),
+  });
+  if (res.status !== 201 && res.status !== 200) throw new Error(`publish failed: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { seq: number }).seq;
+}
+
+/** Rewrites every socket attachment in a room (to backdate times, for example) from inside the object. */
+export async function editSessions(
+  room: string,
+  edit: (session: Record<string, unknown>) => Record<string, unknown> | undefined,
+): Promise<void> {
+  const { runInDurableObject } = await import("cloudflare:test");
+  await runInDurableObject(env.ROOMS.getByName(room), (_instance, state) => {
+    for (const ws of state.getWebSockets()) {
+      const attachment = ws.deserializeAttachment() as { v: number; rc: Record<string, unknown> } | null;
+      if (!attachment) continue;
+      const rc = edit(attachment.rc);
+      if (rc) ws.serializeAttachment({ ...attachment, rc });
+    }
+  });
 }
