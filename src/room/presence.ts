@@ -52,6 +52,8 @@ export class Presence {
    */
   add(conn: PresenceConnection): { diff: PresenceDiff; replaced: string[] } {
     const existing = this.#users.get(conn.userId);
+    // A user still listed (even only through grace-period connections) is not joining.
+    const isJoin = !existing || existing.size === 0;
     const replaced: string[] = [];
     if (existing) {
       for (const [id, entry] of existing) {
@@ -61,7 +63,6 @@ export class Presence {
         }
       }
     }
-    const isJoin = !existing || (existing.size === 0);
     this.#connections(conn.userId).set(conn.connectionId, conn);
     const member = this.member(conn.userId)!;
     return { diff: isJoin ? { joins: [member], updates: [], leaves: [] } : { joins: [], updates: [member], leaves: [] }, replaced };

@@ -122,6 +122,9 @@ export class RoomCore {
     if (this.ctx.getWebSockets().length >= this.limits.MAX_CONNECTIONS_PER_ROOM) {
       return errorResponse("room_full", `the room already holds ${this.limits.MAX_CONNECTIONS_PER_ROOM} connections`);
     }
+    // Build the presence index (lazily, after a wake) before this socket exists, or
+    // the rebuild would count the newcomer as already present and never announce it.
+    this.presence();
     const { 0: client, 1: server } = new WebSocketPair();
     const now = Date.now();
     const session: Session = {
