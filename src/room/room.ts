@@ -47,6 +47,8 @@ export class Room extends DurableObject<Env> {
     // answer's timestamp is what liveness reads.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
     ctx.blockConcurrencyWhile(() => this.#core.loadAlarm());
+    // One line per start: after hibernation or eviction this shows each wake-up.
+    log("info", "room.start", { room: this.#core.room, sockets: ctx.getWebSockets().length });
   }
 
   // ---- entry points ---------------------------------------------------------
