@@ -71,6 +71,20 @@ describe("publish rate", () => {
   });
 });
 
+describe("expensive frames share the publish budget", () => {
+  it("rate-limits history requests past the burst", async () => {
+    const alice = await connect(uniqueRoom());
+    await alice.next("welcome");
+    for (let i = 0; i < 14; i++) alice.send({ type: "history", id: `h${i}` });
+    const answered = (frames: ServerFrame[]) => frames.filter((f) => f.type === "history" || f.type === "error");
+    const answers = answered(await alice.until((frames) => answered(frames).length >= 14));
+    const limited = answers.filter((f) => f.type === "error");
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited.every((f) => f.type === "error" && f.code === "rate_limited")).toBe(true);
+    alice.close();
+  });
+});
+
 describe("connections per room", () => {
   it("answers the connection past MAX_CONNECTIONS_PER_ROOM with 503 room_full and keeps the others", async () => {
     const room = uniqueRoom();

@@ -72,6 +72,11 @@ function onPublish(core: RoomCore, ws: WebSocket, session: Session, frame: Publi
 }
 
 function onHistory(core: RoomCore, ws: WebSocket, frame: HistoryRequestFrame): void {
+  // A history page can be hundreds of messages: it costs a publish token.
+  if (!core.bucket(ws).take()) {
+    sendError(ws, "rate_limited", "history requests share the publish rate limit", frame.id);
+    return;
+  }
   const limit = Math.min(frame.limit ?? core.limits.HISTORY_PAGE_MAX, core.limits.HISTORY_PAGE_MAX);
   const page = core.log.page(frame.after ?? 0, limit);
   const head = { type: "history", id: frame.id, hasMore: page.hasMore };
@@ -104,6 +109,11 @@ function onPresence(core: RoomCore, ws: WebSocket, session: Session, frame: Pres
  * A bad token leaves the current session as it was.
  */
 async function onRefresh(core: RoomCore, ws: WebSocket, session: Session, frame: RefreshFrame): Promise<void> {
+  // Signature checks cost CPU: refreshes share the publish rate limit too.
+  if (!core.bucket(ws).take()) {
+    sendError(ws, "rate_limited", "refreshes share the publish rate limit", frame.id);
+    return;
+  }
   let verified;
   try {
     verified = await verifyToken(frame.token, authConfigFromEnv(core.env));
