@@ -1,0 +1,146 @@
+/**
+ * `createClient`: defaults in one object, one room handle per room name (one
+ * socket per room), and browser signals (online/offline, page visibility) wired to
+ * every room.
+ */
+import { DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+import type { TokenProvider } from "./connection.js";
+import { debugLog, type DebugOption } from "./debug.js";
+import { memoryStorage, type OutboxStorage, type OverflowPolicy } from "./outbox.js";
+import { Room } from "./room.js";
+import { defaultSocketFactory, isBrowser, socketFactoryFrom, type SocketFactory, type TokenTransport } from "./transport.js";
+import { isValidRoomName } from "@roomcast/protocol";
+
+export interface ClientOptions {
+  /** The service's base URL, http(s) or ws(s), as printed by `npm run dev` (e.g. http://localhost:8787). */
+  url: string;
+  /** A JWT, or a provider called on every connection attempt and before expiry. */
+  token: TokenProvider;
+  /** How the token travels. Default: "subprotocol" in browsers, "header" elsewhere. */
+  transport?: TokenTransport;
+  /** A WebSocket constructor to use instead of the global one (e.g. the `ws` package). */
+  WebSocket?: new (url: string, protocols?: string | string[], options?: unknown) => unknown;
+  /** Full control over opening sockets; wins over `WebSocket`. */
+  createSocket?: SocketFactory;
+  /** Reconnect backoff with full jitter. Default { minMs: 500, maxMs: 30000, factor: 2 }. */
+  backoff?: Partial<BackoffOptions>;
+  /** No welcome within this long: give up the attempt and retry. Default 10,000. */
+  connectTimeoutMs?: number;
+  /** The retry counter resets only after a connection stayed up this long. Default 5,000. */
+  minUptimeMs?: number;
+  /** Ping interval; keep it under a third of the server's LIVENESS_TIMEOUT_SECONDS. Default 15,000. */
+  pingIntervalMs?: number;
+  /** No frame within this long after a ping: the connection is dead. Default 10,000. */
+  pongTimeoutMs?: number;
+  /** Refresh the token this long before it expires (needs a token provider). Default 60,000. */
+  refreshLeadMs?: number;
+  outbox?: {
+    /** Where queued publishes are kept. Default: memory. Use `indexedDbStorage()` to survive reloads. */
+    storage?: OutboxStorage;
+    /** Most unacked publishes per room. Default 1,000. */
+    maxSize?: number;
+    /** What a full outbox does. Default "reject-new". */
+    overflow?: OverflowPolicy;
+  };
+  /** fetch, used to learn why a browser upgrade was refused. Default: the global fetch. */
+  fetch?: typeof fetch;
+  /** How many recent messages each room keeps in `room.messages` (what `useMessages` shows). Default 200. */
+  messageBuffer?: number;
+  /** Log state transitions and frames (tokens redacted). */
+  debug?: DebugOption;
+}
+
+export const DEFAULTS = {
+  connectTimeoutMs: 10_000,
+  minUptimeMs: 5_000,
+  pingIntervalMs: 15_000,
+  pongTimeoutMs: 10_000,
+  refreshLeadMs: 60_000,
+  outboxMaxSize: 1_000,
+  outboxOverflow: "reject-new" as OverflowPolicy,
+};
+
+export class RoomcastClient {
+  readonly #options: ClientOptions;
+  readonly #rooms = new Map<string, Room>();
+  readonly #storage: OutboxStorage;
+  readonly #createSocket: SocketFactory;
+  #unlisten: (() => void) | undefined;
+
+  constructor(options: ClientOptions) {
+    if (!options || typeof options.url !== "string") throw new TypeError("createClient needs { url, token }");
+    new URL(options.url); // throws a TypeError for a malformed URL, now rather than at connect time
+    if (typeof options.token !== "string" && typeof options.token !== "function") {
+      throw new TypeError("token must be a string or a function returning one");
+    }
+    this.#options = options;
+    this.#storage = options.outbox?.storage ?? memoryStorage();
+    this.#createSocket = options.createSocket ?? (options.WebSocket ? socketFactoryFrom(options.WebSocket) : defaultSocketFactory);
+  }
+
+  /** The handle for `name`; the same object for every call until it is left. Connects on first use. */
+  room(name: string): Room {
+    if (!isValidRoomName(name)) throw new TypeError(`invalid room name "${name}": 1-128 of A-Z a-z 0-9 _ . : - starting with a letter or digit`);
+    let room = this.#rooms.get(name);
+    if (!room) {
+      const o = this.#options;
+      room = new Room(name, {
+        connection: {
+          url: o.url,
+          room: name,
+          token: o.token,
+          transport: o.transport ?? (isBrowser ? "subprotocol" : "header"),
+          createSocket: this.#createSocket,
+          backoff: { ...DEFAULT_BACKOFF, ...o.backoff },
+          connectTimeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+          minUptimeMs: o.minUptimeMs ?? DEFAULTS.minUptimeMs,
+          pingIntervalMs: o.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+          pongTimeoutMs: o.pongTimeoutMs ?? DEFAULTS.pongTimeoutMs,
+          refreshLeadMs: o.refreshLeadMs ?? DEFAULTS.refreshLeadMs,
+          fetch: o.fetch ?? (typeof fetch === "function" ? fetch.bind(globalThis) : undefined),
+          debug: debugLog(o.debug, name),
+        },
+        outboxStorage: this.#storage,
+        outboxMaxSize: o.outbox?.maxSize ?? DEFAULTS.outboxMaxSize,
+        outboxOverflow: o.outbox?.overflow ?? DEFAULTS.outboxOverflow,
+        onLeave: () => this.#rooms.delete(name),
+        messageBuffer: o.messageBuffer ?? 200,
+      });
+      this.#rooms.set(name, room);
+      this.#listen();
+    }
+    return room;
+  }
+
+  /** Leaves every room. */
+  close(): void {
+    for (const room of [...this.#rooms.values()]) room.leave();
+    this.#unlisten?.();
+    this.#unlisten = undefined;
+  }
+
+  /** Browsers: retry at once when the network returns or the page becomes visible; drop sockets when offline. */
+  #listen(): void {
+    if (this.#unlisten || typeof window === "undefined" || typeof window.addEventListener !== "function") return;
+    const each = (kind: "online" | "offline" | "visible") => () => {
+      for (const room of this.#rooms.values()) room.nudge(kind);
+    };
+    const online = each("online");
+    const offline = each("offline");
+    const visible = () => {
+      if (typeof document !== "undefined" && document.visibilityState === "visible") each("visible")();
+    };
+    window.addEventListener("online", online);
+    window.addEventListener("offline", offline);
+    document.addEventListener("visibilitychange", visible);
+    this.#unlisten = () => {
+      window.removeEventListener("online", online);
+      window.removeEventListener("offline", offline);
+      document.removeEventListener("visibilitychange", visible);
+    };
+  }
+}
+
+export function createClient(options: ClientOptions): RoomcastClient {
+  return new RoomcastClient(options);
+}

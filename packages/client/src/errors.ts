@@ -1,0 +1,29 @@
+import type { ErrorCode } from "@roomcast/protocol";
+
+/**
+ * Every error the client reports: the server's stable codes (see the protocol's
+ * error table) plus a few of the client's own.
+ */
+export type ClientErrorCode =
+  | ErrorCode
+  /** `publish(data, { timeoutMs })` ran out before the ack. */
+  | "publish_timeout"
+  /** The outbox was full (see `outbox.maxSize` and `outbox.overflow`). */
+  | "outbox_full"
+  /** The room was left, or the client closed, before the operation finished. */
+  | "room_closed";
+
+export class RoomcastClientError extends Error {
+  override name = "RoomcastClientError";
+  readonly code: ClientErrorCode;
+  /**
+   * For `publish_timeout`: whether the message had been sent. If it had, the server
+   * may still have stored it (the ack was lost); retrying with the same id is safe.
+   */
+  readonly sent?: boolean;
+  constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown; sent?: boolean }) {
+    super(message, options);
+    this.code = code;
+    if (options?.sent !== undefined) this.sent = options.sent;
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Opening a socket. Browsers cannot set headers on a WebSocket, so there the token
+ * travels as a second subprotocol (`roomcast.bearer.<jwt>`); Node's WebSocket
+ * (undici) and most server libraries can send `Authorization: Bearer` instead,
+ * which the server requires when no Origin header is present.
+ */
+import { BEARER_PROTOCOL_PREFIX, PROTOCOL_VERSION } from "@roomcast/protocol";
+
+/** The subset of the WHATWG WebSocket the client uses. */
+export interface SocketLike {
+  readonly readyState: number;
+  readonly protocol: string;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string; wasClean?: boolean }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+}
+
+export type TokenTransport = "subprotocol" | "header";
+
+/** Opens a socket. Override to inject any WHATWG-compatible implementation. */
+export type SocketFactory = (url: string, protocols: string[], headers: Record<string, string>) => SocketLike;
+
+export const isBrowser = typeof document !== "undefined" && typeof window !== "undefined";
+
+/** The platform WebSocket: browsers take (url, protocols); Node's undici also takes { protocols, headers }. */
+export const defaultSocketFactory: SocketFactory = (url, protocols, headers) => {
+  const Impl = (globalThis as { WebSocket?: new (url: string, init?: unknown) => SocketLike }).WebSocket;
+  if (!Impl) throw new TypeError("no global WebSocket: pass `WebSocket` or `createSocket` to createClient (Node >= 22 has one)");
+  return Object.keys(headers).length > 0 ? new Impl(url, { protocols, headers }) : new Impl(url, protocols);
+};
+
+/** Wraps a WebSocket constructor (for example the `ws` package's) as a factory. */
+export function socketFactoryFrom(Impl: new (url: string, protocols?: string | string[], options?: unknown) => unknown): SocketFactory {
+  return (url, protocols, headers) => new Impl(url, protocols, { headers }) as SocketLike;
+}
+
+export function handshake(token: string, transport: TokenTransport): { protocols: string[]; headers: Record<string, string> } {
+  if (transport === "subprotocol") return { protocols: [PROTOCOL_VERSION, `${BEARER_PROTOCOL_PREFIX}${token}`], headers: {} };
+  return { protocols: [PROTOCOL_VERSION], headers: { Authorization: `Bearer ${token}` } };
+}
+
+/** ws(s)://host/v1/rooms/<room>/ws from an http(s) or ws(s) base URL. */
+export function roomSocketUrl(base: string, room: string, resume?: { epoch: string; after: number }): string {
+  const url = new URL(base);
+  if (url.protocol === "http:") url.protocol = "ws:";
+  else if (url.protocol === "https:") url.protocol = "wss:";
+  else if (url.protocol !== "ws:" && url.protocol !== "wss:") throw new TypeError(`url must be http(s) or ws(s), got ${url.protocol}`);
+  url.pathname = `${url.pathname.replace(/\/$/, "")}/v1/rooms/${encodeURIComponent(room)}/ws`;
+  url.search = resume ? `?epoch=${encodeURIComponent(resume.epoch)}&after=${resume.after}` : "";
+  return url.toString();
+}
+
+/** http(s)://host/<path> from the same base URL, for HTTP calls. */
+export function httpUrl(base: string, path: string): string {
+  const url = new URL(base);
+  if (url.protocol === "ws:") url.protocol = "http:";
+  else if (url.protocol === "wss:") url.protocol = "https:";
+  url.pathname = `${url.pathname.replace(/\/$/, "")}${path}`;
+  url.search = "";
+  return url.toString();
+}
