@@ -10,8 +10,7 @@ export default defineConfig({
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           environment: "node",
-          // One real `wrangler dev` for the whole run; tests use unique rooms.
-          globalSetup: ["test/integration/global-setup.ts"],
+          // Each file starts its own `wrangler dev` (test/integration/server.ts).
           testTimeout: 60_000,
           hookTimeout: 120_000,
           // Tests stop and restart the server: never run two files at once.

@@ -181,7 +181,13 @@ export class Connection extends Emitter<{ state: StateChange }> {
       }
     };
     socket.onclose = (event) => this.#down(socket, event.code, event.reason, welcomed, token);
-    socket.onerror = () => this.#options.debug("socket-error", "(details are not exposed by WebSocket)");
+    socket.onerror = () => {
+      this.#options.debug("socket-error", "(details are not exposed by WebSocket)");
+      // Node's WebSocket (undici) fires only `error`, never `close`, when the upgrade
+      // is refused; browsers fire both. Before it ever opened, the attempt is over
+      // either way (a later `close` for this socket is then ignored).
+      if (socket.readyState !== OPEN) this.#down(socket, 1006, "error", welcomed, token);
+    };
   }
 
   #onWelcome(frame: WelcomeFrame): void {

@@ -1,0 +1,125 @@
+/**
+ * A real Roomcast server for integration tests: `wrangler dev` (workerd + local
+ * SQLite) on a free loopback port with throwaway state. It can be killed (SIGKILL,
+ * like a crash) and started again on the same port with the same storage.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SignJWT } from "jose";
+
+const root = fileURLToPath(new URL("../../../../", import.meta.url));
+export const SECRET = "roomcast-dev-only-integration-tests";
+
+export interface TestServer {
+  readonly url: string;
+  /** SIGKILLs wrangler and workerd, like a crash; storage is kept. */
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  /** Stops for good and deletes the storage. */
+  dispose(): Promise<void>;
+  /** Everything the server printed (for debugging a failure). */
+  output(): string;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startServer(vars: Record<string, string> = {}): Promise<TestServer> {
+  const port = await freePort();
+  const persist = mkdtempSync(join(tmpdir(), "roomcast-it-"));
+  let child: ChildProcess | undefined;
+  let log = "";
+  const allVars = { JWT_SECRET: SECRET, ENVIRONMENT: "development", ...vars };
+
+  const start = async () => {
+    const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist, "--show-interactive-dev-session=false"];
+    for (const [k, v] of Object.entries(allVars)) args.push("--var", `${k}:${v}`);
+    const proc = spawn(join(root, "node_modules/.bin/wrangler"), args, {
+      cwd: root,
+      env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true, // its own process group, so kill() takes workerd down too
+    });
+    child = proc;
+    let ready = false;
+    const onData = (d: Buffer) => {
+      log += d.toString();
+      if (log.includes(`Ready on http://127.0.0.1:${port}`)) ready = true;
+    };
+    proc.stdout!.on("data", onData);
+    proc.stderr!.on("data", onData);
+    const deadline = Date.now() + 60_000;
+    while (!ready) {
+      if (proc.exitCode !== null) throw new Error(`wrangler dev exited (${proc.exitCode}):\n${log.slice(-2000)}`);
+      if (Date.now() > deadline) throw new Error(`wrangler dev did not start within 60 s:\n${log.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // "Ready" can precede the first request being served; wait for /healthz.
+    while (!(await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false))) {
+      if (Date.now() > deadline) throw new Error("healthz never answered");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  const kill = async () => {
+    const proc = child;
+    child = undefined;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once("exit", r));
+    try {
+      process.kill(-proc.pid!, "SIGKILL");
+    } catch {
+      proc.kill("SIGKILL");
+    }
+    await exited;
+    // Wait until the port is free again.
+    for (let i = 0; i < 100 && (await fetch(`http://127.0.0.1:${port}/healthz`).then(() => true, () => false)); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  await start();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    kill,
+    start,
+    dispose: async () => {
+      await kill();
+      rmSync(persist, { recursive: true, force: true });
+    },
+    output: () => log,
+  };
+}
+
+export async function mintToken(options: { sub: string; cap?: Record<string, string[]>; expiresInSeconds?: number }): Promise<string> {
+  return new SignJWT({ cap: options.cap ?? { "*": ["subscribe", "publish", "presence"] } })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(options.sub)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + (options.expiresInSeconds ?? 600))
+    .sign(new TextEncoder().encode(SECRET));
+}
+
+let roomCounter = 0;
+export function uniqueRoom(prefix = "it"): string {
+  return `${prefix}-${Date.now().toString(36)}-${(roomCounter++).toString(36)}`;
+}
+
+/** Polls `check` until it holds; fails with `what` after `timeoutMs`. */
+export async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
