@@ -25,9 +25,15 @@ export function sendError(ws: WebSocket, code: ErrorCode, message?: string, id?:
   return sendFrame(ws, frame);
 }
 
-/** Closes with one of our codes; the reason is the stable error code string. */
+/**
+ * Closes with one of our codes; the reason is the stable error code string.
+ * An `error` frame with the same code goes first: some clients only see the close
+ * event seconds later (Node's WebSocket waits for the TCP teardown), and the frame
+ * lets them act at once.
+ */
 export function closeWith(ws: WebSocket, code: ErrorCode): void {
   const close = ERRORS[code] as { close?: number };
+  sendError(ws, code);
   try {
     ws.close(close.close ?? 1011, code);
   } catch {

@@ -10,8 +10,10 @@
  * token first, honour a drain hint, or stop for good.
  */
 import {
+  ERRORS,
   PING,
   decodeServerFrame,
+  type ErrorCode,
   errorCodeForClose,
   reconnectAdviceForClose,
   type ServerFrame,
@@ -174,6 +176,11 @@ export class Connection extends Emitter<{ state: StateChange }> {
         this.#onWelcome(frame);
       } else if (frame.type === "reconnect") {
         this.#drainDelayMs = frame.delayMs;
+      } else if (frame.type === "error" && frame.id === undefined && closeCodeOf(frame.code) !== undefined) {
+        // The server announces its close with an error frame first; act on it now
+        // rather than wait for a close event that can lag by seconds.
+        socket.close(1000, "closing on server request");
+        this.#down(socket, closeCodeOf(frame.code)!, frame.code, welcomed, token);
       } else if (frame.type === "refreshed") {
         this.#scheduleRefresh(frame.expiresAt);
       } else if (frame.type !== "pong") {
@@ -240,7 +247,8 @@ export class Connection extends Emitter<{ state: StateChange }> {
   #scheduleRefresh(expiresAtSeconds: number): void {
     if (typeof this.#options.token !== "function") return; // a fixed token cannot be refreshed
     const at = expiresAtSeconds * 1000 - this.#options.refreshLeadMs;
-    this.#after(Math.max(1_000, at - Date.now()), async () => {
+    // Capped: setTimeout fires at once for delays over 2^31-1 ms (~24.8 days).
+    this.#after(Math.min(2 ** 31 - 1, Math.max(1_000, at - Date.now())), async () => {
       try {
         const token = await this.#token();
         const id = `refresh-${++this.#refreshSeq}`;
@@ -345,6 +353,11 @@ export class Connection extends Emitter<{ state: StateChange }> {
     this.#timers.clear();
     this.#alive();
   }
+}
+
+/** The close code an error code ends a connection with, if it is one that does. */
+function closeCodeOf(code: ErrorCode): number | undefined {
+  return (ERRORS[code] as { close?: number }).close;
 }
 
 /** Maps an HTTP error code from the probe to the close code that means the same. */
