@@ -69,7 +69,9 @@ export class RoomcastClient {
 
   constructor(options: ClientOptions) {
     if (!options || typeof options.url !== "string") throw new TypeError("createClient needs { url, token }");
-    new URL(options.url); // throws a TypeError for a malformed URL, now rather than at connect time
+    // Throws a TypeError for a malformed or non-WebSocket URL now rather than at connect time.
+    const { protocol } = new URL(options.url);
+    if (!["http:", "https:", "ws:", "wss:"].includes(protocol)) throw new TypeError(`url must be http(s) or ws(s), got ${protocol}`);
     if (typeof options.token !== "string" && typeof options.token !== "function") {
       throw new TypeError("token must be a string or a function returning one");
     }

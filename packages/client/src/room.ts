@@ -171,7 +171,8 @@ export class Room extends Emitter<RoomEvents> {
   /** Sets this connection's presence state (any small JSON value; null clears it). */
   setPresence(state: unknown): void {
     this.#presenceState = state;
-    this.#connection.send(JSON.stringify({ type: "presence", state }));
+    // With an id, the server's error for it (e.g. forbidden) is not taken for a close announcement.
+    this.#connection.send(JSON.stringify({ type: "presence", id: newId(), state }));
   }
 
   /** A page of stored messages after `after` (default: from the oldest retained). Needs a live connection. */
@@ -219,7 +220,7 @@ export class Room extends Emitter<RoomEvents> {
       this.#lastSeq = epochChanged || this.#epoch === undefined ? replayFrom : Math.max(this.#lastSeq, replayFrom);
     }
     this.#epoch = frame.epoch;
-    if (this.#presenceState !== undefined) this.#connection.send(JSON.stringify({ type: "presence", state: this.#presenceState }));
+    if (this.#presenceState !== undefined) this.#connection.send(JSON.stringify({ type: "presence", id: newId(), state: this.#presenceState }));
     for (const pending of this.#history.values()) this.#connection.send(pending.frame);
     this.#flush();
   }
