@@ -14,6 +14,9 @@ if (config.includes("roomcast-dev-only-")) problems.push("wrangler.toml contains
 if (/^\s*ENVIRONMENT\s*=\s*"development"/m.test(config)) {
   problems.push('wrangler.toml sets ENVIRONMENT = "development"; that belongs in .dev.vars only');
 }
+if (/^\s*DEV_TOKEN_ENDPOINT\s*=\s*"enabled"/m.test(config)) {
+  problems.push('wrangler.toml enables DEV_TOKEN_ENDPOINT; the dev token endpoint belongs in .dev.vars only');
+}
 if (process.env.JWT_SECRET?.startsWith("roomcast-dev-only-")) {
   problems.push("$JWT_SECRET holds the development secret");
 }

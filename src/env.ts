@@ -7,6 +7,8 @@ export interface Env {
   /** "development" only under `wrangler dev` (set in .dev.vars); anything else is treated as production. */
   ENVIRONMENT?: string;
   ALLOWED_ORIGINS?: string;
+  /** "enabled" turns on POST /dev/token (with ENVIRONMENT=development only). Set in .dev.vars. */
+  DEV_TOKEN_ENDPOINT?: string;
   /** HS256 shared secret (local development, or simple deployments). Secret. */
   JWT_SECRET?: string;
   /** PEM (SPKI) public key for RS256 / ES256 / EdDSA tokens. */

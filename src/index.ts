@@ -7,6 +7,7 @@ import { PROTOCOL_VERSION } from "@roomcast/protocol";
 import type { AppEnv } from "./env.js";
 import { notFound, onError } from "./http/errors.js";
 import { rooms } from "./http/routes.js";
+import { devToken } from "./http/dev-token.js";
 
 export { Room } from "./room/room.js";
 
@@ -14,6 +15,7 @@ export const app = new Hono<AppEnv>();
 
 app.get("/healthz", (c) => c.json({ ok: true, protocol: PROTOCOL_VERSION }));
 app.route("/v1/rooms", rooms);
+app.route("/dev", devToken);
 app.notFound(notFound);
 app.onError(onError);
 
