@@ -46,9 +46,10 @@ export function indexedDbStorage(options: IndexedDbStorageOptions = {}): OutboxS
     });
   };
 
-  // Orders entries across reloads: time plus a counter, so two adds in one ms keep their order.
-  let counter = 0;
-  const nextOrder = () => Date.now() * 1_000 + (counter++ % 1_000);
+  // Orders entries across reloads: time-based, and strictly increasing within a page
+  // (a wrapping counter reordered, and with `put` overwrote, entries added in one ms).
+  let last = 0;
+  const nextOrder = () => (last = Math.max(last + 1, Date.now() * 1_000));
 
   return {
     async load(room) {
@@ -57,7 +58,7 @@ export function indexedDbStorage(options: IndexedDbStorageOptions = {}): OutboxS
       return (rows ?? []).map((r) => r.entry);
     },
     async add(room, entry) {
-      await run("readwrite", (store) => store.put({ room, order: nextOrder(), entry } satisfies Row));
+      await run("readwrite", (store) => store.add({ room, order: nextOrder(), entry } satisfies Row));
     },
     async remove(room, id) {
       await run("readwrite", (store) => {

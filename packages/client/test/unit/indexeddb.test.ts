@@ -1,0 +1,225 @@
+/**
+ * The IndexedDB outbox on fake-indexeddb: the storage itself, and the durable-outbox
+ * story end to end (publish offline, reload, the next page sends with the same ids).
+ * Real timers: fake-indexeddb schedules its work with setImmediate.
+ */
+import "fake-indexeddb/auto"; // src/storage/indexeddb.ts reads the global IDBKeyRange
+import { IDBFactory } from "fake-indexeddb";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { RoomcastClient } from "../../src/client.js";
+import type { OutboxEntry, OutboxStorage } from "../../src/outbox.js";
+import { indexedDbStorage } from "../../src/storage/indexeddb.js";
+import { observe, testClient } from "./fake-socket.js";
+
+const WAIT = { timeout: 2_000, interval: 5 };
+const clients: RoomcastClient[] = [];
+
+afterEach(() => {
+  for (const client of clients.splice(0)) client.close();
+  vi.restoreAllMocks();
+});
+
+const entry = (id: string, data: unknown = { id }): OutboxEntry => ({ id, data, createdAt: 1_700_000_000_000 });
+const ids = async (storage: OutboxStorage, room: string) => (await storage.load(room)).map((e) => e.id);
+
+/** A clock under the test's control: a reload happens later than the page before it. */
+function clock() {
+  let now = 1_700_000_000_000;
+  vi.spyOn(Date, "now").mockImplementation(() => now);
+  return { tick: (ms: number) => void (now += ms) };
+}
+
+/** A fresh database per test; `open()` is what a page (or a reload) does. */
+function database() {
+  const factory = new IDBFactory();
+  return { open: () => indexedDbStorage({ indexedDB: factory, name: "roomcast-test" }) };
+}
+
+describe("indexedDbStorage", () => {
+  it("loads a room's entries in the order they were added", async () => {
+    const storage = database().open();
+    const added = Array.from({ length: 60 }, (_, i) => `m-${i}`);
+    for (const id of added) await storage.add("lobby", entry(id));
+    expect(await ids(storage, "lobby")).toEqual(added);
+  });
+
+  it("keeps the order of adds issued together without awaiting each", async () => {
+    const storage = database().open();
+    const added = Array.from({ length: 30 }, (_, i) => `m-${i}`);
+    await Promise.all(added.map((id) => storage.add("lobby", entry(id))));
+    expect(await ids(storage, "lobby")).toEqual(added);
+  });
+
+  it("keeps the order and every entry across more than 1,000 adds in the same millisecond", async () => {
+    vi.spyOn(Date, "now").mockReturnValue(1_700_000_000_000);
+    const storage = database().open();
+    const added = Array.from({ length: 1_005 }, (_, i) => `m-${i}`);
+    await Promise.all(added.map((id) => storage.add("lobby", entry(id))));
+    expect(await ids(storage, "lobby")).toEqual(added);
+  });
+
+  it("round-trips the data and createdAt", async () => {
+    const storage = database().open();
+    const stored = { id: "m-1", data: { text: "hi", list: [1, null, { deep: true }] }, createdAt: 1_700_000_000_123 };
+    await storage.add("lobby", stored);
+    expect(await storage.load("lobby")).toEqual([stored]);
+  });
+
+  it("removes one entry by id and keeps the rest in order", async () => {
+    const storage = database().open();
+    for (const id of ["a", "b", "c", "d"]) await storage.add("lobby", entry(id));
+    await storage.remove("lobby", "b");
+    await storage.remove("lobby", "not-there");
+    expect(await ids(storage, "lobby")).toEqual(["a", "c", "d"]);
+  });
+
+  it("keeps rooms apart, even for the same id and for names that prefix each other", async () => {
+    const storage = database().open();
+    await storage.add("team", entry("same", "in team"));
+    await storage.add("team:general", entry("same", "in team:general"));
+    await storage.add("team", entry("only-team"));
+
+    expect(await ids(storage, "team")).toEqual(["same", "only-team"]);
+    expect((await storage.load("team:general")).map((e) => e.data)).toEqual(["in team:general"]);
+    expect(await storage.load("nobody")).toEqual([]);
+
+    await storage.remove("team", "same");
+    expect(await ids(storage, "team")).toEqual(["only-team"]);
+    expect(await ids(storage, "team:general")).toEqual(["same"]);
+  });
+
+  it("survives a reload: a new storage on the same database sees the entries", async () => {
+    const time = clock();
+    const db = database();
+    const before = db.open();
+    await before.add("lobby", entry("a"));
+    await before.add("lobby", entry("b"));
+    time.tick(2_000);
+    const after = db.open();
+    expect(await ids(after, "lobby")).toEqual(["a", "b"]);
+    await after.add("lobby", entry("c"));
+    expect(await ids(after, "lobby")).toEqual(["a", "b", "c"]);
+  });
+
+  // BUG (reported, not fixed): every storage object numbers its rows from the same
+  // time-based start, so two of them (two tabs) adding in the same millisecond compute
+  // the same key; the second add fails (it used to overwrite the first entry silently).
+  it.fails("keeps both entries when two pages add in the same millisecond", async () => {
+    clock();
+    const db = database();
+    const tabs = [db.open(), db.open()];
+    await Promise.allSettled([tabs[0]!.add("lobby", entry("tab-1")), tabs[1]!.add("lobby", entry("tab-2"))]);
+    expect((await ids(tabs[0]!, "lobby")).sort()).toEqual(["tab-1", "tab-2"]);
+  });
+
+  // BUG (reported, not fixed): the `indexedDB` option is meant for environments without
+  // one (the doc names fake-indexeddb in tests), but load() uses the global IDBKeyRange,
+  // so without the globals it throws "IDBKeyRange is not defined".
+  it.fails("works with only an injected IDBFactory, without a global IDBKeyRange", async () => {
+    const global = globalThis as { IDBKeyRange?: unknown };
+    const saved = global.IDBKeyRange;
+    delete global.IDBKeyRange;
+    try {
+      const storage = database().open();
+      await storage.add("lobby", entry("a"));
+      expect(await ids(storage, "lobby")).toEqual(["a"]);
+    } finally {
+      global.IDBKeyRange = saved;
+    }
+  });
+});
+
+describe("a durable outbox", () => {
+  /** A page: a client on this database and its own fake sockets. */
+  function page(db: ReturnType<typeof database>) {
+    const setup = testClient({ outbox: { storage: db.open() }, connectTimeoutMs: 60_000, pingIntervalMs: 3_600_000 });
+    clients.push(setup.client);
+    return setup;
+  }
+
+  it("sends publishes made offline after a reload, once each with the same ids, and forgets them when acked", async () => {
+    const time = clock();
+    const db = database();
+    const storage = db.open();
+
+    // Page A: the socket opens but no welcome ever comes (offline).
+    const a = page(db);
+    const roomA = a.client.room("lobby");
+    for (const id of ["p-1", "p-2", "p-3"]) observe(roomA.publish({ text: id }, { id }));
+    await vi.waitFor(() => expect(a.server.sockets).toHaveLength(1), WAIT);
+    await vi.waitFor(async () => expect(await ids(storage, "lobby")).toEqual(["p-1", "p-2", "p-3"]), WAIT);
+    expect(a.server.last().sent).toEqual([]);
+
+    // Page B: the reload. Nothing of A's in memory, only the database.
+    time.tick(5_000);
+    const b = page(db);
+    const roomB = b.client.room("lobby");
+    const acks: unknown[] = [];
+    roomB.on("ack", (ack) => acks.push(ack));
+    await vi.waitFor(() => expect(b.server.sockets).toHaveLength(1), WAIT);
+    expect(roomB.pending.map((e) => e.id)).toEqual(["p-1", "p-2", "p-3"]);
+
+    const socket = b.server.last();
+    socket.welcome();
+    expect(socket.framesOf("publish")).toEqual([
+      { type: "publish", id: "p-1", data: { text: "p-1" } },
+      { type: "publish", id: "p-2", data: { text: "p-2" } },
+      { type: "publish", id: "p-3", data: { text: "p-3" } },
+    ]);
+
+    socket.ack("p-1", 11);
+    socket.ack("p-2", 12, true); // A's publish had reached the server after all
+    socket.ack("p-3", 13);
+    expect(acks).toEqual([
+      { id: "p-1", seq: 11, duplicate: false },
+      { id: "p-2", seq: 12, duplicate: true },
+      { id: "p-3", seq: 13, duplicate: false },
+    ]);
+    expect(roomB.pending).toEqual([]);
+    await vi.waitFor(async () => expect(await ids(storage, "lobby")).toEqual([]), WAIT);
+    expect(socket.publishedIds).toEqual(["p-1", "p-2", "p-3"]);
+  });
+
+  it("sends restored entries before publishes made while they were loading", async () => {
+    const time = clock();
+    const db = database();
+    const storage = db.open();
+    await storage.add("lobby", entry("old-1"));
+    await storage.add("lobby", entry("old-2"));
+    time.tick(5_000);
+
+    const b = page(db);
+    const room = b.client.room("lobby");
+    const fresh = observe(room.publish("new", { id: "new-1" })); // before the restore finished
+    await vi.waitFor(() => expect(b.server.sockets).toHaveLength(1), WAIT);
+    b.server.last().welcome();
+    expect(b.server.last().publishedIds).toEqual(["old-1", "old-2", "new-1"]);
+
+    b.server.last().ack("new-1", 3);
+    await vi.waitFor(() => expect(fresh.status).toBe("resolved"), WAIT);
+    await vi.waitFor(async () => expect(await ids(storage, "lobby")).toEqual(["old-1", "old-2"]), WAIT);
+  });
+
+  it("keeps unacked entries for the next session when the room is left, and forgets them on a forbidden close", async () => {
+    const db = database();
+    const storage = db.open();
+
+    const left = page(db);
+    const room = left.client.room("kept");
+    const publish = observe(room.publish("x", { id: "k-1" }));
+    await vi.waitFor(async () => expect(await ids(storage, "kept")).toEqual(["k-1"]), WAIT);
+    room.leave();
+    await vi.waitFor(() => expect(publish.error).toMatchObject({ code: "room_closed" }), WAIT);
+    expect(await ids(storage, "kept")).toEqual(["k-1"]);
+
+    const refused = page(db);
+    const other = refused.client.room("refused");
+    const doomed = observe(other.publish("y", { id: "f-1" }));
+    await vi.waitFor(() => expect(refused.server.sockets).toHaveLength(1), WAIT);
+    await vi.waitFor(async () => expect(await ids(storage, "refused")).toEqual(["f-1"]), WAIT);
+    refused.server.last().welcome();
+    refused.server.last().serverClose(4501, "forbidden");
+    await vi.waitFor(() => expect(doomed.error).toMatchObject({ code: "forbidden" }), WAIT);
+    await vi.waitFor(async () => expect(await ids(storage, "refused")).toEqual([]), WAIT);
+  });
+});
