@@ -117,6 +117,46 @@ describe("presence", () => {
     watcher.close();
   });
 
+  it("announces the leave of a user whose close is the first event after a wake", async () => {
+    const room = uniqueRoom();
+    const watcher = await connect(room, await token({ sub: "watcher" }));
+    const alice = await connect(room, await token({ sub: "alice" }));
+    await watcher.next("presence_diff");
+    await evictDurableObject(stub(room), { webSockets: "hibernate" });
+    alice.close();
+    await alice.closed;
+    await endGracePeriods(room);
+    expect(((await watcher.next("presence_diff")) as Diff).leaves).toEqual(["alice"]);
+    expect(await presenceOverHttp(room)).toEqual({ watcher: 1 });
+    watcher.close();
+  });
+
+  it("removes a member whose refreshed token no longer grants presence, when it leaves", async () => {
+    const room = uniqueRoom();
+    const watcher = await connect(room, await token({ sub: "watcher" }));
+    const alice = await connect(room, await token({ sub: "alice" }));
+    await watcher.next("presence_diff");
+    alice.send({ type: "refresh", id: "r", token: await token({ sub: "alice", cap: { [room]: ["subscribe"] } }) });
+    expect((await alice.next("refreshed")).permissions).toEqual(["subscribe"]);
+    alice.close();
+    await alice.closed;
+    await endGracePeriods(room);
+    expect(((await watcher.next("presence_diff")) as Diff).leaves).toEqual(["alice"]);
+    watcher.close();
+  });
+
+  it("counts any frame as a sign of life, not only pings", async () => {
+    const room = uniqueRoom();
+    const alice = await connect(room, await token({ sub: "alice" }));
+    await alice.next("welcome");
+    await editSessions(room, (s) => ({ ...s, joinedAt: Date.now() - 61_000 }));
+    alice.send({ type: "publish", id: "busy", data: 1 }); // no ping, but clearly alive
+    await alice.next("ack");
+    await runDurableObjectAlarm(stub(room));
+    expect(await presenceOverHttp(room)).toEqual({ alice: 1 });
+    alice.close();
+  });
+
   it("rebuilds presence after hibernation without announcing anyone again", async () => {
     const room = uniqueRoom();
     const alice = await connect(room, await token({ sub: "alice" }));

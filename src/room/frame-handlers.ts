@@ -25,7 +25,9 @@ import type { RoomCore } from "./room-core.js";
 const FRAME_OVERHEAD_BYTES = 1_024;
 
 export async function handleFrame(core: RoomCore, ws: WebSocket, session: Session, raw: string | ArrayBuffer): Promise<void> {
-  if (core.tokenDeadline(session) <= Date.now()) return closeWith(ws, "token_expired");
+  const now = Date.now();
+  if (core.tokenDeadline(session) <= now) return closeWith(ws, "token_expired");
+  core.touch(ws, now);
   if (typeof raw === "string" && utf8Length(raw) > core.limits.MAX_MESSAGE_BYTES + FRAME_OVERHEAD_BYTES) {
     sendError(ws, "message_too_large", `frame exceeds ${core.limits.MAX_MESSAGE_BYTES} bytes of data`);
     return;

@@ -37,7 +37,7 @@ export async function runAlarm(core: RoomCore, now: number): Promise<void> {
       core.disconnected(ws, core.graceDeadline(now));
       continue;
     }
-    const lastSeen = Math.max(session.joinedAt, core.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0);
+    const lastSeen = core.lastSeen(ws, session);
     if (lastSeen + timeoutMs <= now) {
       closeWith(ws, "connection_stale");
       // Gone without a close frame: it has already been silent far longer than any grace.

@@ -128,6 +128,10 @@ export class Presence {
     return next;
   }
 
+  has(connectionId: string, userId: string): boolean {
+    return this.#users.get(userId)?.has(connectionId) ?? false;
+  }
+
   member(userId: string): Member | undefined {
     const conns = this.#users.get(userId);
     if (!conns || conns.size === 0) return undefined;

@@ -28,6 +28,7 @@ export class RoomCore {
   readonly grace: GraceStore;
   readonly replays: ReplayRunner;
   readonly #buckets = new WeakMap<WebSocket, TokenBucket>();
+  readonly #lastFrame = new WeakMap<WebSocket, number>();
   #presence: Presence | undefined;
   #room: string | undefined;
   #alarmAt: number | null = null;
@@ -106,8 +107,17 @@ export class RoomCore {
     const session = readSession(ws);
     if (!session) return;
     this.replays.forget(ws);
-    if (!session.permissions.includes("presence")) return;
-    const { diff, graced } = this.presence().remove(session.connectionId, session.userId, graceUntil);
+    // If this close is the first thing to touch presence after a wake, the index is
+    // built now from open sockets only, and this (closing) one must be added back so
+    // that its leave is announced. An index that existed before already knows every
+    // connection; one it does not know was removed earlier (a kick, a reap).
+    const fresh = this.#presence === undefined;
+    const presence = this.presence();
+    if (fresh && session.permissions.includes("presence") && !presence.has(session.connectionId, session.userId)) {
+      presence.restore({ connectionId: session.connectionId, userId: session.userId, state: session.state, joinedAt: session.joinedAt });
+    }
+    // Membership decides, not the current permissions: a refresh may have changed them.
+    const { diff, graced } = presence.remove(session.connectionId, session.userId, graceUntil);
     if (graced && graceUntil !== undefined) {
       this.grace.put({ connectionId: session.connectionId, userId: session.userId, state: session.state, joinedAt: session.joinedAt }, graceUntil);
       this.ensureAlarm(graceUntil);
@@ -168,6 +178,7 @@ export class RoomCore {
         maxMessageBytes: this.limits.MAX_MESSAGE_BYTES,
         publishRatePerSecond: this.limits.PUBLISH_RATE_PER_SECOND,
         publishBurst: this.limits.PUBLISH_BURST,
+        livenessTimeoutSeconds: this.limits.LIVENESS_TIMEOUT_SECONDS,
       },
     } satisfies WelcomeFrame;
     sendFrame(ws, welcome);
@@ -212,14 +223,30 @@ export class RoomCore {
   }
 
   kick(userId: string): number {
+    const presence = this.presence(); // built before any socket starts closing
     const sockets = this.ctx.getWebSockets(userTag(userId)).filter((ws) => ws.readyState === OPEN);
     for (const ws of sockets) {
       this.replays.forget(ws);
       closeWith(ws, "kicked");
     }
     this.grace.deleteUser(userId);
-    this.broadcastPresence(this.presence().removeUser(userId));
+    this.broadcastPresence(presence.removeUser(userId));
+    log("info", "room.kicked", { room: this.#room, connections: sockets.length });
     return sockets.length;
+  }
+
+  /** Any frame from a client proves it alive; kept in memory only (see lastSeen). */
+  touch(ws: WebSocket, now: number): void {
+    this.#lastFrame.set(ws, now);
+  }
+
+  /**
+   * When a socket was last heard from: its last auto-answered ping, its last frame
+   * since this instance started (memory only: hibernation needs silence anyway), or
+   * its join.
+   */
+  lastSeen(ws: WebSocket, session: Session): number {
+    return Math.max(session.joinedAt, this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0, this.#lastFrame.get(ws) ?? 0);
   }
 
   // ---- messages ------------------------------------------------------------------

@@ -12,6 +12,7 @@
 import {
   ERRORS,
   PING,
+  isErrorCode,
   decodeServerFrame,
   type ErrorCode,
   errorCodeForClose,
@@ -75,6 +76,7 @@ export class Connection extends Emitter<{ state: StateChange }> {
   #connectedAt = 0;
   #drainDelayMs: number | undefined;
   #refreshSeq = 0;
+  #pingEveryMs = 15_000;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -202,6 +204,8 @@ export class Connection extends Emitter<{ state: StateChange }> {
     this.#connectedAt = Date.now();
     this.#drainDelayMs = undefined;
     this.#setState("connected");
+    // Ping at least three times per server liveness timeout, whatever was configured.
+    this.#pingEveryMs = Math.min(this.#options.pingIntervalMs, (frame.limits.livenessTimeoutSeconds * 1000) / 3);
     this.#schedulePing();
     this.#scheduleRefresh(frame.expiresAt);
     this.#handler.welcome(frame);
@@ -217,7 +221,7 @@ export class Connection extends Emitter<{ state: StateChange }> {
   // ---- liveness and refresh ----------------------------------------------------
 
   #schedulePing(): void {
-    this.#after(this.#options.pingIntervalMs, () => {
+    this.#after(this.#pingEveryMs, () => {
       this.#ping();
       this.#schedulePing();
     });
@@ -272,10 +276,24 @@ export class Connection extends Emitter<{ state: StateChange }> {
     if (!welcomed && (code === 1006 || code === 1002 || code === 1015) && token !== undefined) {
       // The upgrade was refused before the socket opened; WebSocket hides the HTTP
       // status, so ask the HTTP API the same question to tell a bad token from a blip.
-      void this.#probe(token).then((code) => this.#afterClose(code === undefined ? 1006 : closeCodeFor(code), welcomed));
+      void this.#probe(token).then((code) => this.#afterProbe(code, welcomed));
       return;
     }
     this.#afterClose(code, welcomed);
+  }
+
+  /** What the HTTP API said about a refused upgrade decides like the matching close would. */
+  #afterProbe(code: string | undefined, welcomed: boolean): void {
+    if (this.#state === "closed" || this.#state === "failed") return;
+    if (code !== undefined && isErrorCode(code)) {
+      const spec: { close?: number; reconnect: string } = ERRORS[code];
+      if (spec.close !== undefined) return this.#afterClose(spec.close, welcomed);
+      if (spec.reconnect === "never") {
+        this.#setState("failed", { error: new RoomcastClientError(code, `the server refused the connection: ${code}`) });
+        return;
+      }
+    }
+    this.#afterClose(1006, welcomed);
   }
 
   #afterClose(code: number, welcomed: boolean): void {
@@ -304,7 +322,11 @@ export class Connection extends Emitter<{ state: StateChange }> {
 
   #retryIn(delay: number, error: RoomcastClientError | undefined): void {
     this.#setState("reconnecting", { retryInMs: delay, ...(error ? { error } : {}) });
-    this.#after(delay, () => void this.#open());
+    this.#after(delay, () => {
+      // A browser that knows it is offline would only fail: wait for `online` (nudge) instead.
+      if (isKnownOffline()) this.#options.debug("offline", "waiting for the network");
+      else void this.#open();
+    });
   }
 
   /** Asks the HTTP API (same token, same room) why the upgrade failed. Undefined: unknown. */
@@ -355,16 +377,12 @@ export class Connection extends Emitter<{ state: StateChange }> {
   }
 }
 
+function isKnownOffline(): boolean {
+  return typeof navigator !== "undefined" && (navigator as { onLine?: boolean }).onLine === false;
+}
+
 /** The close code an error code ends a connection with, if it is one that does. */
 function closeCodeOf(code: ErrorCode): number | undefined {
   return (ERRORS[code] as { close?: number }).close;
 }
 
-/** Maps an HTTP error code from the probe to the close code that means the same. */
-function closeCodeFor(code: string): number {
-  if (code === "token_expired") return 4001;
-  if (code === "unauthorized" || code === "origin_not_allowed" || code === "invalid_room" || code === "unsupported_protocol") return 4500;
-  if (code === "forbidden") return 4501;
-  if (code === "room_full") return 4003;
-  return 1006;
-}

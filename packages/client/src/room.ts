@@ -188,11 +188,16 @@ export class Room extends Emitter<RoomEvents> {
     });
   }
 
-  /** Leaves the room: closes the socket; unacked publishes reject with room_closed (a durable outbox keeps them). */
+  /**
+   * Leaves the room for good: closes the socket, and unacked publishes reject with
+   * room_closed and are dropped from the outbox (also a durable one), so nothing the
+   * app saw rejected is delivered later. A page that unloads without leaving keeps
+   * its durable outbox for the next load.
+   */
   leave(): void {
     if (this.state === "closed") return;
     this.#connection.close();
-    this.#fail(new RoomcastClientError("room_closed", "the room was left"), false);
+    this.#fail(new RoomcastClientError("room_closed", "the room was left"), true);
     this.#onLeave();
   }
 
@@ -212,7 +217,9 @@ export class Room extends Emitter<RoomEvents> {
     if (frame.resume?.recovered) {
       this.emit("recovered", { epoch: frame.epoch, from: this.#lastSeq });
     } else {
-      const epochChanged = this.#epoch !== undefined && frame.epoch !== this.#epoch;
+      // A new epoch, or a server whose log is behind our position ("ahead": it was
+      // restored or reset), is a different log: start over from its replay.
+      const epochChanged = (this.#epoch !== undefined && frame.epoch !== this.#epoch) || frame.resume?.reason === "ahead";
       if (frame.resume && !frame.resume.recovered) {
         this.emit("gap", { reason: frame.resume.reason ?? "trimmed", epoch: frame.epoch, from: replayFrom });
       }

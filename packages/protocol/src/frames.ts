@@ -120,6 +120,8 @@ export const WelcomeFrame = v.object({
     maxMessageBytes: v.number(),
     publishRatePerSecond: v.number(),
     publishBurst: v.number(),
+    /** A socket silent (no ping, no frame) this long is closed with 4004: ping well within it. */
+    livenessTimeoutSeconds: v.number(),
   }),
 });
 

@@ -1,8 +1,8 @@
 /**
  * A durable outbox in IndexedDB: queued publishes survive a page reload and are
  * sent after it with their original ids (the server dedupes them, so each is
- * stored exactly once). One object store keyed by [room, seqNo] keeps each room's
- * entries in insertion order.
+ * stored exactly once). One object store with an auto-incremented key keeps
+ * entries in insertion order, across tabs too (IndexedDB hands out the keys).
  */
 import type { OutboxEntry, OutboxStorage } from "../outbox.js";
 
@@ -17,7 +17,6 @@ export interface IndexedDbStorageOptions {
 
 interface Row {
   room: string;
-  order: number;
   entry: OutboxEntry;
 }
 
@@ -27,9 +26,13 @@ export function indexedDbStorage(options: IndexedDbStorageOptions = {}): OutboxS
   let db: Promise<IDBDatabase> | undefined;
   const open = () =>
     (db ??= new Promise((resolve, reject) => {
-      const request = factory.open(options.name ?? "roomcast", 1);
+      const request = factory.open(options.name ?? "roomcast", 2);
       request.onupgradeneeded = () => {
-        const store = request.result.createObjectStore(STORE, { keyPath: ["room", "order"] });
+        const db = request.result;
+        // Version 1 keyed rows by a client-computed order, which two tabs could collide on.
+        if (db.objectStoreNames.contains(STORE)) db.deleteObjectStore(STORE);
+        const store = db.createObjectStore(STORE, { autoIncrement: true });
+        store.createIndex("by-room", "room");
         store.createIndex("by-id", ["room", "entry.id"], { unique: true });
       };
       request.onsuccess = () => resolve(request.result);
@@ -46,19 +49,14 @@ export function indexedDbStorage(options: IndexedDbStorageOptions = {}): OutboxS
     });
   };
 
-  // Orders entries across reloads: time-based, and strictly increasing within a page
-  // (a wrapping counter reordered, and with `put` overwrote, entries added in one ms).
-  let last = 0;
-  const nextOrder = () => (last = Math.max(last + 1, Date.now() * 1_000));
-
   return {
     async load(room) {
-      const range = IDBKeyRange.bound([room, -Infinity], [room, Infinity]);
-      const rows = (await run("readonly", (store) => store.getAll(range))) as Row[] | undefined;
+      // Index order is (room, then primary key): insertion order within the room.
+      const rows = (await run("readonly", (store) => store.index("by-room").getAll(room))) as Row[] | undefined;
       return (rows ?? []).map((r) => r.entry);
     },
     async add(room, entry) {
-      await run("readwrite", (store) => store.add({ room, order: nextOrder(), entry } satisfies Row));
+      await run("readwrite", (store) => store.add({ room, entry } satisfies Row));
     },
     async remove(room, id) {
       await run("readwrite", (store) => {

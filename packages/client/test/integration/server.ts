@@ -39,7 +39,15 @@ export async function startServer(vars: Record<string, string> = {}): Promise<Te
   const persist = mkdtempSync(join(tmpdir(), "roomcast-it-"));
   let child: ChildProcess | undefined;
   let log = "";
-  const allVars = { JWT_SECRET: SECRET, ENVIRONMENT: "development", ...vars };
+  // Explicit values for everything .dev.vars might otherwise supply, so runs do not
+  // depend on a developer's local file.
+  const allVars = {
+    JWT_SECRET: SECRET,
+    ENVIRONMENT: "development",
+    ALLOWED_ORIGINS: `http://127.0.0.1:${port},http://localhost:${port}`,
+    DEV_TOKEN_ENDPOINT: "enabled",
+    ...vars,
+  };
 
   const start = async () => {
     const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist, "--show-interactive-dev-session=false"];

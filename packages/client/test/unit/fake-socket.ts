@@ -142,7 +142,7 @@ export class FakeSocket implements SocketLike {
       replay: 0,
       permissions: ["subscribe", "publish", "presence"],
       expiresAt: Math.floor(Date.now() / 1000) + 3600,
-      limits: { maxMessageBytes: 65_536, publishRatePerSecond: 20, publishBurst: 40 },
+      limits: { maxMessageBytes: 65_536, publishRatePerSecond: 20, publishBurst: 40, livenessTimeoutSeconds: 86_400 }, // a day: out of the way of pingIntervalMs
       ...overrides,
     };
     this.deliver(frame);

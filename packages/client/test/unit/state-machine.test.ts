@@ -408,6 +408,17 @@ describe("tokens", () => {
 describe("liveness", () => {
   const liveness = { pingIntervalMs: 10_000, pongTimeoutMs: 3_000 };
 
+  it("pings at least three times per the server's liveness timeout, whatever pingIntervalMs says", async () => {
+    const { server } = start({ pingIntervalMs: 3_600_000 });
+    await advance();
+    const socket = server.last();
+    socket.welcome({ limits: { maxMessageBytes: 65_536, publishRatePerSecond: 20, publishBurst: 40, livenessTimeoutSeconds: 30 } });
+    await advance(9_999);
+    expect(socket.sent.filter((t) => t === '{"type":"ping"}')).toHaveLength(0);
+    await advance(1);
+    expect(socket.sent.filter((t) => t === '{"type":"ping"}')).toHaveLength(1);
+  });
+
   it("sends the exact ping text after pingIntervalMs and reconnects when nothing answers within pongTimeoutMs", async () => {
     const { room, server } = start(liveness);
     await advance();
@@ -592,7 +603,7 @@ describe("a refused upgrade (close 1006 before any welcome)", () => {
 
   // BUG (reported, not fixed): closeCodeFor() maps origin_not_allowed (and invalid_room,
   // unsupported_protocol) to 4500, so the failed state reports "unauthorized".
-  it.fails("reports the probe's own code when it is not an auth failure (origin_not_allowed)", async () => {
+  it("reports the probe's own code when it is not an auth failure (origin_not_allowed)", async () => {
     const fetch = probeWith(async () => jsonResponse(403, { error: { code: "origin_not_allowed", message: "origin" } }));
     const { room, server, latest } = start({ fetch });
     await advance();
