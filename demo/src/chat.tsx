@@ -97,7 +97,7 @@ export function Chat({ name, room: roomName, onSwitchRoom, onSignOut }: ChatProp
             </button>
           </form>
         </section>
-        <Members members={members} me={name} />
+        <Members members={members} me={name} stale={connection.state !== "connected"} />
       </div>
     </div>
   );
@@ -135,10 +135,12 @@ function MessageItem({ message, mine, outgoing }: { message: Message; mine: bool
   );
 }
 
-function Members({ members, me }: { members: Member[]; me: string }) {
+function Members({ members, me, stale }: { members: Member[]; me: string; stale: boolean }) {
   return (
-    <aside className="members" aria-label="Who is online">
-      <h2>Online ({members.length})</h2>
+    <aside className={stale ? "members stale" : "members"} aria-label="Who is online">
+      <h2>
+        Online ({members.length}){stale ? <small> · as last seen</small> : null}
+      </h2>
       <ul data-testid="members">
         {members.map((m) => (
           <li key={m.userId} data-user={m.userId} data-devices={m.connections.length}>
