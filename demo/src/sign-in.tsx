@@ -1,11 +1,27 @@
 import { useState, type FormEvent } from "react";
+import { tokenProvider } from "./session.js";
 
 export function SignIn({ onSignIn }: { onSignIn: (name: string) => void }) {
   const [name, setName] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
   const valid = /^[A-Za-z0-9_-]{1,32}$/.test(name);
-  const submit = (event: FormEvent) => {
+  const submit = async (event: FormEvent) => {
     event.preventDefault();
-    if (valid) onSignIn(name);
+    if (!valid) return;
+    setBusy(true);
+    setError(null);
+    try {
+      // Check the dev-only endpoint answers before entering the chat.
+      await tokenProvider(name)();
+      onSignIn(name);
+    } catch (err) {
+      setError(
+        `Could not sign in: ${(err as Error).message}. This sign-in exists only under \`npm run dev\` (DEV_TOKEN_ENDPOINT); a real app gets tokens from its own backend.`,
+      );
+    } finally {
+      setBusy(false);
+    }
   };
   return (
     <main className="sign-in">
@@ -24,9 +40,14 @@ export function SignIn({ onSignIn }: { onSignIn: (name: string) => void }) {
           aria-describedby="name-hint"
         />
         <small id="name-hint">1-32 letters, digits, _ or -. Development sign-in only: no password.</small>
-        <button type="submit" disabled={!valid}>
+        <button type="submit" disabled={!valid || busy}>
           Join
         </button>
+        {error && (
+          <p role="alert" className="error">
+            {error}
+          </p>
+        )}
       </form>
     </main>
   );
