@@ -1,0 +1,155 @@
+/** Results as JSON, a markdown table per scenario, and an SVG chart. */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const fmt = (v) => (v === null || v === undefined ? "–" : typeof v === "number" ? String(v) : String(v));
+
+function table(headers, rows) {
+  return [`| ${headers.join(" | ")} |`, `|${headers.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.map(fmt).join(" | ")} |`)].join("\n");
+}
+
+/** Ratio of a system's value to a peer's in the same run ("×1.23"). */
+function ratio(value, peer) {
+  if (!value || !peer) return "–";
+  return `×${(value / peer).toFixed(2)}`;
+}
+
+export function markdown(run) {
+  const out = [];
+  const by = (scenario) => run.results.filter((r) => r.scenario === scenario && !r.error);
+  const fan = by("fanout");
+  if (fan.length) {
+    out.push("### Fan-out latency vs room size (one publisher, open loop)\n");
+    const sio = (r) => fan.find((x) => x.system === "socketio" && x.subscribers === r.subscribers && x.payloadBytes === r.payloadBytes);
+    out.push(
+      table(
+        ["system", "subscribers", "payload B", "rate/s", "delivered/s", "lost", "p50 ms", "p99 ms", "p99.9 ms", "fan-out p99 ms", "server CPU s", "deliveries per server CPU-s", "vs Socket.IO (per CPU-s)"],
+        fan.map((r) => [r.system, r.subscribers, r.payloadBytes, r.publishRate, r.deliveredPerSecond, r.lost, r.latencyMs.p50, r.latencyMs.p99, r.latencyMs.p999, r.fanoutCompletionMs.p99, r.serverCpuSeconds, r.deliveredPerServerCpuSecond, ratio(r.deliveredPerServerCpuSecond, sio(r)?.deliveredPerServerCpuSecond)]),
+      ),
+    );
+  }
+  const rooms = by("rooms");
+  if (rooms.length) {
+    out.push("\n### Many rooms (a trickle into every room)\n");
+    out.push(
+      table(
+        ["system", "rooms × per room", "connections held", "connect failures", "connect s", "rate/s", "delivered/s", "lost", "p50 ms", "p99 ms", "server CPU s", "server RSS MB"],
+        rooms.map((r) => [r.system, `${r.rooms} × ${r.perRoom}`, r.connections, r.connectFailures, r.connectSeconds, r.publishRate, r.deliveredPerSecond, r.lost, r.latencyMs.p50, r.latencyMs.p99, r.serverCpuSeconds, r.serverRssMb]),
+      ),
+    );
+  }
+  const ramps = by("ramp");
+  if (ramps.length) {
+    out.push("\n### Throughput ramp (highest publish rate with p99 ≤ 8 ms and nothing lost)\n");
+    out.push(table(["system", "subscribers", "max rate/s within target", "steps (rate: p99 ms)"], ramps.map((r) => [r.system, r.subscribers, r.maxRateWithinTarget, r.steps.map((s) => `${s.rate}: ${s.p99}`).join(", ")])));
+  }
+  const mem = by("memory");
+  if (mem.length) {
+    out.push("\n### Memory per idle connection and connect rate\n");
+    out.push(table(["system", "connections", "held", "failures", "connects/s", "server RSS MB", "bytes per connection"], mem.map((r) => [r.system, r.connections, r.held, r.connectFailures, r.connectsPerSecond, r.rssMb, r.bytesPerConnection])));
+  }
+  const wakes = by("wake");
+  if (wakes.length) {
+    out.push("\n### Hibernation wake (fan-out completion of one message)\n");
+    out.push(table(["system", "subscribers", "idle s", "warm ms", "first after idle ms", "next ms"], wakes.map((r) => [r.system, r.subscribers, r.idleSeconds, r.warmMs.join(", "), r.firstAfterIdleMs, r.nextMs])));
+  }
+  const storms = by("storm");
+  if (storms.length) {
+    out.push("\n### Reconnect storm (server killed and restarted)\n");
+    out.push(table(["system", "clients", "jitter ms", "reconnected", "failures", "p50 ms", "p99 ms", "all back ms"], storms.map((r) => [r.system, r.clients, r.jitterMs, r.reconnected ?? r.skipped, r.failures, r.p50Ms, r.p99Ms, r.allBackMs])));
+  }
+  const errors = run.results.filter((r) => r.error);
+  if (errors.length) {
+    out.push("\n### Runs that failed\n");
+    out.push(table(["system", "scenario", "error"], errors.map((r) => [r.system, r.scenario, r.error])));
+  }
+  return out.join("\n");
+}
+
+/** Grouped bar chart: one group per label, one bar per series. */
+export function barChart({ title, unit, groups, series }) {
+  const width = 760;
+  const height = 360;
+  const left = 60;
+  const bottom = 50;
+  const top = 40;
+  const colors = ["#f38020", "#2f6fde", "#12805c", "#9a4fd6", "#c21f3a", "#5f6068"];
+  const max = Math.max(1e-9, ...series.flatMap((s) => s.values.filter((v) => typeof v === "number")));
+  const plotW = width - left - 20;
+  const plotH = height - top - bottom;
+  const groupW = plotW / Math.max(1, groups.length);
+  const barW = (groupW * 0.8) / Math.max(1, series.length);
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(title)}</text>`,
+    `<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#333"/>`,
+  ];
+  for (let t = 0; t <= 4; t++) {
+    const v = (max * t) / 4;
+    const y = top + plotH - (plotH * t) / 4;
+    parts.push(`<line x1="${left}" y1="${y}" x2="${left + plotW}" y2="${y}" stroke="#ddd"/><text x="${left - 6}" y="${y + 4}" text-anchor="end">${round(v)}</text>`);
+  }
+  parts.push(`<text x="14" y="${top + plotH / 2}" transform="rotate(-90 14 ${top + plotH / 2})" text-anchor="middle">${escapeXml(unit)}</text>`);
+  groups.forEach((g, gi) => {
+    const x0 = left + gi * groupW + groupW * 0.1;
+    series.forEach((s, si) => {
+      const v = s.values[gi];
+      if (typeof v !== "number") return;
+      const h = (plotH * v) / max;
+      const x = x0 + si * barW;
+      parts.push(`<rect x="${x}" y="${top + plotH - h}" width="${barW - 2}" height="${h}" fill="${colors[si % colors.length]}"><title>${escapeXml(`${s.name} ${g}: ${v} ${unit}`)}</title></rect>`);
+    });
+    parts.push(`<text x="${x0 + (groupW * 0.8) / 2}" y="${top + plotH + 18}" text-anchor="middle">${escapeXml(g)}</text>`);
+  });
+  series.forEach((s, si) => {
+    const x = left + si * 130;
+    parts.push(`<rect x="${x}" y="${height - 18}" width="12" height="12" fill="${colors[si % colors.length]}"/><text x="${x + 16}" y="${height - 8}">${escapeXml(s.name)}</text>`);
+  });
+  parts.push("</svg>");
+  return parts.join("\n");
+}
+
+const round = (v) => (v >= 100 ? Math.round(v) : Math.round(v * 100) / 100);
+const escapeXml = (s) => String(s).replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]);
+
+/** The chart for a run: fan-out p99 by room size if measured, else the first metric available. */
+export function chartFor(run) {
+  const fan = run.results.filter((r) => r.scenario === "fanout" && !r.error);
+  const systems = [...new Set(run.results.map((r) => r.system))];
+  if (fan.length) {
+    const groups = [...new Set(fan.map((r) => `${r.subscribers} subs / ${r.payloadBytes} B`))];
+    return barChart({
+      title: "Fan-out latency p99 by room size (lower is better)",
+      unit: "ms",
+      groups,
+      series: systems.map((name) => ({ name, values: groups.map((g) => fan.find((r) => r.system === name && `${r.subscribers} subs / ${r.payloadBytes} B` === g)?.latencyMs.p99 ?? null) })),
+    });
+  }
+  const mem = run.results.filter((r) => r.scenario === "memory" && !r.error);
+  const groups = [...new Set(mem.map((r) => `${r.connections} conns`))];
+  return barChart({
+    title: "Server memory per idle connection (lower is better)",
+    unit: "bytes",
+    groups,
+    series: systems.map((name) => ({ name, values: groups.map((g) => mem.find((r) => r.system === name && `${r.connections} conns` === g)?.bytesPerConnection ?? null) })),
+  });
+}
+
+export function writeRun(dir, run) {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "results.json"), `${JSON.stringify(run, null, 2)}\n`);
+  const md = `# Benchmark run ${run.startedAt}\n\n${header(run)}\n\n${markdown(run)}\n`;
+  writeFileSync(join(dir, "results.md"), md);
+  writeFileSync(join(dir, "chart.svg"), chartFor(run));
+  return md;
+}
+
+export function header(run) {
+  return [
+    `- Machine: ${run.machine.cpus} × ${run.machine.cpuModel}, ${run.machine.memoryGb} GiB, ${run.machine.os}`,
+    `- Versions: ${Object.entries(run.versions).map(([k, v]) => `${k} ${v}`).join(", ")}`,
+    `- Command: \`${run.command}\``,
+    `- Pinning: server on CPU ${run.pinning.server}, load generator on CPU ${run.pinning.loadgen} (taskset)`,
+  ].join("\n");
+}

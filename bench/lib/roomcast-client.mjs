@@ -1,0 +1,73 @@
+/**
+ * How benchmark clients speak Roomcast: a `ws` socket offering `roomcast.v1` with a
+ * bearer token, ready once `welcome` arrives; `message` frames are deliveries.
+ * (Not @roomcast/client: the load generator must cost the same for every system,
+ * so every adapter uses a bare `ws` socket and JSON.)
+ */
+import { SignJWT } from "jose";
+import WebSocket from "ws";
+
+export const BENCH_SECRET = "roomcast-dev-only-benchmarks";
+
+/** Limits opened up for load (defaults stay for everything else, including retention). */
+export const BENCH_VARS = {
+  JWT_SECRET: BENCH_SECRET,
+  ENVIRONMENT: "development",
+  PUBLISH_RATE_PER_SECOND: "10000",
+  PUBLISH_BURST: "100000",
+  MAX_CONNECTIONS_PER_ROOM: "32000",
+  HISTORY_ON_JOIN: "0",
+  LIVENESS_TIMEOUT_SECONDS: "3600",
+};
+
+const key = new TextEncoder().encode(BENCH_SECRET);
+let tokenPromise;
+/** One token for every benchmark client (the room does not care who publishes). */
+function token() {
+  tokenPromise ??= new SignJWT({ cap: { "*": ["subscribe", "publish"] } })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject("bench")
+    .setExpirationTime("6h")
+    .sign(key);
+  return tokenPromise;
+}
+
+let counter = 0;
+
+/** @returns {Promise<import("./adapter.mjs").Connection>} */
+export async function connectRoomcast({ url, room, localAddress, onMessage, onClose }) {
+  const jwt = await token();
+  const wsUrl = `${url.replace(/^http/, "ws")}/v1/rooms/${encodeURIComponent(room)}/ws`;
+  const ws = new WebSocket(wsUrl, ["roomcast.v1"], { localAddress, perMessageDeflate: false, headers: { Authorization: `Bearer ${jwt}` } });
+  let closedByUs = false;
+  await new Promise((resolve, reject) => {
+    let welcomed = false;
+    ws.on("message", (raw, isBinary) => {
+      if (isBinary) return;
+      const text = raw.toString();
+      // Cheap dispatch: only message frames are parsed in full on the hot path.
+      if (text.startsWith('{"type":"message"')) onMessage(JSON.parse(text).data);
+      else if (!welcomed && text.startsWith('{"type":"welcome"')) {
+        welcomed = true;
+        resolve(undefined);
+      }
+    });
+    ws.on("error", (err) => {
+      if (!welcomed) reject(err);
+    });
+    ws.once("close", (code, reason) => {
+      if (!welcomed) reject(new Error(`closed before welcome: ${code} ${reason}`));
+      else if (!closedByUs) onClose?.();
+    });
+  });
+  const prefix = `b${(counter++).toString(36)}-`;
+  let n = 0;
+  return {
+    publish: (data) => ws.send(JSON.stringify({ type: "publish", id: prefix + (n++).toString(36), data })),
+    close: () => {
+      closedByUs = true;
+      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close();
+      else ws.terminate();
+    },
+  };
+}

@@ -1,0 +1,44 @@
+/**
+ * CPU seconds and RSS of server processes, read from /proc (Linux). CPU time is
+ * utime + stime in clock ticks (USER_HZ, 100 on Linux).
+ */
+import { readFileSync } from "node:fs";
+
+const TICKS_PER_SECOND = 100;
+
+function readStat(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    return { cpuSeconds: (utime + stime) / TICKS_PER_SECOND, rssBytes: rssKb * 1024 };
+  } catch {
+    return { cpuSeconds: 0, rssBytes: 0 }; // the process is gone
+  }
+}
+
+/** Totals over `pids` now. */
+export function sample(pids) {
+  let cpuSeconds = 0;
+  let rssBytes = 0;
+  for (const pid of pids) {
+    const s = readStat(pid);
+    cpuSeconds += s.cpuSeconds;
+    rssBytes += s.rssBytes;
+  }
+  return { cpuSeconds, rssBytes, at: performance.now() };
+}
+
+/** CPU seconds used between two samples, and the later RSS. */
+export function delta(before, after) {
+  return { cpuSeconds: after.cpuSeconds - before.cpuSeconds, rssBytes: after.rssBytes, wallSeconds: (after.at - before.at) / 1000 };
+}
+
+/** This process (the load generator). */
+export function selfSample() {
+  return sample([process.pid]);
+}

@@ -1,0 +1,234 @@
+/**
+ * The six scenarios. Each starts a fresh server for the system under test (pinned
+ * to SERVER_CPUS; the load generator runs on LOADGEN_CPUS), runs bounded in count
+ * and time, stops everything, and returns plain result rows.
+ */
+import { connectMany, DeliveryTracker, openLoop, payloadFactory } from "./loadgen.mjs";
+import { freePort, sleep } from "./net.mjs";
+import { delta, sample, selfSample } from "./sampler.mjs";
+import { summarize, histogram } from "./stats.mjs";
+
+export const SERVER_CPUS = "1";
+export const LOADGEN_CPUS = "0";
+const MEASURED_KEY = 1_000_000;
+const P99_TARGET_MS = 8;
+
+async function withServer(adapter, log, fn) {
+  const port = await freePort();
+  const server = await adapter.start({ port, cpus: SERVER_CPUS, log });
+  const opened = [];
+  try {
+    return await fn(server, opened);
+  } finally {
+    for (const c of opened) {
+      try {
+        c.close();
+      } catch {
+        // already closed
+      }
+    }
+    await server.stop();
+  }
+}
+
+const uniqueRoom = (label) => `bench-${label}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+/** Publishes into an already-connected room for a while and measures it. */
+async function measure({ server, tracker, publishers, expectedPerMessage, rate, durationS, make, rooms = 1 }) {
+  tracker.recording = true;
+  const before = sample(server.pids());
+  const selfBefore = selfSample();
+  const loop = await openLoop({
+    rate,
+    durationMs: durationS * 1000,
+    publish: (i, t) => {
+      const key = MEASURED_KEY + i;
+      const room = i % rooms;
+      tracker.expect(key, t, expectedPerMessage);
+      publishers[room].publish(make(key, t, room));
+    },
+  });
+  await tracker.drain(5_000);
+  const used = delta(before, sample(server.pids()));
+  const loadgen = delta(selfBefore, selfSample());
+  tracker.recording = false;
+  const s = tracker.summary();
+  return {
+    publishRate: rate,
+    published: loop.sent,
+    publishSeconds: Math.round(loop.seconds * 100) / 100,
+    ...s,
+    deliveredPerSecond: Math.round(s.delivered / loop.seconds),
+    serverCpuSeconds: Math.round(used.cpuSeconds * 100) / 100,
+    deliveredPerServerCpuSecond: used.cpuSeconds > 0 ? Math.round(s.delivered / used.cpuSeconds) : null,
+    serverRssMb: Math.round(used.rssBytes / 2 ** 20),
+    loadgenCpuSeconds: Math.round(loadgen.cpuSeconds * 100) / 100,
+  };
+}
+
+/** 1. Fan-out latency vs room size: one room, one publisher at a fixed rate. */
+export async function fanout(adapter, { subscribers, payloadBytes, rate, durationS, warmupS, log }) {
+  return withServer(adapter, log, async (server, opened) => {
+    const room = uniqueRoom("fanout");
+    const tracker = new DeliveryTracker();
+    const specs = Array.from({ length: subscribers }, (_, i) => ({ room, user: `sub-${i}` }));
+    const conn = await connectMany(adapter, server.url, specs, { onMessage: (data) => tracker.deliver(data.i), log });
+    opened.push(...conn.connections);
+    const publisher = await adapter.connect({ url: server.url, room, user: "publisher", onMessage: () => {} });
+    opened.push(publisher);
+    const make = payloadFactory(payloadBytes);
+    log(`  ${conn.connections.length} subscribers (${conn.failures} failed); warming up ${warmupS} s at ${rate}/s`);
+    await openLoop({ rate, durationMs: warmupS * 1000, publish: (i, t) => (tracker.expect(i, t, conn.connections.length), publisher.publish(make(i, t))) });
+    await tracker.drain(3_000);
+    const result = await measure({ server, tracker, publishers: [publisher], expectedPerMessage: conn.connections.length, rate, durationS, make });
+    return { scenario: "fanout", subscribers, payloadBytes, connectFailures: conn.failures, ...result };
+  });
+}
+
+/** 2. Many rooms: rooms × subscribers each, a steady trickle into every room. */
+export async function rooms(adapter, { rooms: roomCount, perRoom, ratePerRoom, payloadBytes, durationS, log }) {
+  return withServer(adapter, log, async (server, opened) => {
+    const names = Array.from({ length: roomCount }, (_, r) => uniqueRoom(`r${r}`));
+    const tracker = new DeliveryTracker();
+    const specs = [];
+    for (let r = 0; r < roomCount; r++) for (let s = 0; s < perRoom; s++) specs.push({ room: names[r], user: `u-${r}-${s}` });
+    log(`  connecting ${specs.length} clients in ${roomCount} rooms`);
+    const conn = await connectMany(adapter, server.url, specs, { onMessage: (data) => tracker.deliver(data.i), log, concurrency: 200 });
+    opened.push(...conn.connections);
+    // The first subscriber of each room publishes (and receives its own message too).
+    const publishers = [];
+    for (let r = 0; r < roomCount; r++) publishers.push(conn.connections[r * perRoom] ?? conn.connections[0]);
+    const make = payloadFactory(payloadBytes);
+    await sleep(2_000);
+    const result = await measure({ server, tracker, publishers, expectedPerMessage: perRoom, rate: roomCount * ratePerRoom, durationS, make, rooms: roomCount });
+    return { scenario: "rooms", rooms: roomCount, perRoom, connections: conn.connections.length, connectFailures: conn.failures, connectSeconds: Math.round(conn.seconds * 10) / 10, ...result };
+  });
+}
+
+/** 3. Throughput ramp: raise the publish rate until p99 passes the target. */
+export async function ramp(adapter, { subscribers, payloadBytes, rates, stepS, log }) {
+  return withServer(adapter, log, async (server, opened) => {
+    const room = uniqueRoom("ramp");
+    let tracker = new DeliveryTracker();
+    const specs = Array.from({ length: subscribers }, (_, i) => ({ room, user: `sub-${i}` }));
+    const conn = await connectMany(adapter, server.url, specs, { onMessage: (data) => tracker.deliver(data.i), log });
+    opened.push(...conn.connections);
+    const publisher = await adapter.connect({ url: server.url, room, user: "publisher", onMessage: () => {} });
+    opened.push(publisher);
+    const make = payloadFactory(payloadBytes);
+    const steps = [];
+    let reached = null;
+    for (const rate of rates) {
+      tracker = new DeliveryTracker();
+      const step = await measure({ server, tracker, publishers: [publisher], expectedPerMessage: conn.connections.length, rate, durationS: stepS, make });
+      steps.push({ rate, p99: step.latencyMs.p99, lost: step.lost, deliveredPerSecond: step.deliveredPerSecond });
+      log(`  ${rate}/s: p99 ${step.latencyMs.p99} ms, ${step.deliveredPerSecond} deliveries/s, lost ${step.lost}`);
+      const ok = step.latencyMs.p99 !== null && step.latencyMs.p99 <= P99_TARGET_MS && step.lost === 0;
+      if (!ok) break;
+      reached = rate;
+      await sleep(500);
+    }
+    return { scenario: "ramp", subscribers, payloadBytes, targetP99Ms: P99_TARGET_MS, maxRateWithinTarget: reached, steps };
+  });
+}
+
+/** 4. Memory per idle connection, and connect rate. */
+export async function memory(adapter, { connections, perRoom, log }) {
+  return withServer(adapter, log, async (server, opened) => {
+    await sleep(1_000);
+    const base = sample(server.pids());
+    const roomsNeeded = Math.ceil(connections / perRoom);
+    const names = Array.from({ length: roomsNeeded }, (_, r) => uniqueRoom(`m${r}`));
+    const specs = Array.from({ length: connections }, (_, i) => ({ room: names[Math.floor(i / perRoom)], user: `idle-${i}` }));
+    const conn = await connectMany(adapter, server.url, specs, { log, concurrency: 200 });
+    opened.push(...conn.connections);
+    await sleep(5_000); // settle
+    const after = sample(server.pids());
+    const held = conn.connections.length;
+    return {
+      scenario: "memory",
+      connections,
+      held,
+      connectFailures: conn.failures,
+      connectSeconds: Math.round(conn.seconds * 100) / 100,
+      connectsPerSecond: Math.round(held / conn.seconds),
+      baseRssMb: Math.round(base.rssBytes / 2 ** 20),
+      rssMb: Math.round(after.rssBytes / 2 ** 20),
+      bytesPerConnection: held > 0 ? Math.round((after.rssBytes - base.rssBytes) / held) : null,
+    };
+  });
+}
+
+/** 5. Hibernation wake: the first message after the room sat idle, vs a warm one. */
+export async function wake(adapter, { subscribers, idleS, log }) {
+  return withServer(adapter, log, async (server, opened) => {
+    const room = uniqueRoom("wake");
+    let tracker = new DeliveryTracker();
+    const specs = Array.from({ length: subscribers }, (_, i) => ({ room, user: `sub-${i}` }));
+    const conn = await connectMany(adapter, server.url, specs, { onMessage: (data) => tracker.deliver(data.i), log });
+    opened.push(...conn.connections);
+    const publisher = await adapter.connect({ url: server.url, room, user: "publisher", onMessage: () => {} });
+    opened.push(publisher);
+    const make = payloadFactory(100);
+    const one = async (key) => {
+      tracker = new DeliveryTracker();
+      tracker.recording = true;
+      const t = performance.now();
+      tracker.expect(key, t, conn.connections.length);
+      publisher.publish(make(key, t));
+      await tracker.drain(10_000);
+      return tracker.summary().fanoutCompletionMs.max;
+    };
+    const warm = [];
+    for (let i = 0; i < 5; i++) warm.push(await one(i));
+    log(`  idle for ${idleS} s`);
+    await sleep(idleS * 1000);
+    const afterIdle = await one(100);
+    const warmAgain = await one(101);
+    return { scenario: "wake", subscribers, idleSeconds: idleS, warmMs: warm, firstAfterIdleMs: afterIdle, nextMs: warmAgain };
+  });
+}
+
+/** 6. Reconnect storm: everyone loses the server at once; time until all are back. */
+export async function storm(adapter, { clients, jitterMs, log }) {
+  if (!adapter.start) throw new Error("no adapter");
+  return withServer(adapter, log, async (server, opened) => {
+    if (!server.kill || !server.restart) return { scenario: "storm", clients, skipped: "the adapter cannot kill and restart its server" };
+    const room = uniqueRoom("storm");
+    const specs = Array.from({ length: clients }, (_, i) => ({ room, user: `c-${i}` }));
+    const first = await connectMany(adapter, server.url, specs, { log, concurrency: 200 });
+    log(`  ${first.connections.length} connected; killing the server`);
+    await server.kill();
+    for (const c of first.connections) {
+      try {
+        c.close();
+      } catch {
+        // dead already
+      }
+    }
+    await server.restart();
+    const restartedAt = performance.now();
+    const times = histogram();
+    let failures = 0;
+    const again = await Promise.all(
+      specs.map(async (spec, i) => {
+        // Each client waits a jittered delay, then retries with backoff (bounded).
+        await sleep(Math.random() * jitterMs);
+        for (let attempt = 0; attempt < 8; attempt++) {
+          try {
+            const c = await adapter.connect({ url: server.url, room: spec.room, user: spec.user, onMessage: () => {} });
+            times.recordValue(Math.max(1, Math.round((performance.now() - restartedAt) * 1000)));
+            return c;
+          } catch {
+            await sleep(Math.random() * Math.min(5_000, 250 * 2 ** attempt));
+          }
+        }
+        failures++;
+        return null;
+      }),
+    );
+    opened.push(...again.filter(Boolean));
+    const all = summarize(times);
+    return { scenario: "storm", clients, jitterMs, reconnected: all.count, failures, allBackMs: all.max, p50Ms: all.p50, p99Ms: all.p99 };
+  });
+}

@@ -1,0 +1,202 @@
+#!/usr/bin/env node
+// Roomcast benchmarks: the same open-loop load generator against Roomcast (through
+// `wrangler dev` and directly on workerd), partyserver on workerd, Socket.IO 4.8 and
+// a raw `ws` broadcast server. `npm run bench -- --help` for the options.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { cpus, totalmem, release } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { writeRun } from "./lib/report.mjs";
+import * as scenarios from "./lib/scenarios.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..");
+const SYSTEMS = ["roomcast", "roomcast-direct", "partyserver", "socketio", "ws"];
+const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm"];
+
+const PROFILES = {
+  full: {
+    fanout: { sizes: [10, 100, 1_000, 10_000], payloads: [100, 1_024], durationS: 10, warmupS: 3, deliveriesPerSecond: 20_000 },
+    rooms: { rooms: 1_000, perRoom: 50, ratePerRoom: 1, payloadBytes: 100, durationS: 10 },
+    ramp: { subscribers: 100, payloadBytes: 100, rates: [50, 100, 200, 400, 800, 1_600, 3_200, 6_400], stepS: 4 },
+    memory: { sizes: [1_000, 10_000, 50_000], perRoom: 100 },
+    wake: { subscribers: 10, idleS: 15 },
+    storm: { clients: 1_000, jitterMs: 2_000 },
+  },
+  quick: {
+    fanout: { sizes: [10, 100, 1_000], payloads: [100, 1_024], durationS: 5, warmupS: 2, deliveriesPerSecond: 20_000 },
+    rooms: { rooms: 100, perRoom: 50, ratePerRoom: 2, payloadBytes: 100, durationS: 5 },
+    ramp: { subscribers: 100, payloadBytes: 100, rates: [50, 100, 200, 400, 800, 1_600, 3_200], stepS: 3 },
+    memory: { sizes: [1_000, 10_000], perRoom: 100 },
+    wake: { subscribers: 10, idleS: 15 },
+    storm: { clients: 500, jitterMs: 2_000 },
+  },
+  smoke: {
+    fanout: { sizes: [10], payloads: [100], durationS: 1, warmupS: 0.5, deliveriesPerSecond: 500 },
+    rooms: { rooms: 4, perRoom: 5, ratePerRoom: 5, payloadBytes: 100, durationS: 1 },
+    ramp: { subscribers: 10, payloadBytes: 100, rates: [20, 40], stepS: 1 },
+    memory: { sizes: [50], perRoom: 25 },
+    wake: { subscribers: 3, idleS: 1 },
+    storm: { clients: 20, jitterMs: 200 },
+  },
+};
+
+const usage = `Usage: npm run bench -- [options]
+
+Runs the scenarios against each system, one server at a time, and writes
+results.json, results.md and chart.svg to the output folder.
+
+Scenarios (--scenarios, comma-separated; default: all):
+  fanout   fan-out latency vs room size: 10, 100, 1,000, 10,000 subscribers, 100 B and 1 KiB
+  rooms    many rooms: 1,000 rooms × 50 subscribers = 50,000 connections, a trickle into each
+  ramp     throughput ramp: raise the publish rate until p99 passes 8 ms
+  memory   memory per idle connection at 1K, 10K, 50K connections, and connect rate
+  wake     latency of the first message after a room sat idle long enough to hibernate
+  storm    reconnect storm: the server is killed and restarted; time until all are back
+
+Systems (--systems, comma-separated; default: all):
+  roomcast         Roomcast through wrangler dev (with its dev proxy)
+  roomcast-direct  Roomcast on workerd directly, no dev proxy (closest to production)
+  partyserver      partyserver (Durable Object peer) on workerd via wrangler dev
+  socketio         Socket.IO 4.8, websocket transport, rooms, on Node
+  ws               a raw ws broadcast server (the floor)
+
+Options:
+  --profile NAME   full (default; the issue's sizes), quick (smaller), smoke (tiny, for CI)
+  --smoke          same as --profile smoke
+  --out DIR        output folder (default: bench/results/<timestamp>)
+  -h, --help       this text
+
+The load generator pins itself to CPU ${scenarios.LOADGEN_CPUS} and every server to CPU ${scenarios.SERVER_CPUS} (taskset).
+All traffic stays on loopback; every run is bounded in count and time.`;
+
+let args;
+try {
+  args = parseArgs({
+    options: {
+      systems: { type: "string" },
+      scenarios: { type: "string" },
+      profile: { type: "string" },
+      smoke: { type: "boolean" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  }).values;
+} catch (err) {
+  console.error(`bench: ${err.message}\n\n${usage}`);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(usage);
+  process.exit(0);
+}
+const pick = (value, all, what) => {
+  const list = value ? value.split(",").map((s) => s.trim()).filter(Boolean) : all;
+  for (const item of list) {
+    if (!all.includes(item)) {
+      console.error(`bench: unknown ${what} "${item}" (known: ${all.join(", ")})`);
+      process.exit(2);
+    }
+  }
+  return list;
+};
+const systems = pick(args.systems, SYSTEMS, "system");
+const chosen = pick(args.scenarios, SCENARIOS, "scenario");
+const profileName = args.smoke ? "smoke" : (args.profile ?? "full");
+const profile = PROFILES[profileName];
+if (!profile) {
+  console.error(`bench: unknown profile "${profileName}" (known: ${Object.keys(PROFILES).join(", ")})`);
+  process.exit(2);
+}
+
+const log = (line) => console.error(line);
+try {
+  execFileSync("taskset", ["-p", "-c", scenarios.LOADGEN_CPUS, String(process.pid)], { stdio: "ignore" });
+} catch {
+  log("bench: taskset unavailable; running unpinned (results are noisier)");
+}
+const fdLimit = Number(/Max open files\s+(\d+)/.exec(readFileSync("/proc/self/limits", "utf8"))?.[1] ?? 0);
+
+/** The version Node would load from bench/ (its own node_modules first, then the root's). */
+function version(pkg) {
+  for (const base of [here, root]) {
+    try {
+      return JSON.parse(readFileSync(join(base, "node_modules", pkg, "package.json"), "utf8")).version;
+    } catch {
+      // try the next
+    }
+  }
+  return "?";
+}
+function gitRev() {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
+  } catch {
+    return "?";
+  }
+}
+
+const run = {
+  startedAt: new Date().toISOString(),
+  command: `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim(),
+  profile: profileName,
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "?", memoryGb: Math.round(totalmem() / 2 ** 30), os: `Linux ${release()}`, fdLimit },
+  versions: {
+    roomcast: gitRev(),
+    node: process.version,
+    wrangler: version("wrangler"),
+    workerd: version("@cloudflare/workerd-linux-64"),
+    partyserver: version("partyserver"),
+    "socket.io": version("socket.io"),
+    ws: version("ws"),
+  },
+  pinning: { server: scenarios.SERVER_CPUS, loadgen: scenarios.LOADGEN_CPUS },
+  results: [],
+};
+
+const jobs = [];
+for (const name of chosen) {
+  const p = profile[name];
+  if (name === "fanout") {
+    for (const subscribers of p.sizes) {
+      for (const payloadBytes of p.payloads) {
+        const rate = Math.max(1, Math.min(1_000, Math.round(p.deliveriesPerSecond / subscribers)));
+        jobs.push({ name, label: `fanout ${subscribers} subs ${payloadBytes} B @ ${rate}/s`, options: { subscribers, payloadBytes, rate, durationS: p.durationS, warmupS: p.warmupS }, connections: subscribers });
+      }
+    }
+  } else if (name === "memory") {
+    for (const connections of p.sizes) jobs.push({ name, label: `memory ${connections} connections`, options: { connections, perRoom: p.perRoom }, connections });
+  } else {
+    const connections = name === "rooms" ? p.rooms * p.perRoom : (p.subscribers ?? p.clients ?? 0);
+    jobs.push({ name, label: name, options: p, connections });
+  }
+}
+
+const outDir = args.out ?? join(here, "results", run.startedAt.replace(/[:.]/g, "-"));
+log(`bench: profile ${profileName}; ${systems.length} systems × ${jobs.length} jobs; results in ${outDir}`);
+const started = Date.now();
+for (const system of systems) {
+  const adapter = (await import(`./adapters/${system}.mjs`)).default;
+  for (const job of jobs) {
+    if (fdLimit && job.connections * 2 + 200 > fdLimit) {
+      log(`bench: skipping ${system} ${job.label}: needs ~${job.connections * 2} file descriptors, the limit is ${fdLimit} (raise it with ulimit -n)`);
+      run.results.push({ system, scenario: job.name, error: `file-descriptor limit ${fdLimit} too low` });
+      continue;
+    }
+    log(`bench: ${system} · ${job.label} (${Math.round((Date.now() - started) / 1000)} s elapsed)`);
+    try {
+      const result = await scenarios[job.name](adapter, { ...job.options, log });
+      run.results.push({ system, ...result });
+      writeRun(outDir, run); // keep partial results if a later job dies
+    } catch (err) {
+      log(`bench: ${system} ${job.label} failed: ${err.stack ?? err}`);
+      run.results.push({ system, scenario: job.name, error: String(err.message ?? err).slice(0, 200) });
+    }
+  }
+}
+run.finishedAt = new Date().toISOString();
+const md = writeRun(outDir, run);
+console.log(md);
+log(`bench: done in ${Math.round((Date.now() - started) / 1000)} s; ${outDir}`);
