@@ -34,6 +34,8 @@ export interface Env {
   RETENTION_MAX_AGE_SECONDS?: string;
   REPLAY_PAGE_SIZE?: string;
   DRAIN_WINDOW_SECONDS?: string;
+  /** "off" sends every live message in its own frame (for comparisons); default on. */
+  BROADCAST_BATCHING?: string;
 }
 
 type RoomcastEnv = Env;

@@ -74,6 +74,8 @@ export function upgrade(room: string, jwt: string | undefined, options: ConnectO
 /** A test client that records every decoded frame and lets tests wait for them in order. */
 export class TestSocket {
   readonly frames: ServerFrame[] = [];
+  /** Messages per received frame, in order (1 for anything but a `messages` batch). */
+  readonly batches: number[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
   /** Per frame type, how many of that type tests have consumed already. */
   readonly #consumed = new Map<string, number>();
@@ -83,7 +85,10 @@ export class TestSocket {
     ws.addEventListener("message", (event) => {
       const decoded = decodeServerFrame(event.data);
       if (!decoded.ok) throw new Error(`server sent an invalid frame: ${decoded.message}: ${String(event.data)}`);
-      this.frames.push(decoded.frame);
+      this.batches.push(decoded.frame.type === "messages" ? decoded.frame.messages.length : 1);
+      // A `messages` frame is several `message` frames in one: tests see them one by one.
+      if (decoded.frame.type === "messages") for (const m of decoded.frame.messages) this.frames.push({ type: "message", ...m });
+      else this.frames.push(decoded.frame);
       this.#wake?.();
     });
     this.closed = new Promise((resolve) => {

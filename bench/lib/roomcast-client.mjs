@@ -46,7 +46,8 @@ export async function connectRoomcast({ url, room, localAddress, onMessage, onCl
       if (isBinary) return;
       const text = raw.toString();
       // Cheap dispatch: only message frames are parsed in full on the hot path.
-      if (text.startsWith('{"type":"message"')) onMessage(JSON.parse(text).data);
+      if (text.startsWith('{"type":"message",')) onMessage(JSON.parse(text).data);
+      else if (text.startsWith('{"type":"messages"')) for (const m of JSON.parse(text).messages) onMessage(m.data);
       else if (!welcomed && text.startsWith('{"type":"welcome"')) {
         welcomed = true;
         resolve(undefined);

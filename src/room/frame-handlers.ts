@@ -70,7 +70,8 @@ function onPublish(core: RoomCore, ws: WebSocket, session: Session, frame: Publi
     return;
   }
   const result = core.append(session.userId, frame.id, data);
-  sendFrame(ws, { type: "ack", id: frame.id, seq: result.seq, duplicate: result.duplicate } satisfies AckFrame);
+  // The ack must not overtake the message it acknowledges (which may be batched).
+  core.broadcaster.after(ws, JSON.stringify({ type: "ack", id: frame.id, seq: result.seq, duplicate: result.duplicate } satisfies AckFrame));
 }
 
 function onHistory(core: RoomCore, ws: WebSocket, frame: HistoryRequestFrame): void {

@@ -10,6 +10,7 @@
  */
 import { readSession, writeSession } from "./attachment.js";
 import { messageFrame } from "./message-log.js";
+import { messagesFrame } from "./broadcaster.js";
 import { describeError, log } from "../log.js";
 import { sendText } from "./send.js";
 import type { RoomCore } from "./room-core.js";
@@ -94,7 +95,11 @@ export class ReplayRunner {
   /** Sends one page after `after`; returns the new cursor, or undefined when the socket is caught up. */
   #sendPage(ws: WebSocket, after: number): number | undefined {
     const page = this.#core.log.page(after, this.#core.limits.REPLAY_PAGE_SIZE);
-    for (const m of page.messages) sendText(ws, messageFrame(m));
+    // The last page makes the socket live: first send what is batched for the others
+    // (it is in this page already), so it cannot reach this socket twice.
+    if (!page.hasMore) this.#core.broadcaster.flush();
+    if (page.messages.length === 1) sendText(ws, messageFrame(page.messages[0]!));
+    else if (page.messages.length > 1) sendText(ws, messagesFrame(page.messages));
     if (!page.hasMore) return undefined;
     return page.messages[page.messages.length - 1]!.seq;
   }

@@ -10,13 +10,14 @@ import type { Identity } from "../auth/identity.js";
 import { errorResponse } from "../http/errors.js";
 import { describeError, log } from "../log.js";
 import { readSession, writeSession, type Session } from "./attachment.js";
-import { MessageLog, messageFrame } from "./message-log.js";
+import { MessageLog } from "./message-log.js";
 import { GraceStore } from "./grace-store.js";
 import { Presence, isEmptyDiff, type PresenceDiff } from "./presence.js";
 import { planReplay, type ResumeRequest } from "./resume.js";
 import { TokenBucket } from "./rate-limit.js";
 import { closeWith, sendFrame, sendText } from "./send.js";
 import { ReplayRunner } from "./replay.js";
+import { Broadcaster } from "./broadcaster.js";
 
 const OPEN = 1; // WebSocket.OPEN
 
@@ -27,6 +28,9 @@ export class RoomCore {
   readonly log: MessageLog;
   readonly grace: GraceStore;
   readonly replays: ReplayRunner;
+  readonly broadcaster: Broadcaster;
+  /** getWebSockets() allocates a fresh array per call; the list is cached until sockets come or go. */
+  #sockets: WebSocket[] | undefined;
   readonly #buckets = new WeakMap<WebSocket, TokenBucket>();
   readonly #lastFrame = new WeakMap<WebSocket, number>();
   #presence: Presence | undefined;
@@ -41,6 +45,7 @@ export class RoomCore {
     this.grace = new GraceStore(ctx.storage.sql);
     this.#room = this.log.getMeta("room");
     this.replays = new ReplayRunner(this);
+    this.broadcaster = new Broadcaster({ sockets: () => this.sockets(), skip: () => this.replays.active }, env.BROADCAST_BATCHING !== "off");
     this.replays.resumeAfterWake();
   }
 
@@ -53,6 +58,16 @@ export class RoomCore {
       this.#room = room;
       this.log.setMeta("room", room);
     }
+  }
+
+  /** Every socket of the room, cached (may include ones that are closing). */
+  sockets(): readonly WebSocket[] {
+    return (this.#sockets ??= this.ctx.getWebSockets());
+  }
+
+  /** Sockets came or went. */
+  invalidateSockets(): void {
+    this.#sockets = undefined;
   }
 
   /** Open sockets with a valid session. Closing sockets can linger in getWebSockets() (workerd#1187). */
@@ -95,7 +110,7 @@ export class RoomCore {
   broadcastPresence(diff: PresenceDiff, except?: WebSocket): void {
     if (isEmptyDiff(diff)) return;
     const frame = JSON.stringify({ type: "presence_diff", ...diff } satisfies PresenceDiffFrame);
-    for (const ws of this.ctx.getWebSockets()) if (ws !== except) sendText(ws, frame);
+    for (const ws of this.sockets()) if (ws !== except) sendText(ws, frame);
   }
 
   /**
@@ -104,6 +119,7 @@ export class RoomCore {
    * then, so a quick reconnect does not flap. Safe to call twice for one socket.
    */
   disconnected(ws: WebSocket, graceUntil: number | undefined): void {
+    this.invalidateSockets();
     const session = readSession(ws);
     if (!session) return;
     this.replays.forget(ws);
@@ -148,6 +164,7 @@ export class RoomCore {
     };
     // Tags let the room find a user's sockets (kick) without reading every attachment.
     this.ctx.acceptWebSocket(server, [userTag(identity.userId)]);
+    this.invalidateSockets();
     writeSession(server, session);
     this.#join(server, session, resume);
     this.ensureAlarm(Math.min(now + this.limits.LIVENESS_TIMEOUT_SECONDS * 1000, this.tokenDeadline(session)));
@@ -161,6 +178,9 @@ export class RoomCore {
    * broadcasts skip this socket, so there is no gap and no duplicate.
    */
   #join(ws: WebSocket, session: Session, resume: ResumeRequest | undefined): void {
+    // Anything batched but not yet sent is in the log already: send it to the others
+    // now, before this socket's replay (which reads the log) makes it live.
+    this.broadcaster.flush();
     const plan = planReplay(resume, this.log, this.limits.HISTORY_ON_JOIN);
     const welcome = {
       type: "welcome",
@@ -255,19 +275,10 @@ export class RoomCore {
   append(sender: string, clientId: string, data: string): { seq: number; duplicate: boolean } {
     const result = this.log.append(sender, clientId, data, Date.now());
     if (result.message) {
-      this.broadcast(messageFrame(result.message));
+      this.broadcaster.message(result.message);
       this.#scheduleRetention();
     }
     return result;
-  }
-
-  /** Sends to every socket except those still being caught up by a replay. */
-  broadcast(text: string): void {
-    const skip = this.replays.active;
-    for (const ws of this.ctx.getWebSockets()) {
-      if (skip.size > 0 && skip.has(ws)) continue;
-      sendText(ws, text);
-    }
   }
 
   #scheduleRetention(): void {

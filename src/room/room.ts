@@ -77,6 +77,7 @@ export class Room extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.#core.invalidateSockets();
     // 1005/1006/1015 are reserved and cannot be sent back; answer those with a normal close.
     const reply = code === 1005 || code === 1006 || code === 1015 ? 1000 : code;
     try {

@@ -235,12 +235,9 @@ export class Room extends Emitter<RoomEvents> {
   #onFrame(frame: ServerFrame): void {
     switch (frame.type) {
       case "message":
-        if (frame.seq <= this.#lastSeq) return; // already delivered
-        this.#lastSeq = frame.seq;
-        const message = { seq: frame.seq, id: frame.id, from: frame.from, data: frame.data, ts: frame.ts };
-        if (this.#messageBuffer > 0) this.#recent = [...this.#recent, message].slice(-this.#messageBuffer);
-        this.emit("message", message);
-        return;
+        return this.#deliver([frame]);
+      case "messages":
+        return this.#deliver(frame.messages);
       case "ack": {
         const ack = { id: frame.id, seq: frame.seq, duplicate: frame.duplicate };
         this.#outbox.settle(frame.id, ack);
@@ -269,6 +266,19 @@ export class Room extends Emitter<RoomEvents> {
       default:
         return;
     }
+  }
+
+  /** Delivers each message once, in order; anything at or below the position was delivered already. */
+  #deliver(messages: readonly Message[]): void {
+    const fresh: Message[] = [];
+    for (const m of messages) {
+      if (m.seq <= this.#lastSeq) continue;
+      this.#lastSeq = m.seq;
+      fresh.push({ seq: m.seq, id: m.id, from: m.from, data: m.data, ts: m.ts });
+    }
+    if (fresh.length === 0) return;
+    if (this.#messageBuffer > 0) this.#recent = [...this.#recent, ...fresh].slice(-this.#messageBuffer);
+    for (const m of fresh) this.emit("message", m);
   }
 
   #onError(code: Extract<ServerFrame, { type: "error" }>["code"], message: string, id: string | undefined): void {

@@ -102,8 +102,9 @@ export const WelcomeFrame = v.object({
   /** Sequence number of the newest message at join time (0: none yet). */
   seq: Seq,
   /**
-   * How many `message` frames with `seq <= welcome.seq` follow (recent history, or
-   * the replay of a resume). Live messages follow them with no gap and no duplicate.
+   * How many messages with `seq <= welcome.seq` follow, in `message` or `messages`
+   * frames (recent history, or the replay of a resume). Live messages follow them
+   * with no gap and no duplicate.
    */
   replay: v.pipe(v.number(), v.integer(), v.minValue(0)),
   /**
@@ -126,6 +127,9 @@ export const WelcomeFrame = v.object({
 });
 
 export const MessageFrame = v.object({ type: v.literal("message"), ...Message.entries });
+
+/** Several messages in one frame, in order (the room batches under load, and pages replays). */
+export const MessagesFrame = v.object({ type: v.literal("messages"), messages: v.array(Message) });
 
 export const AckFrame = v.object({
   type: v.literal("ack"),
@@ -190,6 +194,7 @@ export const ReconnectFrame = v.object({
 export const ServerFrame = v.variant("type", [
   WelcomeFrame,
   MessageFrame,
+  MessagesFrame,
   AckFrame,
   HistoryFrame,
   ErrorFrame,
@@ -202,6 +207,7 @@ export const ServerFrame = v.variant("type", [
 export type ServerFrame = v.InferOutput<typeof ServerFrame>;
 export type WelcomeFrame = v.InferOutput<typeof WelcomeFrame>;
 export type MessageFrame = v.InferOutput<typeof MessageFrame>;
+export type MessagesFrame = v.InferOutput<typeof MessagesFrame>;
 export type AckFrame = v.InferOutput<typeof AckFrame>;
 export type HistoryFrame = v.InferOutput<typeof HistoryFrame>;
 export type ErrorFrame = v.InferOutput<typeof ErrorFrame>;

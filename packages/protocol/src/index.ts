@@ -18,6 +18,7 @@ export {
   Message,
   WelcomeFrame,
   MessageFrame,
+  MessagesFrame,
   AckFrame,
   HistoryFrame,
   ErrorFrame,

@@ -1,0 +1,100 @@
+/**
+ * Live fan-out with adaptive batching. Each WebSocket send has a fixed cost on
+ * workerd, so under load the room packs the messages that became ready close
+ * together into one `messages` frame per recipient (Cloudflare's own advice for
+ * fan-out). A quiet room adds no delay: the first message of a burst goes out at
+ * once; only messages arriving while the timer for that burst is pending wait
+ * for it (one timer tick), and go out together.
+ *
+ * Invariants the rest of the room relies on:
+ * - total order: frames leave in append order, batched or not;
+ * - an ack follows its message (`after` defers it behind pending messages);
+ * - `flush()` runs before any socket goes live (join, end of a replay), so a
+ *   message the socket already got from the log is never sent to it again.
+ */
+import { encodeMessage, messageFrame, type StoredMessage } from "./message-log.js";
+import { sendText } from "./send.js";
+
+/** How long a burst's window stays open after its first message went out. */
+const WINDOW_MS = 1;
+/** Keep batch frames well under platform and client message limits. */
+const MAX_BATCH_BYTES = 1 << 20;
+
+export interface BroadcastTargets {
+  /** Every socket of the room (may include closing ones; sends to those are skipped). */
+  sockets(): readonly WebSocket[];
+  /** Sockets still being caught up by a replay: live traffic skips them. */
+  skip(): ReadonlyMap<WebSocket, unknown>;
+}
+
+export class Broadcaster {
+  readonly #targets: BroadcastTargets;
+  readonly #batching: boolean;
+  #pending: StoredMessage[] = [];
+  #pendingBytes = 0;
+  #deferred: [WebSocket, string][] = [];
+  #window = false;
+
+  constructor(targets: BroadcastTargets, batching: boolean) {
+    this.#targets = targets;
+    this.#batching = batching;
+  }
+
+  /** A newly stored message for everyone. */
+  message(m: StoredMessage): void {
+    if (!this.#batching) return this.#sendAll(messageFrame(m));
+    if (!this.#window) {
+      this.#sendAll(messageFrame(m));
+      this.#openWindow();
+      return;
+    }
+    this.#pending.push(m);
+    this.#pendingBytes += m.data.length + 100;
+    if (this.#pendingBytes >= MAX_BATCH_BYTES) this.flush();
+  }
+
+  /** A frame for one socket that must not overtake the messages broadcast before it (an ack). */
+  after(ws: WebSocket, text: string): void {
+    if (this.#pending.length === 0) sendText(ws, text);
+    else this.#deferred.push([ws, text]);
+  }
+
+  /** Sends whatever is pending, now. */
+  flush(): void {
+    const pending = this.#pending;
+    if (pending.length > 0) {
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      this.#sendAll(pending.length === 1 ? messageFrame(pending[0]!) : messagesFrame(pending));
+    }
+    const deferred = this.#deferred;
+    if (deferred.length > 0) {
+      this.#deferred = [];
+      for (const [ws, text] of deferred) sendText(ws, text);
+    }
+  }
+
+  #openWindow(): void {
+    this.#window = true;
+    setTimeout(() => {
+      const busy = this.#pending.length > 0;
+      this.flush();
+      // Traffic kept coming: keep batching for another tick; otherwise close the window.
+      if (busy) this.#openWindow();
+      else this.#window = false;
+    }, WINDOW_MS);
+  }
+
+  #sendAll(text: string): void {
+    const skip = this.#targets.skip();
+    for (const ws of this.#targets.sockets()) {
+      if (skip.size > 0 && skip.has(ws)) continue;
+      sendText(ws, text);
+    }
+  }
+}
+
+/** One frame carrying several messages in order. */
+export function messagesFrame(messages: readonly StoredMessage[]): string {
+  return `{"type":"messages","messages":[${messages.map(encodeMessage).join(",")}]}`;
+}

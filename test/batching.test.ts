@@ -1,0 +1,83 @@
+import { describe, expect, it } from "vitest";
+import { Broadcaster } from "../src/room/broadcaster.js";
+import type { StoredMessage } from "../src/room/message-log.js";
+import { connect, publish, token, uniqueRoom } from "./helpers.js";
+
+/** A socket stand-in that records what it was sent. */
+function fakeSocket() {
+  const sent: string[] = [];
+  return { sent, ws: { send: (text: string) => void sent.push(text) } as unknown as WebSocket };
+}
+const stored = (seq: number): StoredMessage => ({ seq, id: `m${seq}`, from: "u", data: String(seq), ts: 0 });
+const tick = () => new Promise((r) => setTimeout(r, 20));
+
+describe("the broadcaster", () => {
+  it("sends the first message of a burst at once and the rest of the burst as one frame, in order", async () => {
+    const a = fakeSocket();
+    const b = fakeSocket();
+    const broadcaster = new Broadcaster({ sockets: () => [a.ws, b.ws], skip: () => new Map() }, true);
+    broadcaster.message(stored(1));
+    expect(a.sent.map((t) => JSON.parse(t).type)).toEqual(["message"]); // no added delay
+    broadcaster.message(stored(2));
+    broadcaster.message(stored(3));
+    broadcaster.after(a.ws, '{"type":"ack","id":"m3","seq":3,"duplicate":false}');
+    expect(a.sent).toHaveLength(1); // 2 and 3 wait for the window; so does the ack of 3
+    await tick();
+    const frames = a.sent.map((t) => JSON.parse(t));
+    expect(frames.map((f) => f.type)).toEqual(["message", "messages", "ack"]);
+    expect(frames[1].messages.map((m: { seq: number }) => m.seq)).toEqual([2, 3]);
+    expect(b.sent).toEqual(a.sent.slice(0, 2));
+  });
+
+  it("skips sockets that are still being replayed, and sends everything per message when batching is off", async () => {
+    const live = fakeSocket();
+    const replaying = fakeSocket();
+    const broadcaster = new Broadcaster({ sockets: () => [live.ws, replaying.ws], skip: () => new Map([[replaying.ws, 0]]) }, false);
+    broadcaster.message(stored(1));
+    broadcaster.message(stored(2));
+    broadcaster.after(live.ws, "ack");
+    expect(live.sent.map((t) => (t === "ack" ? t : JSON.parse(t).type))).toEqual(["message", "message", "ack"]);
+    expect(replaying.sent).toEqual([]);
+  });
+
+  it("flush() sends what is pending at once (before a socket goes live)", () => {
+    const a = fakeSocket();
+    const broadcaster = new Broadcaster({ sockets: () => [a.ws], skip: () => new Map() }, true);
+    broadcaster.message(stored(1));
+    broadcaster.message(stored(2));
+    broadcaster.flush();
+    expect(a.sent.map((t) => JSON.parse(t).type)).toEqual(["message", "message"]);
+  });
+});
+
+describe("adaptive batching of live messages, end to end", () => {
+  it("sends a lone message in a room that was quiet as a single message frame", async () => {
+    const room = uniqueRoom();
+    const alice = await connect(room);
+    const bob = await connect(room, await token({ sub: "bob" }));
+    await bob.next("welcome");
+    await publish(alice, "lone", 1);
+    expect((await bob.next("message")).id).toBe("lone");
+    expect(bob.batches.at(-1)).toBe(1);
+    alice.close();
+    bob.close();
+  });
+
+  it("never sends a joiner a batched message twice (it came with its history)", async () => {
+    const room = uniqueRoom();
+    const pubs = [];
+    for (const sub of ["q1", "q2"]) pubs.push(await connect(room, await token({ sub })));
+    await Promise.all(pubs.map((s) => s.next("welcome")));
+    for (let i = 0; i < 6; i++) for (const [p, s] of pubs.entries()) s.send({ type: "publish", id: `j-${p}-${i}`, data: i });
+    // Join while the burst may still be batching.
+    const late = await connect(room, await token({ sub: "late" }));
+    await pubs[0]!.take("ack", 6);
+    await pubs[1]!.take("ack", 6);
+    await publish(pubs[0]!, "final", "end");
+    await late.until((frames) => frames.some((f) => f.type === "message" && f.id === "final"));
+    const seqs = late.frames.filter((f) => f.type === "message").map((f) => (f as { seq: number }).seq);
+    expect(new Set(seqs).size).toBe(seqs.length);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    for (const s of [...pubs, late]) s.close();
+  });
+});
