@@ -13,7 +13,7 @@ import * as scenarios from "./lib/scenarios.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
-const SYSTEMS = ["roomcast", "roomcast-direct", "partyserver", "socketio", "ws"];
+const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "partyserver", "socketio", "ws"];
 const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm"];
 
 const PROFILES = {
@@ -37,7 +37,7 @@ const PROFILES = {
     fanout: { sizes: [10], payloads: [100], durationS: 1, warmupS: 0.5, deliveriesPerSecond: 500 },
     rooms: { rooms: 4, perRoom: 5, ratePerRoom: 5, payloadBytes: 100, durationS: 1 },
     ramp: { subscribers: 10, payloadBytes: 100, rates: [20, 40], stepS: 1 },
-    memory: { sizes: [50], perRoom: 25 },
+    memory: { sizes: [50], perRoom: 25, settleS: 1 },
     wake: { subscribers: 3, idleS: 1 },
     storm: { clients: 20, jitterMs: 200 },
   },
@@ -59,6 +59,7 @@ Scenarios (--scenarios, comma-separated; default: all):
 Systems (--systems, comma-separated; default: all):
   roomcast         Roomcast through wrangler dev (with its dev proxy)
   roomcast-direct  Roomcast on workerd directly, no dev proxy (closest to production)
+  roomcast-direct-unbatched  the same with live batching off (BROADCAST_BATCHING=off)
   partyserver      partyserver (Durable Object peer) on workerd via wrangler dev
   socketio         Socket.IO 4.8, websocket transport, rooms, on Node
   ws               a raw ws broadcast server (the floor)
@@ -167,7 +168,7 @@ for (const name of chosen) {
       }
     }
   } else if (name === "memory") {
-    for (const connections of p.sizes) jobs.push({ name, label: `memory ${connections} connections`, options: { connections, perRoom: p.perRoom }, connections });
+    for (const connections of p.sizes) jobs.push({ name, label: `memory ${connections} connections`, options: { connections, perRoom: p.perRoom, settleS: p.settleS }, connections });
   } else {
     const connections = name === "rooms" ? p.rooms * p.perRoom : (p.subscribers ?? p.clients ?? 0);
     jobs.push({ name, label: name, options: p, connections });

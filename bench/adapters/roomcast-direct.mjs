@@ -13,8 +13,8 @@ import { ensureDemoBuilt, waitForHealth } from "./roomcast.mjs";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const WORKERD = join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
 
-function config(port) {
-  const bindings = Object.entries(BENCH_VARS)
+function config(port, vars) {
+  const bindings = Object.entries(vars)
     .map(([k, v]) => `    (name = ${JSON.stringify(k)}, text = ${JSON.stringify(v)}),`)
     .join("\n");
   return `using Workerd = import "/workerd/workerd.capnp";
@@ -40,10 +40,14 @@ ${bindings}
 `;
 }
 
-/** @type {import("../lib/adapter.mjs").Adapter} */
-export default {
-  name: "roomcast-direct",
-  description: "Roomcast's production bundle (wrangler deploy --dry-run) on workerd directly, no dev proxy; SQLite-backed Durable Objects on local disk",
+/**
+ * @param {{ name: string, description: string, vars?: Record<string, string> }} variant
+ * @returns {import("../lib/adapter.mjs").Adapter}
+ */
+export function directAdapter({ name, description, vars = {} }) {
+  return {
+  name,
+  description,
   async start({ port, cpus, log }) {
     ensureDemoBuilt();
     const dir = await mkdtemp(join(tmpdir(), "bench-roomcast-direct-"));
@@ -54,7 +58,7 @@ export default {
       env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
       stdio: "ignore",
     });
-    await writeFile(join(dir, "config.capnp"), config(port));
+    await writeFile(join(dir, "config.capnp"), config(port, { ...BENCH_VARS, ...vars }));
     const url = `http://127.0.0.1:${port}`;
     const launch = async () => {
       // workerd prints nothing when it is listening: a shell says "starting" and execs
@@ -72,7 +76,7 @@ export default {
       return proc;
     };
     const server = await restartable(launch);
-    log(`roomcast-direct (workerd) on ${url}, cpus ${cpus}`);
+    log(`${name} (workerd) on ${url}, cpus ${cpus}`);
     return {
       url,
       pids: server.pids,
@@ -85,4 +89,10 @@ export default {
     };
   },
   connect: connectRoomcast,
-};
+  };
+}
+
+export default directAdapter({
+  name: "roomcast-direct",
+  description: "Roomcast's production bundle (wrangler deploy --dry-run) on workerd directly, no dev proxy; SQLite-backed Durable Objects on local disk",
+});

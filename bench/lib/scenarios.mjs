@@ -133,7 +133,7 @@ export async function ramp(adapter, { subscribers, payloadBytes, rates, stepS, l
 }
 
 /** 4. Memory per idle connection, and connect rate. */
-export async function memory(adapter, { connections, perRoom, log }) {
+export async function memory(adapter, { connections, perRoom, settleS = 5, log }) {
   return withServer(adapter, log, async (server, opened) => {
     await sleep(1_000);
     const base = sample(server.pids());
@@ -142,7 +142,7 @@ export async function memory(adapter, { connections, perRoom, log }) {
     const specs = Array.from({ length: connections }, (_, i) => ({ room: names[Math.floor(i / perRoom)], user: `idle-${i}` }));
     const conn = await connectMany(adapter, server.url, specs, { log, concurrency: 200 });
     opened.push(...conn.connections);
-    await sleep(5_000); // settle
+    await sleep(settleS * 1000); // settle
     const after = sample(server.pids());
     const held = conn.connections.length;
     return {
