@@ -12,21 +12,34 @@ const stored = (seq: number): StoredMessage => ({ seq, id: `m${seq}`, from: "u",
 const tick = () => new Promise((r) => setTimeout(r, 20));
 
 describe("the broadcaster", () => {
-  it("sends the first message of a burst at once and the rest of the burst as one frame, in order", async () => {
+  it("sends messages of a busy room without delay at first, then the rest of the burst as one frame, in order", async () => {
     const a = fakeSocket();
     const b = fakeSocket();
     const broadcaster = new Broadcaster({ sockets: () => [a.ws, b.ws], skip: () => new Map() }, true);
+    // Date.now() does not move inside one turn in workerd: these are "at the same time".
     broadcaster.message(stored(1));
-    expect(a.sent.map((t) => JSON.parse(t).type)).toEqual(["message"]); // no added delay
-    broadcaster.message(stored(2));
+    broadcaster.message(stored(2)); // close behind 1: sent at once, and opens a window
+    expect(a.sent.map((t) => JSON.parse(t).type)).toEqual(["message", "message"]);
     broadcaster.message(stored(3));
-    broadcaster.after(a.ws, '{"type":"ack","id":"m3","seq":3,"duplicate":false}');
-    expect(a.sent).toHaveLength(1); // 2 and 3 wait for the window; so does the ack of 3
+    broadcaster.message(stored(4));
+    broadcaster.after(a.ws, '{"type":"ack","id":"m4","seq":4,"duplicate":false}');
+    expect(a.sent).toHaveLength(2); // 3 and 4 wait for the window; so does the ack of 4
     await tick();
     const frames = a.sent.map((t) => JSON.parse(t));
-    expect(frames.map((f) => f.type)).toEqual(["message", "messages", "ack"]);
-    expect(frames[1].messages.map((m: { seq: number }) => m.seq)).toEqual([2, 3]);
-    expect(b.sent).toEqual(a.sent.slice(0, 2));
+    expect(frames.map((f) => f.type)).toEqual(["message", "message", "messages", "ack"]);
+    expect(frames[2].messages.map((m: { seq: number }) => m.seq)).toEqual([3, 4]);
+    expect(b.sent).toEqual(a.sent.slice(0, 3));
+  });
+
+  it("sets no timer and batches nothing when messages are far apart", async () => {
+    const a = fakeSocket();
+    const broadcaster = new Broadcaster({ sockets: () => [a.ws], skip: () => new Map() }, true);
+    broadcaster.message(stored(1));
+    await tick();
+    broadcaster.message(stored(2));
+    await tick();
+    broadcaster.message(stored(3));
+    expect(a.sent.map((t) => JSON.parse(t).type)).toEqual(["message", "message", "message"]);
   });
 
   it("skips sockets that are still being replayed, and sends everything per message when batching is off", async () => {
@@ -45,8 +58,10 @@ describe("the broadcaster", () => {
     const broadcaster = new Broadcaster({ sockets: () => [a.ws], skip: () => new Map() }, true);
     broadcaster.message(stored(1));
     broadcaster.message(stored(2));
+    broadcaster.message(stored(3)); // held for the window
+    expect(a.sent).toHaveLength(2);
     broadcaster.flush();
-    expect(a.sent.map((t) => JSON.parse(t).type)).toEqual(["message", "message"]);
+    expect(a.sent.map((t) => JSON.parse(t).type)).toEqual(["message", "message", "message"]);
   });
 });
 

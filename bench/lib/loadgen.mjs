@@ -42,7 +42,8 @@ export async function connectMany(adapter, url, specs, { concurrency = 100, onMe
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, specs.length) }, worker));
-  return { connections: connections.filter(Boolean), failures: failures + (specs.length - done), seconds: (performance.now() - started) / 1000 };
+  // `bySpec[i]` is the connection for specs[i] (undefined where it failed).
+  return { connections: connections.filter(Boolean), bySpec: connections, failures: failures + (specs.length - done), seconds: (performance.now() - started) / 1000 };
 }
 
 function withTimeout(promise, ms) {

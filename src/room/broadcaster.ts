@@ -2,9 +2,10 @@
  * Live fan-out with adaptive batching. Each WebSocket send has a fixed cost on
  * workerd, so under load the room packs the messages that became ready close
  * together into one `messages` frame per recipient (Cloudflare's own advice for
- * fan-out). A quiet room adds no delay: the first message of a burst goes out at
- * once; only messages arriving while the timer for that burst is pending wait
- * for it (one timer tick), and go out together.
+ * fan-out). A quiet room adds no delay and no timer: messages go out at once. When
+ * a message follows the previous one within BUSY_MS, it still goes out at once but
+ * opens a window: messages arriving while its timer (WINDOW_MS) is pending wait
+ * for it and go out together, and the window stays open while traffic keeps coming.
  *
  * Invariants the rest of the room relies on:
  * - total order: frames leave in append order, batched or not;
@@ -15,6 +16,8 @@
 import { encodeMessage, messageFrame, type StoredMessage } from "./message-log.js";
 import { sendText } from "./send.js";
 
+/** Messages this close together (ms) mean the room is busy: start batching. */
+const BUSY_MS = 2;
 /** How long a burst's window stays open after its first message went out. */
 const WINDOW_MS = 1;
 /** Keep batch frames well under platform and client message limits. */
@@ -34,6 +37,7 @@ export class Broadcaster {
   #pendingBytes = 0;
   #deferred: [WebSocket, string][] = [];
   #window = false;
+  #last = -Infinity;
 
   constructor(targets: BroadcastTargets, batching: boolean) {
     this.#targets = targets;
@@ -45,7 +49,11 @@ export class Broadcaster {
     if (!this.#batching) return this.#sendAll(messageFrame(m));
     if (!this.#window) {
       this.#sendAll(messageFrame(m));
-      this.#openWindow();
+      // Only a room that is busy (messages close together) pays for a batching window;
+      // a room with messages far apart never sets a timer.
+      const now = Date.now();
+      if (now - this.#last <= BUSY_MS) this.#openWindow();
+      this.#last = now;
       return;
     }
     this.#pending.push(m);
