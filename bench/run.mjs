@@ -36,6 +36,15 @@ const PROFILES = {
     wake: { subscribers: 10, idleS: 15 },
     storm: { clients: 500, jitterMs: 2_000 },
   },
+  // A/B of one change: fan-out and the ramp only, shorter.
+  ab: {
+    fanout: { sizes: [10, 100, 1_000], payloads: [100], durationS: 5, warmupS: 2, deliveriesPerSecond: 20_000 },
+    rooms: [{ rooms: 100, perRoom: 50, ratePerRoom: 2, payloadBytes: 100, durationS: 5 }],
+    ramp: { subscribers: 100, payloadBytes: 100, rates: [50, 100, 200, 400, 800, 1_600, 3_200], stepS: 3 },
+    memory: { sizes: [1_000], perRoom: 100, settleS: 3 },
+    wake: { subscribers: 10, idleS: 15 },
+    storm: { clients: 500, jitterMs: 2_000 },
+  },
   smoke: {
     fanout: { sizes: [10], payloads: [100], durationS: 1, warmupS: 0.5, deliveriesPerSecond: 500 },
     rooms: [{ rooms: 4, perRoom: 5, ratePerRoom: 5, payloadBytes: 100, durationS: 1 }],
@@ -68,7 +77,8 @@ Systems (--systems, comma-separated; default: all):
   ws               a raw ws broadcast server (the floor)
 
 Options:
-  --profile NAME   full (default; the issue's sizes), quick (smaller), smoke (tiny, for CI)
+  --profile NAME   full (default; the issue's sizes), quick (smaller), ab (quick fan-out
+                   and ramp, for comparing two builds), smoke (tiny, for CI)
   --smoke          same as --profile smoke
   --out DIR        output folder (default: bench/results/<timestamp>)
   -h, --help       this text
