@@ -66,28 +66,32 @@ export function markdown(run) {
   return out.join("\n");
 }
 
-/** Grouped bar chart: one group per label, one bar per series. */
-export function barChart({ title, unit, groups, series }) {
-  const width = 760;
-  const height = 360;
-  const left = 60;
-  const bottom = 50;
+/** Grouped bar chart: one group per label, one bar per series; `log` for values spanning decades. */
+export function barChart({ title, unit, groups, series, log = false }) {
+  const width = 860;
+  const height = 380;
+  const left = 64;
+  const bottom = 70;
   const top = 40;
   const colors = ["#f38020", "#2f6fde", "#12805c", "#9a4fd6", "#c21f3a", "#5f6068"];
-  const max = Math.max(1e-9, ...series.flatMap((s) => s.values.filter((v) => typeof v === "number")));
+  const values = series.flatMap((s) => s.values.filter((v) => typeof v === "number" && v > 0));
+  const max = Math.max(1e-9, ...values);
+  const minLog = Math.floor(Math.log10(Math.max(1e-3, Math.min(...values, max))));
+  const maxLog = Math.ceil(Math.log10(max));
   const plotW = width - left - 20;
   const plotH = height - top - bottom;
+  const scale = (v) => (log ? (plotH * (Math.log10(v) - minLog)) / Math.max(1, maxLog - minLog) : (plotH * v) / max);
   const groupW = plotW / Math.max(1, groups.length);
   const barW = (groupW * 0.8) / Math.max(1, series.length);
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
-    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(title)}</text>`,
+    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(title)}${log ? " (log scale)" : ""}</text>`,
     `<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#333"/>`,
   ];
-  for (let t = 0; t <= 4; t++) {
-    const v = (max * t) / 4;
-    const y = top + plotH - (plotH * t) / 4;
+  const ticks = log ? Array.from({ length: maxLog - minLog + 1 }, (_, i) => 10 ** (minLog + i)) : [0, 1, 2, 3, 4].map((t) => (max * t) / 4);
+  for (const v of ticks) {
+    const y = top + plotH - (v > 0 || !log ? scale(v) : 0);
     parts.push(`<line x1="${left}" y1="${y}" x2="${left + plotW}" y2="${y}" stroke="#ddd"/><text x="${left - 6}" y="${y + 4}" text-anchor="end">${round(v)}</text>`);
   }
   parts.push(`<text x="14" y="${top + plotH / 2}" transform="rotate(-90 14 ${top + plotH / 2})" text-anchor="middle">${escapeXml(unit)}</text>`);
@@ -95,16 +99,18 @@ export function barChart({ title, unit, groups, series }) {
     const x0 = left + gi * groupW + groupW * 0.1;
     series.forEach((s, si) => {
       const v = s.values[gi];
-      if (typeof v !== "number") return;
-      const h = (plotH * v) / max;
+      if (typeof v !== "number" || v <= 0) return;
+      const h = Math.max(1, scale(v));
       const x = x0 + si * barW;
       parts.push(`<rect x="${x}" y="${top + plotH - h}" width="${barW - 2}" height="${h}" fill="${colors[si % colors.length]}"><title>${escapeXml(`${s.name} ${g}: ${v} ${unit}`)}</title></rect>`);
     });
     parts.push(`<text x="${x0 + (groupW * 0.8) / 2}" y="${top + plotH + 18}" text-anchor="middle">${escapeXml(g)}</text>`);
   });
+  const perRow = 3;
   series.forEach((s, si) => {
-    const x = left + si * 130;
-    parts.push(`<rect x="${x}" y="${height - 18}" width="12" height="12" fill="${colors[si % colors.length]}"/><text x="${x + 16}" y="${height - 8}">${escapeXml(s.name)}</text>`);
+    const x = left + (si % perRow) * 250;
+    const y = height - 34 + Math.floor(si / perRow) * 18;
+    parts.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${colors[si % colors.length]}"/><text x="${x + 16}" y="${y}">${escapeXml(s.name)}</text>`);
   });
   parts.push("</svg>");
   return parts.join("\n");
@@ -122,6 +128,7 @@ export function chartFor(run) {
     return barChart({
       title: "Fan-out latency p99 by room size (lower is better)",
       unit: "ms",
+      log: true,
       groups,
       series: systems.map((name) => ({ name, values: groups.map((g) => fan.find((r) => r.system === name && `${r.subscribers} subs / ${r.payloadBytes} B` === g)?.latencyMs.p99 ?? null) })),
     });
