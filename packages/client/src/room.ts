@@ -157,7 +157,9 @@ export class Room extends Emitter<RoomEvents> {
       return Promise.reject(new RoomcastClientError("message_too_large", `data exceeds ${this.#maxMessageBytes} bytes`));
     }
     const id = options.id ?? newId();
-    const promise = this.#outbox.push({ id, data: JSON.parse(json) as unknown, createdAt: Date.now() });
+    // A copy of exactly what will be sent (our own JSON, so parsing it back cannot fail).
+    const data: unknown = JSON.parse(json);
+    const promise = this.#outbox.push({ id, data, createdAt: Date.now() });
     this.#flush();
     if (options.timeoutMs === undefined) return promise;
     return withTimeout(promise, options.timeoutMs, () => {
