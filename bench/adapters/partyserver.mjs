@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, restartable, spawnPinned } from "../lib/process.mjs";
+import { freePort, restartable, runningServer, spawnPinned } from "../lib/process.mjs";
 import { connectJson, wsUrl } from "./ws.mjs";
 
 const DIR = fileURLToPath(new URL("../servers/partyserver/", import.meta.url));
@@ -86,16 +86,7 @@ export default {
       throw e;
     }
     log(`partyserver (wrangler dev) on ${url}, cpus ${cpus}, pids ${server.pids().join(",")}`);
-    return {
-      url,
-      pids: server.pids,
-      kill: server.kill,
-      restart: server.restart,
-      stop: async () => {
-        await server.stop();
-        await rm(persist, { recursive: true, force: true });
-      },
-    };
+    return runningServer(url, server, () => rm(persist, { recursive: true, force: true }));
   },
   connect(o) {
     return connectJson(wsUrl(o.url, `/parties/chat/${encodeURIComponent(o.room)}`), o);

@@ -6,7 +6,7 @@ import { mkdtemp, mkdir, rm, writeFile, copyFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { restartable, spawnPinned } from "../lib/process.mjs";
+import { restartable, runningServer, spawnPinned } from "../lib/process.mjs";
 import { BENCH_VARS, connectRoomcast } from "../lib/roomcast-client.mjs";
 import { ensureDemoBuilt, waitForHealth } from "./roomcast.mjs";
 
@@ -77,16 +77,7 @@ export function directAdapter({ name, description, vars = {} }) {
     };
     const server = await restartable(launch);
     log(`${name} (workerd) on ${url}, cpus ${cpus}`);
-    return {
-      url,
-      pids: server.pids,
-      kill: server.kill,
-      restart: server.restart,
-      stop: async () => {
-        await server.stop();
-        await rm(dir, { recursive: true, force: true });
-      },
-    };
+    return runningServer(url, server, () => rm(dir, { recursive: true, force: true }));
   },
   connect: connectRoomcast,
   };

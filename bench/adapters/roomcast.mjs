@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execFileSync } from "node:child_process";
-import { freePort, restartable, spawnPinned } from "../lib/process.mjs";
+import { freePort, restartable, runningServer, spawnPinned } from "../lib/process.mjs";
 import { BENCH_VARS, connectRoomcast } from "../lib/roomcast-client.mjs";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -54,16 +54,7 @@ export default {
       return proc;
     };
     const server = await restartable(launch);
-    return {
-      url,
-      pids: server.pids,
-      kill: server.kill,
-      restart: server.restart,
-      stop: async () => {
-        await server.stop();
-        await rm(persist, { recursive: true, force: true });
-      },
-    };
+    return runningServer(url, server, () => rm(persist, { recursive: true, force: true }));
   },
   connect: connectRoomcast,
 };

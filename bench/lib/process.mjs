@@ -356,6 +356,27 @@ export async function restartable(launch) {
  * @param {string} [host]
  * @returns {Promise<number>}
  */
+/**
+ * The adapter-facing RunningServer for a restartable server: `cleanup` runs after
+ * the final stop (e.g. removing a throwaway storage folder).
+ * @param {string} url
+ * @param {Awaited<ReturnType<typeof restartable>>} server
+ * @param {() => Promise<void>} [cleanup]
+ * @returns {import("./adapter.mjs").RunningServer}
+ */
+export function runningServer(url, server, cleanup) {
+  return {
+    url,
+    pids: server.pids,
+    kill: server.kill,
+    restart: server.restart,
+    stop: async () => {
+      await server.stop();
+      await cleanup?.();
+    },
+  };
+}
+
 export function freePort(host = "127.0.0.1") {
   return new Promise((resolve, reject) => {
     const srv = createServer();

@@ -66,16 +66,25 @@ async function measure({ server, tracker, publishers, expectedPerMessage, rate, 
   };
 }
 
+/**
+ * One room with `subscribers` connected clients and a separate publisher. Deliveries
+ * go to `deliver(i)` (a function, so a scenario can swap trackers between steps).
+ */
+async function singleRoom(adapter, server, opened, { label, subscribers, deliver, log }) {
+  const room = uniqueRoom(label);
+  const specs = Array.from({ length: subscribers }, (_, i) => ({ room, user: `sub-${i}` }));
+  const conn = await connectMany(adapter, server.url, specs, { onMessage: (data) => deliver(data.i), log });
+  opened.push(...conn.connections);
+  const publisher = await adapter.connect({ url: server.url, room, user: "publisher", onMessage: () => {} });
+  opened.push(publisher);
+  return { conn, publisher, receivers: conn.connections.length };
+}
+
 /** 1. Fan-out latency vs room size: one room, one publisher at a fixed rate. */
 export async function fanout(adapter, { subscribers, payloadBytes, rate, durationS, warmupS, log }) {
   return withServer(adapter, log, async (server, opened) => {
-    const room = uniqueRoom("fanout");
     const tracker = new DeliveryTracker();
-    const specs = Array.from({ length: subscribers }, (_, i) => ({ room, user: `sub-${i}` }));
-    const conn = await connectMany(adapter, server.url, specs, { onMessage: (data) => tracker.deliver(data.i), log });
-    opened.push(...conn.connections);
-    const publisher = await adapter.connect({ url: server.url, room, user: "publisher", onMessage: () => {} });
-    opened.push(publisher);
+    const { conn, publisher } = await singleRoom(adapter, server, opened, { label: "fanout", subscribers, deliver: (i) => tracker.deliver(i), log });
     const make = payloadFactory(payloadBytes);
     log(`  ${conn.connections.length} subscribers (${conn.failures} failed); warming up ${warmupS} s at ${rate}/s`);
     await openLoop({ rate, durationMs: warmupS * 1000, publish: (i, t) => (tracker.expect(i, t, conn.connections.length), publisher.publish(make(i, t))) });
@@ -125,13 +134,8 @@ export async function rooms(adapter, { rooms: roomCount, perRoom, ratePerRoom, p
 /** 3. Throughput ramp: raise the publish rate until p99 passes the target. */
 export async function ramp(adapter, { subscribers, payloadBytes, rates, stepS, log }) {
   return withServer(adapter, log, async (server, opened) => {
-    const room = uniqueRoom("ramp");
     let tracker = new DeliveryTracker();
-    const specs = Array.from({ length: subscribers }, (_, i) => ({ room, user: `sub-${i}` }));
-    const conn = await connectMany(adapter, server.url, specs, { onMessage: (data) => tracker.deliver(data.i), log });
-    opened.push(...conn.connections);
-    const publisher = await adapter.connect({ url: server.url, room, user: "publisher", onMessage: () => {} });
-    opened.push(publisher);
+    const { conn, publisher } = await singleRoom(adapter, server, opened, { label: "ramp", subscribers, deliver: (i) => tracker.deliver(i), log });
     const make = payloadFactory(payloadBytes);
     const steps = [];
     let reached = null;
@@ -179,13 +183,8 @@ export async function memory(adapter, { connections, perRoom, settleS = 5, log }
 /** 5. Hibernation wake: the first message after the room sat idle, vs a warm one. */
 export async function wake(adapter, { subscribers, idleS, log }) {
   return withServer(adapter, log, async (server, opened) => {
-    const room = uniqueRoom("wake");
     let tracker = new DeliveryTracker();
-    const specs = Array.from({ length: subscribers }, (_, i) => ({ room, user: `sub-${i}` }));
-    const conn = await connectMany(adapter, server.url, specs, { onMessage: (data) => tracker.deliver(data.i), log });
-    opened.push(...conn.connections);
-    const publisher = await adapter.connect({ url: server.url, room, user: "publisher", onMessage: () => {} });
-    opened.push(publisher);
+    const { conn, publisher } = await singleRoom(adapter, server, opened, { label: "wake", subscribers, deliver: (i) => tracker.deliver(i), log });
     const make = payloadFactory(100);
     const one = async (key) => {
       tracker = new DeliveryTracker();
