@@ -13,7 +13,7 @@ import * as scenarios from "./lib/scenarios.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
-const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "partyserver", "socketio", "ws"];
+const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "partyserver", "partyserver-direct", "socketio", "ws"];
 const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm"];
 
 const PROFILES = {
@@ -73,6 +73,7 @@ Systems (--systems, comma-separated; default: all):
   roomcast-direct  Roomcast on workerd directly, no dev proxy (closest to production)
   roomcast-direct-unbatched  the same with live batching off (BROADCAST_BATCHING=off)
   partyserver      partyserver (Durable Object peer) on workerd via wrangler dev
+  partyserver-direct  partyserver on workerd directly, no dev proxy (compare with roomcast-direct)
   socketio         Socket.IO 4.8, websocket transport, rooms, on Node
   ws               a raw ws broadcast server (the floor)
 

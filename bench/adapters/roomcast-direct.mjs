@@ -13,7 +13,13 @@ import { ensureDemoBuilt, waitForHealth } from "./roomcast.mjs";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const WORKERD = join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
 
-function config(port, vars) {
+/**
+ * A workerd config for one Worker with one SQLite-backed Durable Object class.
+ * @param {number} port
+ * @param {Record<string, string>} vars
+ * @param {{ binding: string, className: string }} durableObject
+ */
+export function workerdConfig(port, vars, { binding, className }) {
   const bindings = Object.entries(vars)
     .map(([k, v]) => `    (name = ${JSON.stringify(k)}, text = ${JSON.stringify(v)}),`)
     .join("\n");
@@ -31,34 +37,44 @@ const roomcast :Workerd.Worker = (
   modules = [ (name = "index.js", esModule = embed "build/index.js") ],
   compatibilityDate = "2026-11-01",
   bindings = [
-    (name = "ROOMS", durableObjectNamespace = "Room"),
+    (name = "${binding}", durableObjectNamespace = "${className}"),
 ${bindings}
   ],
-  durableObjectNamespaces = [ (className = "Room", uniqueKey = "roomcast-bench-Room", enableSql = true) ],
+  durableObjectNamespaces = [ (className = "${className}", uniqueKey = "bench-${className}", enableSql = true) ],
   durableObjectStorage = (localDisk = "storage"),
 );
 `;
 }
 
 /**
- * @param {{ name: string, description: string, vars?: Record<string, string> }} variant
+ * A Worker bundled with `wrangler deploy --dry-run` from `workerDir` and served by
+ * workerd directly (no dev proxy).
+ * @param {{ name: string, description: string, vars?: Record<string, string>, workerDir?: string,
+ *   durableObject?: { binding: string, className: string }, connect?: import("../lib/adapter.mjs").Adapter["connect"] }} variant
  * @returns {import("../lib/adapter.mjs").Adapter}
  */
-export function directAdapter({ name, description, vars = {} }) {
+export function directAdapter({
+  name,
+  description,
+  vars = BENCH_VARS,
+  workerDir = ROOT,
+  durableObject = { binding: "ROOMS", className: "Room" },
+  connect = connectRoomcast,
+}) {
   return {
   name,
   description,
   async start({ port, cpus, log }) {
-    ensureDemoBuilt();
+    if (workerDir === ROOT) ensureDemoBuilt();
     const dir = await mkdtemp(join(tmpdir(), "bench-roomcast-direct-"));
     await mkdir(join(dir, "build"));
     await mkdir(join(dir, "storage"));
     execFileSync(process.execPath, [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", join(dir, "build")], {
-      cwd: ROOT,
+      cwd: workerDir,
       env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
       stdio: "ignore",
     });
-    await writeFile(join(dir, "config.capnp"), config(port, { ...BENCH_VARS, ...vars }));
+    await writeFile(join(dir, "config.capnp"), workerdConfig(port, vars, durableObject));
     const url = `http://127.0.0.1:${port}`;
     const launch = async () => {
       // workerd prints nothing when it is listening: a shell says "starting" and execs
@@ -79,7 +95,7 @@ export function directAdapter({ name, description, vars = {} }) {
     log(`${name} (workerd) on ${url}, cpus ${cpus}`);
     return runningServer(url, server, () => rm(dir, { recursive: true, force: true }));
   },
-  connect: connectRoomcast,
+  connect,
   };
 }
 
