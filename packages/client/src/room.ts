@@ -158,8 +158,8 @@ export class Room extends Emitter<RoomEvents> {
     }
     const id = options.id ?? newId();
     // A copy of exactly what will be sent (our own JSON, so parsing it back cannot fail).
-    const data: unknown = JSON.parse(json);
-    const promise = this.#outbox.push({ id, data, createdAt: Date.now() });
+    const copy: unknown = JSON.parse(json);
+    const promise = this.#outbox.push({ id, data: copy, createdAt: Date.now() });
     this.#flush();
     if (options.timeoutMs === undefined) return promise;
     return withTimeout(promise, options.timeoutMs, () => {
