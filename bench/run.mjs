@@ -13,7 +13,7 @@ import * as scenarios from "./lib/scenarios.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
-const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "partyserver", "partyserver-direct", "socketio", "ws"];
+const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-baseline", "partyserver", "partyserver-direct", "socketio", "ws"];
 const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm"];
 
 const PROFILES = {
@@ -72,6 +72,7 @@ Systems (--systems, comma-separated; default: all):
   roomcast         Roomcast through wrangler dev (with its dev proxy)
   roomcast-direct  Roomcast on workerd directly, no dev proxy (closest to production)
   roomcast-direct-unbatched  the same with live batching off (BROADCAST_BATCHING=off)
+  roomcast-direct-baseline   the same, built from $ROOMCAST_BASELINE_DIR (A/B of two commits)
   partyserver      partyserver (Durable Object peer) on workerd via wrangler dev
   partyserver-direct  partyserver on workerd directly, no dev proxy (compare with roomcast-direct)
   socketio         Socket.IO 4.8, websocket transport, rooms, on Node
@@ -117,7 +118,8 @@ const pick = (value, all, what) => {
   }
   return list;
 };
-const systems = pick(args.systems, SYSTEMS, "system");
+// The baseline needs a second checkout: it runs only when asked for by name.
+const systems = args.systems ? pick(args.systems, SYSTEMS, "system") : SYSTEMS.filter((s) => s !== "roomcast-direct-baseline");
 const chosen = pick(args.scenarios, SCENARIOS, "scenario");
 const profileName = args.smoke ? "smoke" : (args.profile ?? "full");
 const profile = PROFILES[profileName];

@@ -1,8 +1,9 @@
 /**
  * The room's message log in the Durable Object's SQLite storage.
  *
- * `head` (the last sequence number handed out) and `epoch` live in `meta`, not in
- * `max(seq)`: trimming old messages must never let a sequence number be reused.
+ * `head` is the last sequence number handed out: `max(seq)`, or `meta.head` when
+ * trimming removed the newest rows (trimming writes it first), so a sequence number
+ * is never reused. `epoch` lives in `meta`.
  * Every write is one `transactionSync`, so a message and the new head commit together.
  */
 import type { Message } from "@roomcast/protocol";
@@ -72,7 +73,10 @@ export class MessageLog {
       let epoch = this.getMeta("epoch");
       if (!epoch) this.setMeta("epoch", (epoch = crypto.randomUUID()));
       this.#epoch = epoch;
-      this.#head = Number(this.getMeta("head") ?? "0");
+      // `head` is written to meta only when trimming could empty the log; otherwise it
+      // is the newest stored seq (one write fewer per publish).
+      const newest = this.#sql.exec<{ seq: number | null }>("SELECT max(seq) AS seq FROM messages").toArray()[0]?.seq ?? 0;
+      this.#head = Math.max(Number(this.getMeta("head") ?? "0"), newest);
       this.#oldest = this.#sql.exec<{ seq: number; ts: number }>("SELECT seq, ts FROM messages ORDER BY seq LIMIT 1").toArray()[0];
     });
   }
@@ -98,13 +102,23 @@ export class MessageLog {
    */
   append(sender: string, clientId: string, data: string, ts: number): AppendResult {
     return this.#storage.transactionSync(() => {
-      const existing = this.#sql
-        .exec<{ seq: number }>("SELECT seq FROM messages WHERE sender = ? AND client_id = ?", sender, clientId)
-        .toArray()[0];
-      if (existing) return { seq: existing.seq, duplicate: true };
+      // One statement in the common case: the unique (sender, client_id) index turns a
+      // repeat into a no-op, and only then is the original seq looked up.
       const seq = this.#head + 1;
-      this.#sql.exec("INSERT INTO messages (seq, client_id, sender, data, ts) VALUES (?, ?, ?, ?, ?)", seq, clientId, sender, data, ts);
-      this.setMeta("head", String(seq));
+      const written = this.#sql.exec(
+        "INSERT INTO messages (seq, client_id, sender, data, ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT (sender, client_id) DO NOTHING",
+        seq,
+        clientId,
+        sender,
+        data,
+        ts,
+      ).rowsWritten;
+      if (written === 0) {
+        const existing = this.#sql
+          .exec<{ seq: number }>("SELECT seq FROM messages WHERE sender = ? AND client_id = ?", sender, clientId)
+          .one();
+        return { seq: existing.seq, duplicate: true };
+      }
       this.#head = seq;
       this.#oldest ??= { seq, ts };
       return { seq, duplicate: false, message: { seq, id: clientId, from: sender, data, ts } };
@@ -120,6 +134,8 @@ export class MessageLog {
     const bound = Math.min(upTo, this.#oldest.seq + batch - 1, this.#head);
     const before = this.oldestSeq;
     this.#storage.transactionSync(() => {
+      // Once rows are gone, max(seq) may no longer tell the head: keep it in meta.
+      this.setMeta("head", String(this.#head));
       this.#sql.exec("DELETE FROM messages WHERE seq <= ?", bound);
       this.#oldest = this.#sql.exec<{ seq: number; ts: number }>("SELECT seq, ts FROM messages ORDER BY seq LIMIT 1").toArray()[0];
     });
