@@ -3,7 +3,7 @@
 // `publish` does io.to(room).emit("message", payload), sender included.
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
-import { restartable, spawnPinned } from "../lib/process.mjs";
+import { startNodeServer } from "../lib/process.mjs";
 
 const SERVER = fileURLToPath(new URL("../servers/socketio-server.mjs", import.meta.url));
 const JOIN_TIMEOUT_MS = 15_000;
@@ -12,17 +12,8 @@ const JOIN_TIMEOUT_MS = 15_000;
 export default {
   name: "socketio",
   description: "Socket.IO 4.8.4 server, one Node 22 process, websocket transport only, no permessage-deflate; acked join, io.to(room).emit per publish (sender included)",
-  async start({ port, cpus, log }) {
-    const server = await restartable(() =>
-      spawnPinned(process.execPath, [SERVER, String(port)], {
-        cpus,
-        readyPattern: /^ready$/,
-        timeoutMs: 15_000,
-        onLine: (line) => line !== "ready" && log(`[socketio] ${line}`),
-      }),
-    );
-    log(`socket.io server on 127.0.0.1:${port}, cpus ${cpus}, pid ${server.pids().join(",")}`);
-    return { url: `http://127.0.0.1:${port}`, ...server };
+  start(options) {
+    return startNodeServer(SERVER, "socketio", options);
   },
 
   /**

@@ -3,7 +3,7 @@
 // socket of its room (sender included), no compression.
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { restartable, spawnPinned } from "../lib/process.mjs";
+import { startNodeServer } from "../lib/process.mjs";
 
 const SERVER = fileURLToPath(new URL("../servers/ws-server.mjs", import.meta.url));
 
@@ -65,17 +65,8 @@ export const wsUrl = (/** @type {string} */ base, /** @type {string} */ path) =>
 export default {
   name: "ws",
   description: "raw ws 8.23 broadcast server, one Node 22 process, /rooms/<room>, relays each text frame's bytes unchanged to the room (sender included), no permessage-deflate",
-  async start({ port, cpus, log }) {
-    const server = await restartable(() =>
-      spawnPinned(process.execPath, [SERVER, String(port)], {
-        cpus,
-        readyPattern: /^ready$/,
-        timeoutMs: 15_000,
-        onLine: (line) => line !== "ready" && log(`[ws] ${line}`),
-      }),
-    );
-    log(`ws server on 127.0.0.1:${port}, cpus ${cpus}, pid ${server.pids().join(",")}`);
-    return { url: `http://127.0.0.1:${port}`, ...server };
+  start(options) {
+    return startNodeServer(SERVER, "ws", options);
   },
   connect(o) {
     return connectJson(wsUrl(o.url, `/rooms/${encodeURIComponent(o.room)}`), o);

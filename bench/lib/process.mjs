@@ -377,6 +377,27 @@ export function runningServer(url, server, cleanup) {
   };
 }
 
+/**
+ * A one-process Node server script (`node script port`, prints "ready" when
+ * listening), pinned and restartable: the ws and Socket.IO peers.
+ * @param {string} script
+ * @param {string} label  prefix for its output lines
+ * @param {import("./adapter.mjs").StartOptions} options
+ * @returns {Promise<import("./adapter.mjs").RunningServer>}
+ */
+export async function startNodeServer(script, label, { port, cpus, log }) {
+  const server = await restartable(() =>
+    spawnPinned(process.execPath, [script, String(port)], {
+      cpus,
+      readyPattern: /^ready$/,
+      timeoutMs: 15_000,
+      onLine: (line) => line !== "ready" && log(`[${label}] ${line}`),
+    }),
+  );
+  log(`${label} server on 127.0.0.1:${port}, cpus ${cpus}, pid ${server.pids().join(",")}`);
+  return runningServer(`http://127.0.0.1:${port}`, server);
+}
+
 export function freePort(host = "127.0.0.1") {
   return new Promise((resolve, reject) => {
     const srv = createServer();
