@@ -45,6 +45,16 @@ const PROFILES = {
     wake: { subscribers: 10, idleS: 15 },
     storm: { clients: 500, jitterMs: 2_000 },
   },
+  // One long 1,000-subscriber fan-out: something steady to attach a profiler to
+  // (see docs/benchmarks.md, "Profiling").
+  hot: {
+    fanout: { sizes: [1_000], payloads: [100], durationS: 30, warmupS: 2, deliveriesPerSecond: 20_000 },
+    rooms: [{ rooms: 100, perRoom: 50, ratePerRoom: 20, payloadBytes: 100, durationS: 30 }],
+    ramp: { subscribers: 100, payloadBytes: 100, rates: [800], stepS: 30 },
+    memory: { sizes: [1_000], perRoom: 100, settleS: 3 },
+    wake: { subscribers: 10, idleS: 15 },
+    storm: { clients: 500, jitterMs: 2_000 },
+  },
   smoke: {
     fanout: { sizes: [10], payloads: [100], durationS: 1, warmupS: 0.5, deliveriesPerSecond: 500 },
     rooms: [{ rooms: 4, perRoom: 5, ratePerRoom: 5, payloadBytes: 100, durationS: 1 }],
@@ -80,7 +90,8 @@ Systems (--systems, comma-separated; default: all):
 
 Options:
   --profile NAME   full (default; the issue's sizes), quick (smaller), ab (quick fan-out
-                   and ramp, for comparing two builds), smoke (tiny, for CI)
+                   and ramp, for comparing two builds), hot (one long 1,000-subscriber
+                   fan-out, to attach a profiler to), smoke (tiny, for CI)
   --smoke          same as --profile smoke
   --out DIR        output folder (default: bench/results/<timestamp>)
   -h, --help       this text

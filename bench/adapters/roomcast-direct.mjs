@@ -20,6 +20,8 @@ const WORKERD = join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/worker
  * @param {{ binding: string, className: string }} durableObject
  */
 export function workerdConfig(port, vars, { binding, className }) {
+  // BENCH_WORKERD_V8_FLAGS="--perf-basic-prof" lets `perf` name JavaScript frames.
+  const v8Flags = (process.env.BENCH_WORKERD_V8_FLAGS ?? "").split(/\s+/).filter(Boolean);
   const bindings = Object.entries(vars)
     .map(([k, v]) => `    (name = ${JSON.stringify(k)}, text = ${JSON.stringify(v)}),`)
     .join("\n");
@@ -31,6 +33,7 @@ const config :Workerd.Config = (
     (name = "storage", disk = (path = "storage", writable = true)),
   ],
   sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+  v8Flags = ${JSON.stringify(v8Flags)},
 );
 
 const roomcast :Workerd.Worker = (
