@@ -13,7 +13,7 @@ import * as scenarios from "./lib/scenarios.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
-const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-baseline", "partyserver", "partyserver-direct", "socketio", "ws"];
+const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-delay", "roomcast-direct-baseline", "partyserver", "partyserver-direct", "socketio", "ws"];
 const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm"];
 
 const PROFILES = {
@@ -82,6 +82,7 @@ Systems (--systems, comma-separated; default: all):
   roomcast         Roomcast through wrangler dev (with its dev proxy)
   roomcast-direct  Roomcast on workerd directly, no dev proxy (closest to production)
   roomcast-direct-unbatched  the same with live batching off (BROADCAST_BATCHING=off)
+  roomcast-direct-delay      the same with BROADCAST_MAX_DELAY_MS=5 (or $BENCH_MAX_DELAY_MS)
   roomcast-direct-baseline   the same, built from $ROOMCAST_BASELINE_DIR (A/B of two commits)
   partyserver      partyserver (Durable Object peer) on workerd via wrangler dev
   partyserver-direct  partyserver on workerd directly, no dev proxy (compare with roomcast-direct)

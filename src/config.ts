@@ -31,6 +31,8 @@ export const LIMIT_SPECS = {
   REPLAY_PAGE_SIZE: { default: 200, min: 1, max: 5_000 },
   // Default spread of reconnect hints when a room is drained.
   DRAIN_WINDOW_SECONDS: { default: 10, min: 0, max: 600 },
+  // Opt-in: how long a live message may wait to share a frame in a busy room (0: no added wait).
+  BROADCAST_MAX_DELAY_MS: { default: 0, min: 0, max: 1_000 },
 } as const satisfies Record<string, LimitSpec>;
 
 export type LimitName = keyof typeof LIMIT_SPECS;

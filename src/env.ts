@@ -36,6 +36,8 @@ export interface Env {
   DRAIN_WINDOW_SECONDS?: string;
   /** "off" sends every live message in its own frame (for comparisons); default on. */
   BROADCAST_BATCHING?: string;
+  /** Longest a live message may wait to share a frame in a busy room, in ms (default 0). */
+  BROADCAST_MAX_DELAY_MS?: string;
 }
 
 type RoomcastEnv = Env;

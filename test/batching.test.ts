@@ -15,7 +15,7 @@ describe("the broadcaster", () => {
   it("sends messages of a busy room without delay at first, then the rest of the burst as one frame, in order", async () => {
     const a = fakeSocket();
     const b = fakeSocket();
-    const broadcaster = new Broadcaster({ sockets: () => [a.ws, b.ws], skip: () => new Map() }, true);
+    const broadcaster = new Broadcaster({ sockets: () => [a.ws, b.ws], skip: () => new Map() }, { batching: true });
     // Date.now() does not move inside one turn in workerd: these are "at the same time".
     broadcaster.message(stored(1));
     broadcaster.message(stored(2)); // close behind 1: sent at once, and opens a window
@@ -33,7 +33,7 @@ describe("the broadcaster", () => {
 
   it("sets no timer and batches nothing when messages are far apart", async () => {
     const a = fakeSocket();
-    const broadcaster = new Broadcaster({ sockets: () => [a.ws], skip: () => new Map() }, true);
+    const broadcaster = new Broadcaster({ sockets: () => [a.ws], skip: () => new Map() }, { batching: true });
     broadcaster.message(stored(1));
     await tick();
     broadcaster.message(stored(2));
@@ -45,7 +45,7 @@ describe("the broadcaster", () => {
   it("skips sockets that are still being replayed, and sends everything per message when batching is off", async () => {
     const live = fakeSocket();
     const replaying = fakeSocket();
-    const broadcaster = new Broadcaster({ sockets: () => [live.ws, replaying.ws], skip: () => new Map([[replaying.ws, 0]]) }, false);
+    const broadcaster = new Broadcaster({ sockets: () => [live.ws, replaying.ws], skip: () => new Map([[replaying.ws, 0]]) }, { batching: false });
     broadcaster.message(stored(1));
     broadcaster.message(stored(2));
     broadcaster.after(live.ws, "ack");
@@ -53,9 +53,35 @@ describe("the broadcaster", () => {
     expect(replaying.sent).toEqual([]);
   });
 
+  it("with maxDelayMs, batches messages that far apart and holds them no longer than that", async () => {
+    const types = (sent: string[]) => sent.map((t) => JSON.parse(t).type);
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const run = async (maxDelayMs: number) => {
+      const a = fakeSocket();
+      const broadcaster = new Broadcaster({ sockets: () => [a.ws], skip: () => new Map() }, { batching: true, maxDelayMs });
+      broadcaster.message(stored(1));
+      await sleep(30);
+      broadcaster.message(stored(2)); // 30 ms behind 1: a burst only if maxDelayMs >= 30
+      await sleep(30);
+      broadcaster.message(stored(3));
+      broadcaster.message(stored(4));
+      const before = types(a.sent);
+      await sleep(maxDelayMs + 100);
+      return { before, after: a.sent.map((t) => JSON.parse(t)) };
+    };
+    const delayed = await run(200);
+    expect(delayed.before).toEqual(["message", "message"]); // 3 and 4 wait for the window
+    expect(delayed.after.map((f) => f.type)).toEqual(["message", "message", "messages"]);
+    expect(delayed.after[2].messages.map((m: { seq: number }) => m.seq)).toEqual([3, 4]);
+    // Without it, the same pattern is not a burst: 1, 2 and 3 go out at once (4 is
+    // right behind 3, so it also goes at once and only opens a 1 ms window).
+    const immediate = await run(0);
+    expect(immediate.before).toEqual(["message", "message", "message", "message"]);
+  });
+
   it("flush() sends what is pending at once (before a socket goes live)", () => {
     const a = fakeSocket();
-    const broadcaster = new Broadcaster({ sockets: () => [a.ws], skip: () => new Map() }, true);
+    const broadcaster = new Broadcaster({ sockets: () => [a.ws], skip: () => new Map() }, { batching: true });
     broadcaster.message(stored(1));
     broadcaster.message(stored(2));
     broadcaster.message(stored(3)); // held for the window

@@ -7,6 +7,13 @@
  * opens a window: messages arriving while its timer (WINDOW_MS) is pending wait
  * for it and go out together, and the window stays open while traffic keeps coming.
  *
+ * `maxDelayMs` (BROADCAST_MAX_DELAY_MS, default 0) trades latency for CPU in rooms
+ * with many recipients: messages up to that far apart count as a burst, and the
+ * window stays open that long, so a busy room sends at most one frame per recipient
+ * per `maxDelayMs` and no message waits longer than that. A quiet room still sends
+ * at once. The profile behind it (workerd spends almost all of a fan-out inside the
+ * per-socket send) is in docs/benchmarks.md.
+ *
  * Invariants the rest of the room relies on:
  * - total order: frames leave in append order, batched or not;
  * - an ack follows its message (`after` defers it behind pending messages);
@@ -30,18 +37,29 @@ export interface BroadcastTargets {
   skip(): ReadonlyMap<WebSocket, unknown>;
 }
 
+export interface BroadcastOptions {
+  /** false: one frame per message per recipient, always (for comparisons). */
+  batching: boolean;
+  /** Longest a message may wait to share a frame in a busy room (0: only messages <2 ms apart). */
+  maxDelayMs?: number;
+}
+
 export class Broadcaster {
   readonly #targets: BroadcastTargets;
   readonly #batching: boolean;
+  readonly #busyMs: number;
+  readonly #windowMs: number;
   #pending: StoredMessage[] = [];
   #pendingBytes = 0;
   #deferred: [WebSocket, string][] = [];
   #window = false;
   #last = -Infinity;
 
-  constructor(targets: BroadcastTargets, batching: boolean) {
+  constructor(targets: BroadcastTargets, { batching, maxDelayMs = 0 }: BroadcastOptions) {
     this.#targets = targets;
     this.#batching = batching;
+    this.#busyMs = Math.max(BUSY_MS, maxDelayMs);
+    this.#windowMs = Math.max(WINDOW_MS, maxDelayMs);
   }
 
   /** A newly stored message for everyone. */
@@ -52,7 +70,7 @@ export class Broadcaster {
       // Only a room that is busy (messages close together) pays for a batching window;
       // a room with messages far apart never sets a timer.
       const now = Date.now();
-      if (now - this.#last <= BUSY_MS) this.#openWindow();
+      if (now - this.#last <= this.#busyMs) this.#openWindow();
       this.#last = now;
       return;
     }
@@ -90,7 +108,7 @@ export class Broadcaster {
       // Traffic kept coming: keep batching for another tick; otherwise close the window.
       if (busy) this.#openWindow();
       else this.#window = false;
-    }, WINDOW_MS);
+    }, this.#windowMs);
   }
 
   #sendAll(text: string): void {

@@ -45,7 +45,10 @@ export class RoomCore {
     this.grace = new GraceStore(ctx.storage.sql);
     this.#room = this.log.getMeta("room");
     this.replays = new ReplayRunner(this);
-    this.broadcaster = new Broadcaster({ sockets: () => this.sockets(), skip: () => this.replays.active }, env.BROADCAST_BATCHING !== "off");
+    this.broadcaster = new Broadcaster(
+      { sockets: () => this.sockets(), skip: () => this.replays.active },
+      { batching: env.BROADCAST_BATCHING !== "off", maxDelayMs: limits.BROADCAST_MAX_DELAY_MS },
+    );
     this.replays.resumeAfterWake();
   }
 
