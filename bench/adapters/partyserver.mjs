@@ -32,6 +32,7 @@ async function waitForWorker(/** @type {string} */ url, timeoutMs = 30_000) {
 /** @type {import("../lib/adapter.mjs").Adapter} */
 export default {
   name: "partyserver",
+  fdsPerConnection: 4.5, // as roomcast through wrangler dev
   description:
     "partyserver 0.5.10 Durable Object (hibernate: true, this.broadcast incl. sender) on local workerd via `wrangler dev` 4.164 (clients go through wrangler's dev proxy), SQLite-backed DO, /parties/chat/<room>",
   async start({ port, cpus, log }) {

@@ -67,6 +67,8 @@ export function directAdapter({
   return {
   name,
   description,
+  // Measured: workerd held 2,051 descriptors with 1,000 sockets connected.
+  fdsPerConnection: 2.1,
   async start({ port, cpus, log }) {
     if (workerDir === ROOT) ensureDemoBuilt();
     const dir = await mkdtemp(join(tmpdir(), "bench-roomcast-direct-"));

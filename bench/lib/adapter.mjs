@@ -31,6 +31,9 @@
  * @typedef {object} Adapter
  * @property {string} name
  * @property {string} description   one line: what runs, how (for the report)
+ * @property {number} [fdsPerConnection]  file descriptors the busiest server process holds per
+ *                                  client socket (default 1); with the per-process limit it
+ *                                  decides which connection counts can run at all
  * @property {(o: StartOptions) => Promise<RunningServer>} start
  * @property {(o: ConnectOptions) => Promise<Connection>} connect  resolves once the socket can receive
  */

@@ -58,7 +58,12 @@ export function markdown(run) {
     out.push("\n### Reconnect storm (server killed and restarted)\n");
     out.push(table(["system", "clients", "jitter ms", "reconnected", "failures", "p50 ms", "p99 ms", "all back ms"], storms.map((r) => [r.system, r.clients, r.jitterMs, r.reconnected ?? r.skipped, r.failures, r.p50Ms, r.p99Ms, r.allBackMs])));
   }
-  const errors = run.results.filter((r) => r.error);
+  const notRun = run.results.filter((r) => r.error && r.notRun);
+  if (notRun.length) {
+    out.push("\n### Runs that cannot run on this machine\n");
+    out.push(table(["system", "scenario", "run", "why"], notRun.map((r) => [r.system, r.scenario, r.label, r.error])));
+  }
+  const errors = run.results.filter((r) => r.error && !r.notRun);
   if (errors.length) {
     out.push("\n### Runs that failed\n");
     out.push(table(["system", "scenario", "error"], errors.map((r) => [r.system, r.scenario, r.error])));
