@@ -24,7 +24,7 @@ const PROFILES = {
       { rooms: 1_000, perRoom: 50, ratePerRoom: 1, payloadBytes: 100, durationS: 10 },
       { rooms: 170, perRoom: 50, ratePerRoom: 1, payloadBytes: 100, durationS: 10 }, // what workerd fits under a 20,000 fd limit
     ],
-    ramp: { subscribers: 100, payloadBytes: 100, rates: [50, 100, 200, 400, 800, 1_600, 3_200, 6_400], stepS: 4 },
+    ramp: { subscribers: 100, payloadBytes: 100, rates: [10, 20, 50, 100, 200, 400, 800, 1_600, 3_200, 6_400], stepS: 4 },
     memory: { sizes: [1_000, 9_000, 10_000, 50_000], perRoom: 100 },
     wake: { subscribers: 10, idleS: 15 },
     storm: { clients: 1_000, jitterMs: 2_000 },
@@ -186,6 +186,14 @@ const run = {
   results: [],
 };
 
+/** One line for the report: a server's own error line if it printed one, else the message. */
+function briefError(err) {
+  const message = String(err?.message ?? err);
+  const [head, tail = ""] = message.split("--- output (tail) ---");
+  const serverSaid = tail.split("\n").reverse().find((line) => /error/i.test(line));
+  return (serverSaid ? `${head.split(":").slice(-1)[0].trim()}: ${serverSaid.trim()}` : head.trim()).slice(0, 240);
+}
+
 const jobs = [];
 for (const name of chosen) {
   const p = profile[name];
@@ -227,7 +235,7 @@ for (const system of systems) {
       writeRun(outDir, run); // keep partial results if a later job dies
     } catch (err) {
       log(`bench: ${system} ${job.label} failed: ${err.stack ?? err}`);
-      run.results.push({ system, scenario: job.name, error: String(err.message ?? err).slice(0, 200) });
+      run.results.push({ system, scenario: job.name, label: job.label, error: briefError(err) });
     }
   }
 }

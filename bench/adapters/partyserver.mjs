@@ -39,7 +39,7 @@ export default {
     const persist = await mkdtemp(join(tmpdir(), "bench-partyserver-"));
     const url = `http://127.0.0.1:${port}`;
     const launch = async () => {
-      const inspectorPort = await freePort();
+      const inspectorPort = await freePort("127.0.0.1", { not: [port] });
       const proc = await spawnPinned(
         process.execPath,
         [

@@ -39,7 +39,7 @@ export default {
     const persist = await mkdtemp(join(tmpdir(), "bench-roomcast-"));
     const url = `http://127.0.0.1:${port}`;
     const launch = async () => {
-      const inspectorPort = await freePort();
+      const inspectorPort = await freePort("127.0.0.1", { not: [port] });
       const args = [WRANGLER, "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--inspector-ip", "127.0.0.1", "--inspector-port", String(inspectorPort), "--persist-to", persist, "--show-interactive-dev-session=false"];
       for (const [k, v] of Object.entries(BENCH_VARS)) args.push("--var", `${k}:${v}`);
       const proc = await spawnPinned(process.execPath, args, {

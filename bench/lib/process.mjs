@@ -398,7 +398,17 @@ export async function startNodeServer(script, label, { port, cpus, log }) {
   return runningServer(`http://127.0.0.1:${port}`, server);
 }
 
-export function freePort(host = "127.0.0.1") {
+export async function freePort(host = "127.0.0.1", { not = [] } = {}) {
+  // The kernel can hand out the port it just gave us (not yet bound by the server
+  // that asked for it): skip the ones the caller already holds.
+  for (let i = 0; i < 20; i++) {
+    const port = await anyPort(host);
+    if (!not.includes(port)) return port;
+  }
+  throw new Error(`no free port on ${host} other than ${not.join(", ")}`);
+}
+
+function anyPort(host) {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();

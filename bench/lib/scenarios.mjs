@@ -14,8 +14,7 @@ const MEASURED_KEY = 1_000_000;
 const P99_TARGET_MS = 8;
 
 async function withServer(adapter, log, fn) {
-  const port = await freePort();
-  const server = await adapter.start({ port, cpus: SERVER_CPUS, log });
+  const server = await startOnFreePort(adapter, log);
   const opened = [];
   try {
     return await fn(server, opened);
@@ -28,6 +27,22 @@ async function withServer(adapter, log, fn) {
       }
     }
     await server.stop();
+  }
+}
+
+/**
+ * Starts the server on a free port; if another process took the port between our
+ * check and the server's bind (it happens), tries again on a fresh one (3 times).
+ */
+async function startOnFreePort(adapter, log) {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      return await adapter.start({ port, cpus: SERVER_CPUS, log });
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use|EADDRINUSE/i.test(String(err?.stack ?? err))) throw err;
+      log(`  port ${port} was taken before the server bound it; trying another`);
+    }
   }
 }
 
