@@ -59,7 +59,7 @@ const PROFILES = {
   smoke: {
     fanout: { sizes: [10], payloads: [100], durationS: 1, warmupS: 0.5, deliveriesPerSecond: 500 },
     rooms: [{ rooms: 4, perRoom: 5, ratePerRoom: 5, payloadBytes: 100, durationS: 1 }],
-    ramp: { subscribers: 10, payloadBytes: 100, rates: [20, 40], stepS: 1 },
+    ramp: { subscribers: 10, payloadBytes: 100, rates: [20, 40], stepS: 1, warmupS: 0.5 },
     memory: { sizes: [50], perRoom: 25, settleS: 1 },
     wake: { subscribers: 3, idleS: 1 },
     storm: { clients: 20, jitterMs: 200 },

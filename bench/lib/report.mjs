@@ -40,7 +40,7 @@ export function markdown(run) {
   }
   const ramps = by("ramp");
   if (ramps.length) {
-    out.push("\n### Throughput ramp (highest publish rate with p99 ≤ 8 ms and nothing lost)\n");
+    out.push("\n### Throughput ramp (highest publish rate with p99 ≤ 8 ms and nothing lost; stops after two misses in a row)\n");
     out.push(table(["system", "subscribers", "max rate/s within target", "steps (rate: p99 ms)"], ramps.map((r) => [r.system, r.subscribers, r.maxRateWithinTarget, r.steps.map((s) => `${s.rate}: ${s.p99}`).join(", ")])));
   }
   const mem = by("memory");
