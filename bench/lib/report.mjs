@@ -73,12 +73,15 @@ export function markdown(run) {
 
 /** Grouped bar chart: one group per label, one bar per series; `log` for values spanning decades. */
 export function barChart({ title, unit, groups, series, log = false }) {
-  const width = 860;
-  const height = 380;
+  const perRow = 3;
+  const legendRows = Math.ceil(series.length / perRow);
+  const width = Math.max(860, 90 + groups.length * Math.max(70, series.length * 11));
   const left = 64;
-  const bottom = 70;
+  const bottom = 52 + legendRows * 18;
   const top = 40;
-  const colors = ["#f38020", "#2f6fde", "#12805c", "#9a4fd6", "#c21f3a", "#5f6068"];
+  const height = 300 + bottom;
+  // Eight distinguishable colours (a series never shares one with another).
+  const colors = ["#f38020", "#2f6fde", "#12805c", "#9a4fd6", "#c21f3a", "#5f6068", "#b8860b", "#17becf"];
   const values = series.flatMap((s) => s.values.filter((v) => typeof v === "number" && v > 0));
   const max = Math.max(1e-9, ...values);
   const minLog = Math.floor(Math.log10(Math.max(1e-3, Math.min(...values, max))));
@@ -109,12 +112,15 @@ export function barChart({ title, unit, groups, series, log = false }) {
       const x = x0 + si * barW;
       parts.push(`<rect x="${x}" y="${top + plotH - h}" width="${barW - 2}" height="${h}" fill="${colors[si % colors.length]}"><title>${escapeXml(`${s.name} ${g}: ${v} ${unit}`)}</title></rect>`);
     });
-    parts.push(`<text x="${x0 + (groupW * 0.8) / 2}" y="${top + plotH + 18}" text-anchor="middle">${escapeXml(g)}</text>`);
+    // Labels may carry a second line after " / ".
+    const [line1, line2] = String(g).split(" / ");
+    const cx = x0 + (groupW * 0.8) / 2;
+    parts.push(`<text x="${cx}" y="${top + plotH + 16}" text-anchor="middle">${escapeXml(line1)}</text>`);
+    if (line2) parts.push(`<text x="${cx}" y="${top + plotH + 30}" text-anchor="middle" fill="#555">${escapeXml(line2)}</text>`);
   });
-  const perRow = 3;
   series.forEach((s, si) => {
     const x = left + (si % perRow) * 250;
-    const y = height - 34 + Math.floor(si / perRow) * 18;
+    const y = top + plotH + 56 + Math.floor(si / perRow) * 18;
     parts.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${colors[si % colors.length]}"/><text x="${x + 16}" y="${y}">${escapeXml(s.name)}</text>`);
   });
   parts.push("</svg>");
@@ -124,20 +130,34 @@ export function barChart({ title, unit, groups, series, log = false }) {
 const round = (v) => (v >= 100 ? Math.round(v) : Math.round(v * 100) / 100);
 const escapeXml = (s) => String(s).replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]);
 
+/**
+ * Fan-out by room size: `p99` latency (log scale) or `cpu`, deliveries per server
+ * CPU-second (linear).
+ */
+export function fanoutChart(run, metric) {
+  const fan = run.results.filter((r) => r.scenario === "fanout" && !r.error);
+  const systems = [...new Set(fan.map((r) => r.system))];
+  const sorted = [...fan].sort((a, b) => a.subscribers - b.subscribers || a.payloadBytes - b.payloadBytes);
+  const label = (r) => `${r.subscribers} subs / ${r.payloadBytes} B`;
+  const groups = [...new Set(sorted.map(label))];
+  const value = (r) => (metric === "cpu" ? r.deliveredPerServerCpuSecond : r.latencyMs.p99);
+  return barChart({
+    title: metric === "cpu" ? "Fan-out deliveries per server CPU-second (higher is better)" : "Fan-out latency p99 by room size (lower is better)",
+    unit: metric === "cpu" ? "deliveries / CPU-s" : "ms",
+    log: metric !== "cpu",
+    groups,
+    series: systems.map((name) => ({ name, values: groups.map((g) => {
+      const r = fan.find((x) => x.system === name && label(x) === g);
+      return r ? value(r) : null;
+    }) })),
+  });
+}
+
 /** The chart for a run: fan-out p99 by room size if measured, else the first metric available. */
 export function chartFor(run) {
   const fan = run.results.filter((r) => r.scenario === "fanout" && !r.error);
-  const systems = [...new Set(run.results.map((r) => r.system))];
-  if (fan.length) {
-    const groups = [...new Set(fan.map((r) => `${r.subscribers} subs / ${r.payloadBytes} B`))];
-    return barChart({
-      title: "Fan-out latency p99 by room size (lower is better)",
-      unit: "ms",
-      log: true,
-      groups,
-      series: systems.map((name) => ({ name, values: groups.map((g) => fan.find((r) => r.system === name && `${r.subscribers} subs / ${r.payloadBytes} B` === g)?.latencyMs.p99 ?? null) })),
-    });
-  }
+  const systems = [...new Set(run.results.filter((r) => !r.error).map((r) => r.system))];
+  if (fan.length) return fanoutChart(run, "p99");
   const mem = run.results.filter((r) => r.scenario === "memory" && !r.error);
   const groups = [...new Set(mem.map((r) => `${r.connections} conns`))];
   return barChart({
@@ -154,6 +174,7 @@ export function writeRun(dir, run) {
   const md = `# Benchmark run ${run.startedAt}\n\n${header(run)}\n\n${markdown(run)}\n`;
   writeFileSync(join(dir, "results.md"), md);
   writeFileSync(join(dir, "chart.svg"), chartFor(run));
+  if (run.results.some((r) => r.scenario === "fanout" && !r.error)) writeFileSync(join(dir, "chart-cpu.svg"), fanoutChart(run, "cpu"));
   return md;
 }
 
