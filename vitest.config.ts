@@ -25,6 +25,9 @@ export default defineConfig({
           HISTORY_PAGE_MAX: "20",
           PRESENCE_STATE_MAX_BYTES: "256",
           PRESENCE_GRACE_SECONDS: "2",
+          // Each presence change on its own, so these tests can assert diff by diff; the
+          // coalescing itself is tested in test/presence-fanout.test.ts.
+          PRESENCE_MAX_DELAY_MS: "0",
           LIVENESS_TIMEOUT_SECONDS: "60",
           RETENTION_MAX_MESSAGES: "30",
           REPLAY_PAGE_SIZE: "5",

@@ -30,6 +30,7 @@ export interface Env {
   PRESENCE_STATE_MAX_BYTES?: string;
   LIVENESS_TIMEOUT_SECONDS?: string;
   PRESENCE_GRACE_SECONDS?: string;
+  PRESENCE_MAX_DELAY_MS?: string;
   RETENTION_MAX_MESSAGES?: string;
   RETENTION_MAX_AGE_SECONDS?: string;
   REPLAY_PAGE_SIZE?: string;

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import type { Member, ServerFrame } from "@roomcast/protocol";
 import { connect, editSessions, fetchWorker, token, uniqueRoom, type TestSocket } from "./helpers.js";
 
-// vitest.config.ts: PRESENCE_GRACE_SECONDS=2, PRESENCE_STATE_MAX_BYTES=256, MAX_CONNECTIONS_PER_ROOM=4.
+// vitest.config.ts: PRESENCE_GRACE_SECONDS=2, PRESENCE_STATE_MAX_BYTES=256, MAX_CONNECTIONS_PER_ROOM=4,
+// PRESENCE_MAX_DELAY_MS=0 (every presence change in its own diff).
 
 type Diff = Extract<ServerFrame, { type: "presence_diff" }>;
 const summary = (members: Member[]) =>

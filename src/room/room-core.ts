@@ -3,7 +3,7 @@
  * `room.ts`, the frame handlers and the alarm. Kept apart from the Durable Object
  * class so the class stays a thin layer of entry points.
  */
-import { PROTOCOL_VERSION, type PresenceDiffFrame, type PresenceStateFrame, type WelcomeFrame } from "@roomcast/protocol";
+import { PROTOCOL_VERSION, type PresenceStateFrame, type WelcomeFrame } from "@roomcast/protocol";
 import type { Env } from "../env.js";
 import type { Limits } from "../config.js";
 import type { Identity } from "../auth/identity.js";
@@ -12,10 +12,11 @@ import { describeError, log } from "../log.js";
 import { readSession, writeSession, type Session } from "./attachment.js";
 import { MessageLog } from "./message-log.js";
 import { GraceStore } from "./grace-store.js";
-import { Presence, isEmptyDiff, type PresenceDiff } from "./presence.js";
+import { Presence, type PresenceDiff } from "./presence.js";
+import { PresenceFanout } from "./presence-fanout.js";
 import { planReplay, type ResumeRequest } from "./resume.js";
 import { TokenBucket } from "./rate-limit.js";
-import { closeWith, sendFrame, sendText } from "./send.js";
+import { closeWith, sendFrame } from "./send.js";
 import { ReplayRunner } from "./replay.js";
 import { Broadcaster } from "./broadcaster.js";
 
@@ -29,6 +30,7 @@ export class RoomCore {
   readonly grace: GraceStore;
   readonly replays: ReplayRunner;
   readonly broadcaster: Broadcaster;
+  readonly presenceFanout: PresenceFanout;
   /** getWebSockets() allocates a fresh array per call; the list is cached until sockets come or go. */
   #sockets: WebSocket[] | undefined;
   readonly #buckets = new WeakMap<WebSocket, TokenBucket>();
@@ -49,6 +51,7 @@ export class RoomCore {
       { sockets: () => this.sockets(), skip: () => this.replays.active },
       { batching: env.BROADCAST_BATCHING !== "off", maxDelayMs: limits.BROADCAST_MAX_DELAY_MS },
     );
+    this.presenceFanout = new PresenceFanout(() => this.sockets(), limits.PRESENCE_MAX_DELAY_MS);
     this.replays.resumeAfterWake();
   }
 
@@ -110,10 +113,9 @@ export class RoomCore {
     return grace > 0 ? now + grace : undefined;
   }
 
+  /** A presence change for the room (coalesced under churn, see presence-fanout.ts). */
   broadcastPresence(diff: PresenceDiff, except?: WebSocket): void {
-    if (isEmptyDiff(diff)) return;
-    const frame = JSON.stringify({ type: "presence_diff", ...diff } satisfies PresenceDiffFrame);
-    for (const ws of this.sockets()) if (ws !== except) sendText(ws, frame);
+    this.presenceFanout.diff(diff, except);
   }
 
   /**

@@ -1,0 +1,93 @@
+/**
+ * Presence diffs out to the room, coalesced under churn.
+ *
+ * Every presence change goes to every socket, so N connections joining one room
+ * one by one cost N²/2 sends: after a deploy or an outage, 5,000 clients coming
+ * back would be 12.5 million sends, minutes of CPU at workerd's per-send cost
+ * (docs/benchmarks.md). A quiet room sends each diff at once, as before; when
+ * changes come within `maxDelayMs` of each other, they are held (at most that
+ * long) and go out as one merged `presence_diff`, so a storm costs one send per
+ * socket per window instead of one per socket per change.
+ *
+ * Merging keeps the protocol's contract: each user appears once, with their
+ * latest snapshot (`joins`/`updates`: set it) or in `leaves` (delete it), so a
+ * client applying the merged diff ends where applying every diff in order would.
+ * A merged diff also reaches the sockets whose own join is in it; applying your
+ * own snapshot, or a change your `presence_state` already contained, changes
+ * nothing.
+ */
+import type { PresenceDiffFrame } from "@roomcast/protocol";
+import { isEmptyDiff, type Member, type PresenceDiff } from "./presence.js";
+import { sendText } from "./send.js";
+
+type Kind = "join" | "update" | "leave";
+
+/** One diff equivalent to applying `diffs` in order (for clients that apply joins/updates, then leaves). */
+export function mergeDiffs(diffs: readonly PresenceDiff[]): PresenceDiff {
+  const users = new Map<string, { first: Kind; last: Kind; member?: Member }>();
+  const note = (userId: string, kind: Kind, member?: Member) => {
+    const seen = users.get(userId);
+    if (seen) {
+      seen.last = kind;
+      seen.member = member;
+    } else users.set(userId, { first: kind, last: kind, member });
+  };
+  for (const d of diffs) {
+    for (const m of d.joins) note(m.userId, "join", m);
+    for (const m of d.updates) note(m.userId, "update", m);
+    for (const userId of d.leaves) note(userId, "leave");
+  }
+  const merged = { joins: [] as Member[], updates: [] as Member[], leaves: [] as string[] };
+  for (const [userId, { first, last, member }] of users) {
+    if (last === "leave") {
+      // Someone who joined and left inside the window was never seen: nothing to say.
+      if (first !== "join") merged.leaves.push(userId);
+    } else if (first === "join") merged.joins.push(member!);
+    else merged.updates.push(member!); // an update, or a leave and a return: present, with this snapshot
+  }
+  return merged;
+}
+
+export class PresenceFanout {
+  readonly #sockets: () => readonly WebSocket[];
+  readonly #maxDelayMs: number;
+  #pending: PresenceDiff[] | undefined;
+  #last = -Infinity;
+
+  /** `maxDelayMs` 0 sends every diff at once (PRESENCE_MAX_DELAY_MS). */
+  constructor(sockets: () => readonly WebSocket[], maxDelayMs: number) {
+    this.#sockets = sockets;
+    this.#maxDelayMs = maxDelayMs;
+  }
+
+  /** A presence change for everyone (but `except`, when it goes out on its own). */
+  diff(diff: PresenceDiff, except?: WebSocket): void {
+    if (isEmptyDiff(diff)) return;
+    if (this.#pending) {
+      this.#pending.push(diff);
+      return;
+    }
+    // Date.now() does not move inside one turn: changes made together count as a burst.
+    const now = Date.now();
+    const busy = now - this.#last <= this.#maxDelayMs;
+    this.#last = now;
+    if (this.#maxDelayMs === 0 || !busy) return this.#send(diff, except);
+    this.#pending = [diff];
+    setTimeout(() => this.flush(), this.#maxDelayMs);
+  }
+
+  /** Sends what is held, now. */
+  flush(): void {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    if (!pending) return;
+    this.#last = Date.now();
+    const merged = pending.length === 1 ? pending[0]! : mergeDiffs(pending);
+    if (!isEmptyDiff(merged)) this.#send(merged);
+  }
+
+  #send(diff: PresenceDiff, except?: WebSocket): void {
+    const frame = JSON.stringify({ type: "presence_diff", ...diff } satisfies PresenceDiffFrame);
+    for (const ws of this.#sockets()) if (ws !== except) sendText(ws, frame);
+  }
+}

@@ -1,0 +1,89 @@
+import { describe, expect, it } from "vitest";
+import { PresenceFanout, mergeDiffs } from "../src/room/presence-fanout.js";
+import type { Member, PresenceDiff } from "../src/room/presence.js";
+
+const member = (userId: string, state: unknown = null): Member => ({ userId, connections: [{ connectionId: `${userId}-c`, state, joinedAt: 0 }] });
+const diff = (d: Partial<PresenceDiff>): PresenceDiff => ({ joins: [], updates: [], leaves: [], ...d });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Applies diffs the way the protocol tells clients to: set joins and updates, then delete leaves. */
+function apply(start: Map<string, Member>, diffs: readonly PresenceDiff[]): Map<string, Member> {
+  const map = new Map(start);
+  for (const d of diffs) {
+    for (const m of [...d.joins, ...d.updates]) map.set(m.userId, m);
+    for (const id of d.leaves) map.delete(id);
+  }
+  return map;
+}
+
+function fakeSocket() {
+  const frames: { type: string; joins: Member[]; updates: Member[]; leaves: string[] }[] = [];
+  return { frames, ws: { send: (text: string) => void frames.push(JSON.parse(text)) } as unknown as WebSocket };
+}
+
+describe("mergeDiffs", () => {
+  it("ends where applying every diff in order ends, with each user once", () => {
+    const start = new Map([
+      ["old", member("old")],
+      ["bob", member("bob")],
+      ["carol", member("carol")],
+    ]);
+    const diffs = [
+      diff({ joins: [member("ann")] }),
+      diff({ updates: [member("bob", { typing: true })] }),
+      diff({ leaves: ["old"] }),
+      diff({ joins: [member("dan")] }),
+      diff({ leaves: ["dan"] }), // joined and left inside the window
+      diff({ leaves: ["carol"] }),
+      diff({ joins: [member("carol", "back")] }), // left and came back
+      diff({ updates: [member("ann", "typing")] }),
+    ];
+    const merged = mergeDiffs(diffs);
+    expect(apply(start, [merged])).toEqual(apply(start, diffs));
+    expect(merged.joins).toEqual([member("ann", "typing")]);
+    expect(merged.updates).toEqual([member("bob", { typing: true }), member("carol", "back")]);
+    expect(merged.leaves).toEqual(["old"]);
+    const ids = [...merged.joins, ...merged.updates].map((m) => m.userId).concat(merged.leaves);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});
+
+describe("PresenceFanout", () => {
+  it("sends a lone change at once, to everyone but the socket it came from", () => {
+    const a = fakeSocket();
+    const joiner = fakeSocket();
+    const fanout = new PresenceFanout(() => [a.ws, joiner.ws], 50);
+    fanout.diff(diff({ joins: [member("j")] }), joiner.ws);
+    expect(a.frames).toHaveLength(1);
+    expect(a.frames[0]!.type).toBe("presence_diff");
+    expect(joiner.frames).toEqual([]);
+  });
+
+  it("merges changes that come close together into one frame, held no longer than the delay", async () => {
+    const a = fakeSocket();
+    const fanout = new PresenceFanout(() => [a.ws], 50);
+    fanout.diff(diff({ joins: [member("u1")] })); // quiet room: at once
+    for (let i = 2; i <= 20; i++) fanout.diff(diff({ joins: [member(`u${i}`)] })); // a storm: held
+    expect(a.frames).toHaveLength(1);
+    await sleep(120);
+    expect(a.frames).toHaveLength(2);
+    expect(a.frames[1]!.joins.map((m) => m.userId)).toEqual(Array.from({ length: 19 }, (_, i) => `u${i + 2}`));
+  });
+
+  it("with a delay of 0 sends every change on its own", () => {
+    const a = fakeSocket();
+    const fanout = new PresenceFanout(() => [a.ws], 0);
+    for (let i = 1; i <= 5; i++) fanout.diff(diff({ joins: [member(`u${i}`)] }));
+    expect(a.frames).toHaveLength(5);
+  });
+
+  it("sends nothing for a window whose changes cancel out", async () => {
+    const a = fakeSocket();
+    const fanout = new PresenceFanout(() => [a.ws], 30);
+    fanout.diff(diff({ joins: [member("x")] }));
+    fanout.diff(diff({ joins: [member("y")] }));
+    fanout.diff(diff({ leaves: ["y"] }));
+    await sleep(80);
+    expect(a.frames.map((f) => f.joins.map((m) => m.userId))).toEqual([["x"]]);
+  });
+});
