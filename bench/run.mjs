@@ -13,8 +13,8 @@ import * as scenarios from "./lib/scenarios.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
-const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-delay", "roomcast-direct-baseline", "partyserver", "partyserver-direct", "socketio", "ws"];
-const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm"];
+const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-delay", "roomcast-direct-presence0", "roomcast-direct-baseline", "partyserver", "partyserver-direct", "socketio", "ws"];
+const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm", "presence"];
 
 const PROFILES = {
   full: {
@@ -28,6 +28,7 @@ const PROFILES = {
     memory: { sizes: [1_000, 9_000, 10_000, 50_000], perRoom: 100 },
     wake: { subscribers: 10, idleS: 15 },
     storm: { clients: 1_000, jitterMs: 2_000 },
+    presence: { clients: 1_000 },
   },
   quick: {
     fanout: { sizes: [10, 100, 1_000], payloads: [100, 1_024], durationS: 5, warmupS: 2, deliveriesPerSecond: 20_000 },
@@ -36,6 +37,7 @@ const PROFILES = {
     memory: { sizes: [1_000, 10_000], perRoom: 100 },
     wake: { subscribers: 10, idleS: 15 },
     storm: { clients: 500, jitterMs: 2_000 },
+    presence: { clients: 500 },
   },
   // A/B of one change: fan-out and the ramp only, shorter.
   ab: {
@@ -45,6 +47,7 @@ const PROFILES = {
     memory: { sizes: [1_000], perRoom: 100, settleS: 3 },
     wake: { subscribers: 10, idleS: 15 },
     storm: { clients: 500, jitterMs: 2_000 },
+    presence: { clients: 500 },
   },
   // One long 1,000-subscriber fan-out: something steady to attach a profiler to
   // (see docs/benchmarks.md, "Profiling").
@@ -55,6 +58,7 @@ const PROFILES = {
     memory: { sizes: [1_000], perRoom: 100, settleS: 3 },
     wake: { subscribers: 10, idleS: 15 },
     storm: { clients: 500, jitterMs: 2_000 },
+    presence: { clients: 500 },
   },
   smoke: {
     fanout: { sizes: [10], payloads: [100], durationS: 1, warmupS: 0.5, deliveriesPerSecond: 500 },
@@ -63,6 +67,7 @@ const PROFILES = {
     memory: { sizes: [50], perRoom: 25, settleS: 1 },
     wake: { subscribers: 3, idleS: 1 },
     storm: { clients: 20, jitterMs: 200 },
+    presence: { clients: 20 },
   },
 };
 
@@ -78,12 +83,15 @@ Scenarios (--scenarios, comma-separated; default: all):
   memory   memory per idle connection at 1K, 10K, 50K connections, and connect rate
   wake     latency of the first message after a room sat idle long enough to hibernate
   storm    reconnect storm: the server is killed and restarted; time until all are back
+  presence presence storm: N listed clients join one room at once, then all leave
+           (systems with built-in presence only)
 
 Systems (--systems, comma-separated; default: all):
   roomcast         Roomcast through wrangler dev (with its dev proxy)
   roomcast-direct  Roomcast on workerd directly, no dev proxy (closest to production)
   roomcast-direct-unbatched  the same with live batching off (BROADCAST_BATCHING=off)
   roomcast-direct-delay      the same with BROADCAST_MAX_DELAY_MS=5 (or $BENCH_MAX_DELAY_MS)
+  roomcast-direct-presence0  the same with presence coalescing off (PRESENCE_MAX_DELAY_MS=0)
   roomcast-direct-baseline   the same, built from $ROOMCAST_BASELINE_DIR (A/B of two commits)
   partyserver      partyserver (Durable Object peer) on workerd via wrangler dev
   partyserver-direct  partyserver on workerd directly, no dev proxy (compare with roomcast-direct)
@@ -243,3 +251,10 @@ run.finishedAt = new Date().toISOString();
 const md = writeRun(outDir, run);
 console.log(md);
 log(`bench: done in ${Math.round((Date.now() - started) / 1000)} s; ${outDir}`);
+// A run whose jobs failed (not the ones this machine cannot do) exits non-zero, so the
+// CI smoke run notices a broken harness or server.
+const failed = run.results.filter((r) => (r.error && !r.notRun) || r.consistent === false);
+if (failed.length) {
+  log(`bench: ${failed.length} job(s) failed: ${failed.map((r) => `${r.system} ${r.label ?? r.scenario}`).join("; ")}`);
+  process.exitCode = 1;
+}

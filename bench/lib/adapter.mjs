@@ -31,6 +31,8 @@
  * @typedef {object} Adapter
  * @property {string} name
  * @property {string} description   one line: what runs, how (for the report)
+ * @property {boolean} [presence]  connect() takes `presence: true` (list the client as `user`) and
+ *                                  `onPresence(frame)`; for the presence scenario
  * @property {number} [fdsPerConnection]  file descriptors the busiest server process holds per
  *                                  client socket (default 1); with the per-process limit it
  *                                  decides which connection counts can run at all

@@ -17,7 +17,7 @@ export function localAddresses(connections) {
  * @param {import("./adapter.mjs").Adapter} adapter
  * @returns {Promise<{ connections: import("./adapter.mjs").Connection[], failures: number, seconds: number }>}
  */
-export async function connectMany(adapter, url, specs, { concurrency = 100, onMessage, log, timeoutMs = 120_000 } = {}) {
+export async function connectMany(adapter, url, specs, { concurrency = 100, onMessage, log, timeoutMs = 120_000, connectOptions = {} } = {}) {
   const addresses = localAddresses(specs.length);
   const connections = new Array(specs.length);
   let next = 0;
@@ -31,7 +31,7 @@ export async function connectMany(adapter, url, specs, { concurrency = 100, onMe
       const spec = specs[index];
       try {
         connections[index] = await withTimeout(
-          adapter.connect({ url, room: spec.room, user: spec.user, localAddress: addresses[index % addresses.length], onMessage: (data) => onMessage?.(data, index) }),
+          adapter.connect({ ...connectOptions, url, room: spec.room, user: spec.user, localAddress: addresses[index % addresses.length], onMessage: (data) => onMessage?.(data, index) }),
           30_000,
         );
       } catch {

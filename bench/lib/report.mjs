@@ -58,6 +58,11 @@ export function markdown(run) {
     out.push("\n### Reconnect storm (server killed and restarted)\n");
     out.push(table(["system", "clients", "jitter ms", "reconnected", "failures", "p50 ms", "p99 ms", "all back ms"], storms.map((r) => [r.system, r.clients, r.jitterMs, r.reconnected ?? r.skipped, r.failures, r.p50Ms, r.p99Ms, r.allBackMs])));
   }
+  const presence = by("presence").filter((r) => !r.skipped);
+  if (presence.length) {
+    out.push("\n### Presence storm (listed clients join one room at once, then all leave)\n");
+    out.push(table(["system", "clients", "held", "failures", "consistent", "all joins seen ms", "join server CPU s", "join diffs seen", "all leaves seen ms", "leave server CPU s", "leave diffs seen"], presence.map((r) => [r.system, r.clients, r.held, r.connectFailures, r.consistent, r.joinAllSeenMs, r.joinServerCpuSeconds, r.joinDiffFrames, r.leaveAllSeenMs, r.leaveServerCpuSeconds, r.leaveDiffFrames])));
+  }
   const notRun = run.results.filter((r) => r.error && r.notRun);
   if (notRun.length) {
     out.push("\n### Runs that cannot run on this machine\n");

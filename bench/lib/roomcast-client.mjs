@@ -32,11 +32,20 @@ function token() {
   return tokenPromise;
 }
 
+/** A token that lists its holder in presence, as user `sub`. */
+function presenceToken(sub) {
+  return new SignJWT({ cap: { "*": ["subscribe", "publish", "presence"] } })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(sub)
+    .setExpirationTime("6h")
+    .sign(key);
+}
+
 let counter = 0;
 
 /** @returns {Promise<import("./adapter.mjs").Connection>} */
-export async function connectRoomcast({ url, room, localAddress, onMessage, onClose }) {
-  const jwt = await token();
+export async function connectRoomcast({ url, room, user, localAddress, onMessage, onClose, presence = false, onPresence }) {
+  const jwt = presence ? await presenceToken(user) : await token();
   const wsUrl = `${url.replace(/^http/, "ws")}/v1/rooms/${encodeURIComponent(room)}/ws`;
   const ws = new WebSocket(wsUrl, ["roomcast.v1"], { localAddress, perMessageDeflate: false, headers: { Authorization: `Bearer ${jwt}` } });
   let closedByUs = false;
@@ -48,6 +57,7 @@ export async function connectRoomcast({ url, room, localAddress, onMessage, onCl
       // Cheap dispatch: only message frames are parsed in full on the hot path.
       if (text.startsWith('{"type":"message",')) onMessage(JSON.parse(text).data);
       else if (text.startsWith('{"type":"messages"')) for (const m of JSON.parse(text).messages) onMessage(m.data);
+      else if (onPresence && text.startsWith('{"type":"presence_')) onPresence(JSON.parse(text));
       else if (!welcomed && text.startsWith('{"type":"welcome"')) {
         welcomed = true;
         resolve(undefined);

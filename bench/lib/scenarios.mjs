@@ -270,3 +270,73 @@ export async function storm(adapter, { clients, jitterMs, log }) {
     return { scenario: "storm", clients, jitterMs, reconnected: all.count, failures, allBackMs: all.max, p50Ms: all.p50, p99Ms: all.p99 };
   });
 }
+
+/**
+ * 7. Presence storm: `clients` connections that are listed in presence join one room
+ * as fast as the generator connects them, then all close at once. An observer in the
+ * room keeps a member map from presence_state/presence_diff frames; each phase ends
+ * when the observer's map is right (all joined; only itself left). Counts the diff
+ * frames the observer received and the server CPU each phase cost.
+ */
+export async function presence(adapter, { clients, log }) {
+  if (!adapter.presence) return { scenario: "presence", clients, skipped: "no built-in presence" };
+  return withServer(adapter, log, async (server, opened) => {
+    const room = uniqueRoom("presence");
+    const members = new Set();
+    let diffs = 0;
+    const onPresence = (frame) => {
+      if (frame.type === "presence_state") {
+        members.clear();
+        for (const m of frame.members) members.add(m.userId);
+        return;
+      }
+      diffs++;
+      for (const m of [...frame.joins, ...frame.updates]) members.add(m.userId);
+      for (const id of frame.leaves) members.delete(id);
+    };
+    const until = async (done, timeoutMs) => {
+      const deadline = performance.now() + timeoutMs;
+      while (!done()) {
+        if (performance.now() > deadline) return false;
+        await sleep(5);
+      }
+      return true;
+    };
+    const observer = await adapter.connect({ url: server.url, room, user: "observer", presence: true, onPresence, onMessage: () => {} });
+    opened.push(observer);
+    await until(() => members.has("observer"), 5_000);
+
+    const specs = Array.from({ length: clients }, (_, i) => ({ room, user: `p${i}` }));
+    let before = sample(server.pids());
+    let started = performance.now();
+    diffs = 0;
+    const conn = await connectMany(adapter, server.url, specs, { log, concurrency: 200, connectOptions: { presence: true } });
+    opened.push(...conn.connections);
+    const joined = await until(() => members.size === conn.connections.length + 1, 120_000);
+    const join = { ms: Math.round(performance.now() - started), cpuSeconds: delta(before, sample(server.pids())).cpuSeconds, diffs };
+    log(`  ${conn.connections.length} joined (${conn.failures} failed); observer saw them all after ${join.ms} ms in ${diffs} diffs`);
+
+    before = sample(server.pids());
+    started = performance.now();
+    diffs = 0;
+    for (const c of conn.connections) c.close();
+    // Leaves are announced after the reconnect grace period (PRESENCE_GRACE_SECONDS).
+    const left = await until(() => members.size === 1, 120_000);
+    const leave = { ms: Math.round(performance.now() - started), cpuSeconds: delta(before, sample(server.pids())).cpuSeconds, diffs };
+    log(`  all closed; observer saw them leave after ${leave.ms} ms in ${diffs} diffs`);
+    const round2 = (v) => Math.round(v * 100) / 100;
+    return {
+      scenario: "presence",
+      clients,
+      held: conn.connections.length,
+      connectFailures: conn.failures,
+      consistent: joined && left,
+      joinAllSeenMs: join.ms,
+      joinServerCpuSeconds: round2(join.cpuSeconds),
+      joinDiffFrames: join.diffs,
+      leaveAllSeenMs: leave.ms,
+      leaveServerCpuSeconds: round2(leave.cpuSeconds),
+      leaveDiffFrames: leave.diffs,
+    };
+  });
+}
