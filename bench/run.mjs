@@ -25,7 +25,7 @@ const PROFILES = {
       { rooms: 170, perRoom: 50, ratePerRoom: 1, payloadBytes: 100, durationS: 10 }, // what workerd fits under a 20,000 fd limit
     ],
     ramp: { subscribers: 100, payloadBytes: 100, rates: [10, 20, 50, 100, 200, 400, 800, 1_600, 3_200, 6_400], stepS: 4 },
-    memory: { sizes: [1_000, 9_000, 10_000, 50_000], perRoom: 100 },
+    memory: { sizes: [1_000, 9_000, 10_000, 50_000], perRoom: 100, idleS: 20 },
     wake: { subscribers: 10, idleS: 15 },
     storm: { clients: 1_000, jitterMs: 2_000 },
     presence: { clients: 1_000 },
@@ -213,7 +213,7 @@ for (const name of chosen) {
       }
     }
   } else if (name === "memory") {
-    for (const connections of p.sizes) jobs.push({ name, label: `memory ${connections} connections`, options: { connections, perRoom: p.perRoom, settleS: p.settleS }, connections });
+    for (const connections of p.sizes) jobs.push({ name, label: `memory ${connections} connections`, options: { connections, perRoom: p.perRoom, settleS: p.settleS, idleS: p.idleS }, connections });
   } else if (name === "rooms") {
     for (const config of p) jobs.push({ name, label: `rooms ${config.rooms} × ${config.perRoom}`, options: config, connections: config.rooms * config.perRoom });
   } else {

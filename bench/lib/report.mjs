@@ -46,7 +46,7 @@ export function markdown(run) {
   const mem = by("memory");
   if (mem.length) {
     out.push("\n### Memory per idle connection and connect rate\n");
-    out.push(table(["system", "connections", "held", "failures", "connects/s", "server RSS MB", "bytes per connection"], mem.map((r) => [r.system, r.connections, r.held, r.connectFailures, r.connectsPerSecond, r.rssMb, r.bytesPerConnection])));
+    out.push(table(["system", "connections", "held", "failures", "connects/s", "server RSS MB", "bytes per connection", "after s idle", "RSS MB then", "bytes per connection then"], mem.map((r) => [r.system, r.connections, r.held, r.connectFailures, r.connectsPerSecond, r.rssMb, r.bytesPerConnection, r.idleSeconds ?? "–", r.idleRssMb ?? "–", r.idleBytesPerConnection ?? "–"])));
   }
   const wakes = by("wake");
   if (wakes.length) {

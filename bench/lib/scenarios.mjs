@@ -176,7 +176,7 @@ export async function ramp(adapter, { subscribers, payloadBytes, rates, stepS, w
 }
 
 /** 4. Memory per idle connection, and connect rate. */
-export async function memory(adapter, { connections, perRoom, settleS = 5, log }) {
+export async function memory(adapter, { connections, perRoom, settleS = 5, idleS = 0, log }) {
   return withServer(adapter, log, async (server, opened) => {
     await sleep(1_000);
     const base = sample(server.pids());
@@ -188,6 +188,13 @@ export async function memory(adapter, { connections, perRoom, settleS = 5, log }
     await sleep(settleS * 1000); // settle
     const after = sample(server.pids());
     const held = conn.connections.length;
+    // Then, optionally, long enough for idle Durable Objects to hibernate (~10 s on workerd).
+    let idle = null;
+    if (idleS > 0) {
+      await sleep(idleS * 1000);
+      idle = sample(server.pids());
+      log(`  after ${settleS + idleS} s idle: RSS ${Math.round(idle.rssBytes / 2 ** 20)} MB (was ${Math.round(after.rssBytes / 2 ** 20)} MB)`);
+    }
     return {
       scenario: "memory",
       connections,
@@ -198,6 +205,11 @@ export async function memory(adapter, { connections, perRoom, settleS = 5, log }
       baseRssMb: Math.round(base.rssBytes / 2 ** 20),
       rssMb: Math.round(after.rssBytes / 2 ** 20),
       bytesPerConnection: held > 0 ? Math.round((after.rssBytes - base.rssBytes) / held) : null,
+      ...(idle && {
+        idleSeconds: settleS + idleS,
+        idleRssMb: Math.round(idle.rssBytes / 2 ** 20),
+        idleBytesPerConnection: held > 0 ? Math.round((idle.rssBytes - base.rssBytes) / held) : null,
+      }),
     };
   });
 }
