@@ -49,8 +49,8 @@ const PROFILES = {
     storm: { clients: 500, jitterMs: 2_000 },
     presence: { clients: 500 },
   },
-  // One long 1,000-subscriber fan-out: something steady to attach a profiler to
-  // (see docs/benchmarks.md, "Profiling").
+  // One long 1,000-subscriber fan-out (and a 4,000-client presence storm): something
+  // steady to attach a profiler to (see docs/benchmarks.md, "Where the time goes").
   hot: {
     fanout: { sizes: [1_000], payloads: [100], durationS: 30, warmupS: 2, deliveriesPerSecond: 20_000 },
     rooms: [{ rooms: 100, perRoom: 50, ratePerRoom: 20, payloadBytes: 100, durationS: 30 }],
@@ -58,7 +58,7 @@ const PROFILES = {
     memory: { sizes: [1_000], perRoom: 100, settleS: 3 },
     wake: { subscribers: 10, idleS: 15 },
     storm: { clients: 500, jitterMs: 2_000 },
-    presence: { clients: 500 },
+    presence: { clients: 4_000 },
   },
   smoke: {
     fanout: { sizes: [10], payloads: [100], durationS: 1, warmupS: 0.5, deliveriesPerSecond: 500 },

@@ -49,32 +49,30 @@ describe("mergeDiffs", () => {
 });
 
 describe("PresenceFanout", () => {
-  it("sends a lone change at once, to everyone but the socket it came from", () => {
+  it("holds changes for the delay and sends them as one frame, to every socket", async () => {
     const a = fakeSocket();
     const joiner = fakeSocket();
     const fanout = new PresenceFanout(() => [a.ws, joiner.ws], 50);
-    fanout.diff(diff({ joins: [member("j")] }), joiner.ws);
-    expect(a.frames).toHaveLength(1);
-    expect(a.frames[0]!.type).toBe("presence_diff");
-    expect(joiner.frames).toEqual([]);
-  });
-
-  it("merges changes that come close together into one frame, held no longer than the delay", async () => {
-    const a = fakeSocket();
-    const fanout = new PresenceFanout(() => [a.ws], 50);
-    fanout.diff(diff({ joins: [member("u1")] })); // quiet room: at once
-    for (let i = 2; i <= 20; i++) fanout.diff(diff({ joins: [member(`u${i}`)] })); // a storm: held
-    expect(a.frames).toHaveLength(1);
+    for (let i = 1; i <= 20; i++) fanout.diff(diff({ joins: [member(`u${i}`)] }), joiner.ws);
+    expect(a.frames).toHaveLength(0);
     await sleep(120);
-    expect(a.frames).toHaveLength(2);
-    expect(a.frames[1]!.joins.map((m) => m.userId)).toEqual(Array.from({ length: 19 }, (_, i) => `u${i + 2}`));
+    expect(a.frames).toHaveLength(1);
+    expect(a.frames[0]!.joins.map((m) => m.userId)).toEqual(Array.from({ length: 20 }, (_, i) => `u${i + 1}`));
+    // A merged diff goes to everyone, the joiner included (its own join is harmless to apply).
+    expect(joiner.frames).toEqual(a.frames);
+    // The next change opens a new window.
+    fanout.diff(diff({ leaves: ["u1"] }));
+    await sleep(120);
+    expect(a.frames.map((f) => f.leaves)).toEqual([[], ["u1"]]);
   });
 
-  it("with a delay of 0 sends every change on its own", () => {
+  it("with a delay of 0 sends every change at once, to everyone but the socket it came from", () => {
     const a = fakeSocket();
-    const fanout = new PresenceFanout(() => [a.ws], 0);
-    for (let i = 1; i <= 5; i++) fanout.diff(diff({ joins: [member(`u${i}`)] }));
+    const joiner = fakeSocket();
+    const fanout = new PresenceFanout(() => [a.ws, joiner.ws], 0);
+    for (let i = 1; i <= 5; i++) fanout.diff(diff({ joins: [member(`u${i}`)] }), joiner.ws);
     expect(a.frames).toHaveLength(5);
+    expect(joiner.frames).toEqual([]);
   });
 
   it("sends nothing for a window whose changes cancel out", async () => {
