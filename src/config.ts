@@ -24,8 +24,8 @@ export const LIMIT_SPECS = {
   PRESENCE_STATE_MAX_BYTES: { default: 1_024, min: 2, max: 8_192 },
   LIVENESS_TIMEOUT_SECONDS: { default: 60, min: 5, max: 3_600 },
   PRESENCE_GRACE_SECONDS: { default: 5, min: 0, max: 300 },
-  // Presence changes closer together than this are merged into one diff, held at most this long
-  // (0: every change at once). Keeps a mass reconnect from costing N² sends.
+  // Presence changes are held this long and sent as one merged diff (0: every change at once).
+  // Keeps a mass reconnect from costing N² sends.
   PRESENCE_MAX_DELAY_MS: { default: 50, min: 0, max: 1_000 },
   // Retention of the message log; resume reaches back exactly as far as this keeps.
   RETENTION_MAX_MESSAGES: { default: 10_000, min: 1, max: 10_000_000 },
