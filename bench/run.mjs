@@ -60,6 +60,17 @@ const PROFILES = {
     storm: { clients: 500, jitterMs: 2_000 },
     presence: { clients: 4_000 },
   },
+  // More than the server can send: 1,000 subscribers × 40 msg/s (twice the usual offered
+  // load). Shows whether a room falls behind or batches its way through.
+  overload: {
+    fanout: { sizes: [1_000], payloads: [100], durationS: 10, warmupS: 2, deliveriesPerSecond: 40_000 },
+    rooms: [{ rooms: 100, perRoom: 50, ratePerRoom: 40, payloadBytes: 100, durationS: 10 }],
+    ramp: { subscribers: 1_000, payloadBytes: 100, rates: [10, 20, 40, 80], stepS: 4 },
+    memory: { sizes: [1_000], perRoom: 100, settleS: 3 },
+    wake: { subscribers: 10, idleS: 15 },
+    storm: { clients: 500, jitterMs: 2_000 },
+    presence: { clients: 500 },
+  },
   smoke: {
     fanout: { sizes: [10], payloads: [100], durationS: 1, warmupS: 0.5, deliveriesPerSecond: 500 },
     rooms: [{ rooms: 4, perRoom: 5, ratePerRoom: 5, payloadBytes: 100, durationS: 1 }],
@@ -101,7 +112,8 @@ Systems (--systems, comma-separated; default: all):
 Options:
   --profile NAME   full (default; the issue's sizes), quick (smaller), ab (quick fan-out
                    and ramp, for comparing two builds), hot (one long 1,000-subscriber
-                   fan-out, to attach a profiler to), smoke (tiny, for CI)
+                   fan-out, to attach a profiler to), overload (1,000 subscribers at twice
+                   what the server can send), smoke (tiny, for CI)
   --smoke          same as --profile smoke
   --out DIR        output folder (default: bench/results/<timestamp>)
   -h, --help       this text

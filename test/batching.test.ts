@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Broadcaster } from "../src/room/broadcaster.js";
 import type { StoredMessage } from "../src/room/message-log.js";
 import { connect, publish, token, uniqueRoom } from "./helpers.js";
@@ -77,6 +77,33 @@ describe("the broadcaster", () => {
     // right behind 3, so it also goes at once and only opens a 1 ms window).
     const immediate = await run(0);
     expect(immediate.before).toEqual(["message", "message", "message", "message"]);
+  });
+
+  it("in a room of 100 or more, batches behind a broadcast even when the clock says the room is quiet", async () => {
+    // Date.now() only moves between events, so behind a slow broadcast the next message
+    // always looks late: make every message look 100 ms after the previous one.
+    let fakeNow = 1_000_000;
+    const clock = vi.spyOn(Date, "now").mockImplementation(() => (fakeNow += 100));
+    try {
+      const run = async (size: number) => {
+        const sockets = Array.from({ length: size }, fakeSocket);
+        const broadcaster = new Broadcaster({ sockets: () => sockets.map((s) => s.ws), skip: () => new Map() }, { batching: true });
+        broadcaster.message(stored(1));
+        broadcaster.message(stored(2)); // before the window's timer could fire
+        broadcaster.message(stored(3));
+        const before = sockets[0]!.sent.length;
+        await tick();
+        return { before, types: sockets[0]!.sent.map((t) => JSON.parse(t).type) };
+      };
+      const big = await run(100);
+      expect(big.before).toBe(1);
+      expect(big.types).toEqual(["message", "messages"]);
+      const small = await run(10);
+      expect(small.before).toBe(3);
+      expect(small.types).toEqual(["message", "message", "message"]);
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it("flush() sends what is pending at once (before a socket goes live)", () => {

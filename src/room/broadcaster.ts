@@ -2,10 +2,15 @@
  * Live fan-out with adaptive batching. Each WebSocket send has a fixed cost on
  * workerd, so under load the room packs the messages that became ready close
  * together into one `messages` frame per recipient (Cloudflare's own advice for
- * fan-out). A quiet room adds no delay and no timer: messages go out at once. When
- * a message follows the previous one within BUSY_MS, it still goes out at once but
- * opens a window: messages arriving while its timer (WINDOW_MS) is pending wait
- * for it and go out together, and the window stays open while traffic keeps coming.
+ * fan-out). A message that finds no window open goes out at once. It opens a
+ * window when it followed the previous one within BUSY_MS, or when the room has
+ * BIG_ROOM sockets or more: messages arriving while the window's timer (WINDOW_MS)
+ * is pending wait for it and go out together, and the window stays open while
+ * traffic keeps coming. The big-room rule is there because the gap rule cannot see
+ * a backlog: Date.now() only moves between events, so behind a broadcast slower than
+ * BUSY_MS every message looks "late". Without it a 1,000-subscriber room offered
+ * more than it could send fell seconds behind; with it, it batches and keeps up
+ * (docs/benchmarks.md, "Overload"). A small quiet room sets no timer.
  *
  * `maxDelayMs` (BROADCAST_MAX_DELAY_MS, default 0) trades latency for CPU in rooms
  * with many recipients: messages up to that far apart count as a burst, and the
@@ -27,6 +32,8 @@ import { sendText } from "./send.js";
 const BUSY_MS = 2;
 /** How long a burst's window stays open after its first message went out. */
 const WINDOW_MS = 1;
+/** Rooms this big always open a window after a broadcast (one timer per message, against this many sends). */
+const BIG_ROOM = 100;
 /** Keep batch frames well under platform and client message limits. */
 const MAX_BATCH_BYTES = 1 << 20;
 
@@ -67,10 +74,12 @@ export class Broadcaster {
     if (!this.#batching) return this.#sendAll(messageFrame(m));
     if (!this.#window) {
       this.#sendAll(messageFrame(m));
-      // Only a room that is busy (messages close together) pays for a batching window;
-      // a room with messages far apart never sets a timer.
+      // A window opens when messages come close together, or when the room is big
+      // enough that one broadcast takes longer than a window: Date.now() only moves
+      // between events, so behind a slow broadcast the next message always looks
+      // "late" and a gap rule alone would never batch the rooms that need it most.
       const now = Date.now();
-      if (now - this.#last <= this.#busyMs) this.#openWindow();
+      if (now - this.#last <= this.#busyMs || this.#targets.sockets().length >= BIG_ROOM) this.#openWindow();
       this.#last = now;
       return;
     }
