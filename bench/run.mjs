@@ -16,6 +16,14 @@ const root = join(here, "..");
 const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-delay", "roomcast-direct-presence0", "roomcast-direct-baseline", "partyserver", "partyserver-direct", "socketio", "ws"];
 const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm", "presence"];
 
+// What the single-purpose profiles (ab, hot, overload) use for the scenarios they are not about.
+const SHORT = {
+  memory: { sizes: [1_000], perRoom: 100, settleS: 3 },
+  wake: { subscribers: 10, idleS: 15 },
+  storm: { clients: 500, jitterMs: 2_000 },
+  presence: { clients: 500 },
+};
+
 const PROFILES = {
   full: {
     // 9,000: the largest room one workerd process can hold under a 20,000 descriptor limit.
@@ -41,35 +49,27 @@ const PROFILES = {
   },
   // A/B of one change: fan-out and the ramp only, shorter.
   ab: {
+    ...SHORT,
     fanout: { sizes: [10, 100, 1_000], payloads: [100], durationS: 5, warmupS: 2, deliveriesPerSecond: 20_000 },
     rooms: [{ rooms: 100, perRoom: 50, ratePerRoom: 2, payloadBytes: 100, durationS: 5 }],
     ramp: { subscribers: 100, payloadBytes: 100, rates: [50, 100, 200, 400, 800, 1_600, 3_200], stepS: 3 },
-    memory: { sizes: [1_000], perRoom: 100, settleS: 3 },
-    wake: { subscribers: 10, idleS: 15 },
-    storm: { clients: 500, jitterMs: 2_000 },
-    presence: { clients: 500 },
   },
   // One long 1,000-subscriber fan-out (and a 4,000-client presence storm): something
   // steady to attach a profiler to (see docs/benchmarks.md, "Where the time goes").
   hot: {
+    ...SHORT,
     fanout: { sizes: [1_000], payloads: [100], durationS: 30, warmupS: 2, deliveriesPerSecond: 20_000 },
     rooms: [{ rooms: 100, perRoom: 50, ratePerRoom: 20, payloadBytes: 100, durationS: 30 }],
     ramp: { subscribers: 100, payloadBytes: 100, rates: [800], stepS: 30 },
-    memory: { sizes: [1_000], perRoom: 100, settleS: 3 },
-    wake: { subscribers: 10, idleS: 15 },
-    storm: { clients: 500, jitterMs: 2_000 },
     presence: { clients: 4_000 },
   },
   // More than the server can send: 1,000 subscribers × 40 msg/s (twice the usual offered
   // load). Shows whether a room falls behind or batches its way through.
   overload: {
+    ...SHORT,
     fanout: { sizes: [1_000], payloads: [100], durationS: 10, warmupS: 2, deliveriesPerSecond: 40_000 },
     rooms: [{ rooms: 100, perRoom: 50, ratePerRoom: 40, payloadBytes: 100, durationS: 10 }],
     ramp: { subscribers: 1_000, payloadBytes: 100, rates: [10, 20, 40, 80], stepS: 4 },
-    memory: { sizes: [1_000], perRoom: 100, settleS: 3 },
-    wake: { subscribers: 10, idleS: 15 },
-    storm: { clients: 500, jitterMs: 2_000 },
-    presence: { clients: 500 },
   },
   smoke: {
     fanout: { sizes: [10], payloads: [100], durationS: 1, warmupS: 0.5, deliveriesPerSecond: 500 },
