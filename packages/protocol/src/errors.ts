@@ -36,6 +36,7 @@ export const ERRORS = {
   server_misconfigured: { status: 500, reconnect: "never", description: "The server refuses to run with its current configuration (for example the dev secret in production)." },
   room_full: { status: 503, close: 4003, reconnect: "retry", description: "The room holds MAX_CONNECTIONS_PER_ROOM connections already; retry with backoff." },
   connection_stale: { status: 408, close: 4004, reconnect: "retry", description: "No ping reached the server within LIVENESS_TIMEOUT_SECONDS; reconnect and resume." },
+  slow_consumer: { status: 503, close: 4005, reconnect: "retry", description: "The connection fell too far behind (unconfirmed traffic over maxUnconfirmedBytes); reconnect and resume from your position." },
   going_away: { status: 503, close: 4000, reconnect: "retry", description: "The server is restarting or draining the room; reconnect (after the hinted delay, if any) and resume." },
 } as const satisfies Record<string, ErrorSpec>;
 

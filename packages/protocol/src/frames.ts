@@ -48,12 +48,24 @@ export const RefreshFrame = v.object({
   token: v.pipe(v.string(), v.minLength(1), v.maxLength(8_192)),
 });
 
-export const ClientFrame = v.variant("type", [PublishFrame, HistoryRequestFrame, PingFrame, PresenceSetFrame, RefreshFrame]);
+/**
+ * Flow control: how far this connection has read. `seq` is the highest message seq
+ * the client has applied; the frame also confirms every `history` answer read before
+ * it. The room closes a connection whose unconfirmed traffic passes
+ * `welcome.limits.maxUnconfirmedBytes` with 4005 `slow_consumer` (docs/protocol.md §6.9).
+ */
+export const ProgressFrame = v.object({
+  type: v.literal("progress"),
+  seq: Seq,
+});
+
+export const ClientFrame = v.variant("type", [PublishFrame, HistoryRequestFrame, PingFrame, PresenceSetFrame, RefreshFrame, ProgressFrame]);
 export type ClientFrame = v.InferOutput<typeof ClientFrame>;
 export type PublishFrame = v.InferOutput<typeof PublishFrame>;
 export type HistoryRequestFrame = v.InferOutput<typeof HistoryRequestFrame>;
 export type PresenceSetFrame = v.InferOutput<typeof PresenceSetFrame>;
 export type RefreshFrame = v.InferOutput<typeof RefreshFrame>;
+export type ProgressFrame = v.InferOutput<typeof ProgressFrame>;
 
 // ---- server → client ----------------------------------------------------
 
@@ -123,6 +135,13 @@ export const WelcomeFrame = v.object({
     publishBurst: v.number(),
     /** A socket silent (no ping, no frame) this long is closed with 4004: ping well within it. */
     livenessTimeoutSeconds: v.number(),
+    /**
+     * Flow control: the most traffic (characters of message and history frames) the
+     * room sends this connection beyond what `progress` frames confirmed, before it
+     * closes it with 4005 `slow_consumer`. Report progress every quarter of it.
+     * Optional: servers before flow control do not send it.
+     */
+    maxUnconfirmedBytes: v.optional(v.number()),
   }),
 });
 

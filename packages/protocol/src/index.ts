@@ -24,6 +24,7 @@ export {
   ErrorFrame,
   PresenceSetFrame,
   RefreshFrame,
+  ProgressFrame,
   Member,
   ResumeFailure,
   PresenceStateFrame,
