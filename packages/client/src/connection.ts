@@ -67,6 +67,9 @@ export interface ConnectionHandler {
 
 const OPEN = 1;
 
+/** The only frames acted on before a socket's welcome; anything else is dropped (and logged). */
+const BEFORE_WELCOME: ReadonlySet<ServerFrame["type"]> = new Set(["welcome", "error", "reconnect", "pong"]);
+
 export class Connection extends Emitter<{ state: StateChange }> {
   readonly #options: ConnectionOptions;
   readonly #handler: ConnectionHandler;
@@ -172,7 +175,13 @@ export class Connection extends Emitter<{ state: StateChange }> {
         return;
       }
       const frame = decoded.frame;
-      this.#options.debug("receive", frame.type === "message" ? `message ${frame.seq}` : frame.type);
+      this.#options.debug("receive", summary(frame));
+      if (!welcomed && !BEFORE_WELCOME.has(frame.type)) {
+        // Nothing the room acts on can precede the welcome: applying it would move the
+        // position before the welcome sets it (and drop the replay that follows).
+        this.#options.debug("dropped", `${summary(frame)} (before welcome)`);
+        return;
+      }
       if (frame.type === "welcome") {
         welcomed = true;
         this.#onWelcome(frame);
@@ -386,3 +395,13 @@ function closeCodeOf(code: ErrorCode): number | undefined {
   return (ERRORS[code] as { close?: number }).close;
 }
 
+/** A frame for the debug log: its type, and the seqs of messages. */
+function summary(frame: ServerFrame): string {
+  if (frame.type === "message") return `message ${frame.seq}`;
+  if (frame.type === "messages") {
+    const first = frame.messages[0];
+    const last = frame.messages.at(-1);
+    return first && last ? `messages ${first.seq}-${last.seq}` : "messages (none)";
+  }
+  return frame.type;
+}

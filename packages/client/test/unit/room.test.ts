@@ -150,6 +150,47 @@ describe("delivery", () => {
   });
 });
 
+describe("frames before the welcome", () => {
+  /** A room whose debug log is collected as "event detail" lines. */
+  async function logged() {
+    const lines: string[] = [];
+    const setup = await started({ debug: (_room, event, detail) => lines.push(`${event} ${detail ?? ""}`) });
+    return { ...setup, lines };
+  }
+
+  it("drops message and messages frames that arrive before the welcome, reports them through debug, and delivers the replay once", async () => {
+    const { room, socket, seqs, lines } = await logged();
+    socket.open();
+    socket.message(1);
+    socket.deliver({ type: "messages", messages: [messageAt(2), messageAt(3)] });
+    expect(seqs()).toEqual([]);
+    expect(room.messages).toEqual([]);
+    expect(room.position).toEqual({ epoch: undefined, seq: 0 });
+
+    socket.welcome({ seq: 3, replay: 3 });
+    socket.messages(1, 3);
+    expect(seqs()).toEqual([1, 2, 3]);
+    expect(lines).toContain("dropped message 1 (before welcome)");
+    expect(lines).toContain("dropped messages 2-3 (before welcome)");
+  });
+
+  it("on a resuming socket, a message before the welcome does not move the position past the replay", async () => {
+    const { server, socket, seqs, lines } = await logged();
+    socket.welcome({ seq: 2, replay: 2 });
+    socket.messages(1, 2);
+
+    const next = await dropAndReconnect(server);
+    expect(next.resume).toEqual({ epoch: "epoch-1", after: "2" });
+    next.open();
+    next.message(9);
+    next.welcome({ seq: 4, replay: 2, resume: { recovered: true } });
+    next.messages(3, 4);
+
+    expect(seqs()).toEqual([1, 2, 3, 4]);
+    expect(lines).toContain("dropped message 9 (before welcome)");
+  });
+});
+
 describe("presence", () => {
   it("applies presence_state then diffs (joins and updates set, leaves delete) and emits the full list", async () => {
     const { room, socket } = await started();
