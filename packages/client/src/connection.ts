@@ -60,7 +60,8 @@ export interface ConnectionHandler {
   /** The resume position to ask for, if any. */
   resumePosition(): { epoch: string; after: number } | undefined;
   welcome(frame: WelcomeFrame): void;
-  frame(frame: ServerFrame): void;
+  /** A frame after the welcome; `chars` is the length of its text (what flow control counts). */
+  frame(frame: ServerFrame, chars: number): void;
   /** The socket is gone (whatever comes next). */
   down(): void;
 }
@@ -195,7 +196,7 @@ export class Connection extends Emitter<{ state: StateChange }> {
       } else if (frame.type === "refreshed") {
         this.#scheduleRefresh(frame.expiresAt);
       } else if (frame.type !== "pong") {
-        this.#handler.frame(frame);
+        this.#handler.frame(frame, (event.data as string).length); // decoded, so a string
       }
     };
     socket.onclose = (event) => this.#down(socket, event.code, event.reason, welcomed, token);

@@ -77,6 +77,10 @@ export class Room extends Emitter<RoomEvents> {
   #recent: Message[] = [];
   readonly #messageBuffer: number;
   #presenceState: unknown = undefined;
+  /** Flow control: send `progress` once this many characters were handled; undefined: the server does none. */
+  #progressEvery: number | undefined;
+  /** Characters of message and history frames handled since the last `progress`. */
+  #unconfirmed = 0;
 
   constructor(name: string, options: RoomOptions) {
     super();
@@ -92,7 +96,7 @@ export class Room extends Emitter<RoomEvents> {
     this.#connection = new Connection(options.connection, {
       resumePosition: () => (this.#epoch ? { epoch: this.#epoch, after: this.#lastSeq } : undefined),
       welcome: (frame) => this.#onWelcome(frame),
-      frame: (frame) => this.#onFrame(frame),
+      frame: (frame, chars) => this.#onFrame(frame, chars),
       down: () => this.#onDown(),
     });
     this.#connection.on("state", (change) => {
@@ -215,6 +219,10 @@ export class Room extends Emitter<RoomEvents> {
     this.#userId = frame.userId;
     this.#maxMessageBytes = frame.limits.maxMessageBytes;
     this.#pacer.configure(frame.limits.publishRatePerSecond, frame.limits.publishBurst);
+    // A server without flow control announces no budget, and would refuse a progress frame.
+    const budget = frame.limits.maxUnconfirmedBytes;
+    this.#progressEvery = budget === undefined ? undefined : budget / 4;
+    this.#unconfirmed = 0;
     const replayFrom = frame.seq - frame.replay;
     if (frame.resume?.recovered) {
       this.emit("recovered", { epoch: frame.epoch, from: this.#lastSeq });
@@ -234,12 +242,14 @@ export class Room extends Emitter<RoomEvents> {
     this.#flush();
   }
 
-  #onFrame(frame: ServerFrame): void {
+  #onFrame(frame: ServerFrame, chars: number): void {
     switch (frame.type) {
       case "message":
-        return this.#deliver([frame]);
+        this.#deliver([frame]);
+        return this.#handled(chars, false);
       case "messages":
-        return this.#deliver(frame.messages);
+        this.#deliver(frame.messages);
+        return this.#handled(chars, false);
       case "ack": {
         const ack = { id: frame.id, seq: frame.seq, duplicate: frame.duplicate };
         this.#outbox.settle(frame.id, ack);
@@ -251,7 +261,7 @@ export class Room extends Emitter<RoomEvents> {
         const pending = this.#history.get(frame.id);
         this.#history.delete(frame.id);
         pending?.resolve({ messages: frame.messages, hasMore: frame.hasMore });
-        return;
+        return this.#handled(chars, true);
       }
       case "presence_state":
         this.#members.clear();
@@ -283,6 +293,20 @@ export class Room extends Emitter<RoomEvents> {
     for (const m of fresh) this.emit("message", m);
   }
 
+  /**
+   * Flow control: counts a handled message or history frame, and reports how far the
+   * room has applied (`progress`) once a quarter of the server's budget was handled
+   * since the last report, and after every history answer. Only ever in answer to a
+   * frame received, so an idle room sends nothing.
+   */
+  #handled(chars: number, history: boolean): void {
+    if (this.#progressEvery === undefined) return;
+    this.#unconfirmed += chars;
+    if (!history && this.#unconfirmed < this.#progressEvery) return;
+    this.#unconfirmed = 0;
+    this.#connection.send(JSON.stringify({ type: "progress", seq: this.#lastSeq }));
+  }
+
   #onError(code: Extract<ServerFrame, { type: "error" }>["code"], message: string, id: string | undefined): void {
     const err = new RoomcastClientError(code, message);
     if (id !== undefined && this.#outbox.has(id)) {
@@ -297,6 +321,7 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   #onDown(): void {
+    this.#progressEvery = undefined; // until the next welcome says otherwise
     this.#outbox.markAllUnsent();
     if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;

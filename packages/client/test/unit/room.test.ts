@@ -191,6 +191,109 @@ describe("frames before the welcome", () => {
   });
 });
 
+describe("flow control (progress frames)", () => {
+  /** Characters of the message frame the fake server sends for `seq` (as the server counts them). */
+  const chars = (seq: number) => JSON.stringify({ type: "message", ...messageAt(seq) }).length;
+  const ONE = chars(1); // every seq 1-9 encodes to the same length
+  const limits = (maxUnconfirmedBytes?: number) => ({
+    maxMessageBytes: 65_536,
+    publishRatePerSecond: 20,
+    publishBurst: 40,
+    livenessTimeoutSeconds: 86_400,
+    ...(maxUnconfirmedBytes === undefined ? {} : { maxUnconfirmedBytes }),
+  });
+
+  it("sends progress with the highest applied seq each time a quarter of maxUnconfirmedBytes was received", async () => {
+    const { socket } = await started();
+    socket.welcome({ limits: limits(4 * 3 * ONE) }); // a quarter is exactly three message frames
+    const progress = () => socket.framesOf("progress").map((f) => f.seq);
+    const after: number[][] = [];
+    for (let seq = 1; seq <= 8; seq++) {
+      socket.message(seq);
+      after.push(progress());
+    }
+    expect(after).toEqual([[], [], [3], [3], [3], [3, 6], [3, 6], [3, 6]]);
+
+    socket.message(9);
+    expect(progress()).toEqual([3, 6, 9]);
+  });
+
+  it("counts a messages frame by its whole length, and repeats it drops too, reporting the highest seq applied", async () => {
+    const { socket, seqs } = await started();
+    const batch = { type: "messages" as const, messages: [messageAt(1), messageAt(2), messageAt(3)] };
+    socket.welcome({ seq: 3, replay: 3, limits: limits(4 * JSON.stringify(batch).length) });
+    socket.deliver(batch);
+    expect(socket.framesOf("progress")).toEqual([{ type: "progress", seq: 3 }]);
+
+    // Repeats are not applied, but the server counted them: they count here too.
+    socket.messages(1, 2);
+    socket.deliver(batch);
+    expect(seqs()).toEqual([1, 2, 3]);
+    expect(socket.framesOf("progress")).toEqual([
+      { type: "progress", seq: 3 },
+      { type: "progress", seq: 3 },
+    ]);
+  });
+
+  it("sends progress after each history answer, whatever the count", async () => {
+    const { room, socket } = await started();
+    socket.welcome({ limits: limits(1_000_000) });
+    socket.messages(1, 2);
+    expect(socket.framesOf("progress")).toEqual([]);
+
+    const page = observe(room.history({ after: 0, limit: 2 }));
+    socket.history(socket.framesOf("history")[0]!.id, [messageAt(1), messageAt(2)], false);
+    await advance();
+    expect(page.status).toBe("resolved");
+    expect(socket.framesOf("progress")).toEqual([{ type: "progress", seq: 2 }]);
+  });
+
+  it("sends no progress at all when the welcome has no maxUnconfirmedBytes (a server without flow control)", async () => {
+    const { room, socket, seqs } = await started();
+    socket.welcome({ limits: limits() });
+    for (let seq = 1; seq <= 50; seq++) socket.message(seq);
+    observe(room.history());
+    socket.history(socket.framesOf("history")[0]!.id, [messageAt(1)], false);
+    await advance();
+    expect(seqs()).toHaveLength(50);
+    expect(socket.framesOf("progress")).toEqual([]);
+  });
+
+  it("sends nothing while nothing is received: not at the welcome, not for other frames, not when idle", async () => {
+    const { room, socket } = await started();
+    socket.welcome({ limits: limits(4) }); // a quarter is one character: every message frame reports
+    socket.presenceState([member("alice")]);
+    const ack = observe(room.publish("hi", { id: "p-1" }));
+    socket.ack("p-1", 1);
+    await advance(60 * 60_000);
+    expect(ack.status).toBe("resolved");
+    expect(socket.framesOf("progress")).toEqual([]);
+
+    socket.message(1);
+    expect(socket.framesOf("progress")).toEqual([{ type: "progress", seq: 1 }]);
+    await advance(60 * 60_000);
+    expect(socket.framesOf("progress")).toHaveLength(1);
+  });
+
+  it("starts counting afresh on each connection, with that connection's budget", async () => {
+    const { server, socket } = await started();
+    socket.welcome({ limits: limits(4 * 3 * ONE) });
+    socket.messages(1, 2); // two thirds of a quarter, then the socket drops
+
+    const next = await dropAndReconnect(server);
+    next.welcome({ seq: 2, replay: 0, resume: { recovered: true }, limits: limits(4 * 3 * ONE) });
+    next.message(3);
+    expect(next.framesOf("progress")).toEqual([]);
+    next.messages(4, 5);
+    expect(next.framesOf("progress")).toEqual([{ type: "progress", seq: 5 }]);
+
+    const third = await dropAndReconnect(server);
+    third.welcome({ seq: 5, replay: 0, resume: { recovered: true }, limits: limits() });
+    third.messages(6, 9);
+    expect(third.framesOf("progress")).toEqual([]);
+  });
+});
+
 describe("presence", () => {
   it("applies presence_state then diffs (joins and updates set, leaves delete) and emits the full list", async () => {
     const { room, socket } = await started();
