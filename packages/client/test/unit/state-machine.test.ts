@@ -114,6 +114,7 @@ describe("after a retryable close", () => {
     [4002, "internal_error"],
     [4003, "room_full"],
     [4004, "connection_stale"],
+    [4005, "slow_consumer"],
     [4499, undefined],
   ])("close %i after the welcome reconnects after a delay inside the backoff window", async (code, errorCode) => {
     const { room, server, latest, states } = start();
@@ -260,6 +261,7 @@ describe("a close the server announces with an error frame (no id)", () => {
     ["going_away", 4000, "reconnecting"],
     ["connection_stale", 4004, "reconnecting"],
     ["internal_error", 4002, "reconnecting"],
+    ["slow_consumer", 4005, "reconnecting"],
     ["kicked", 4502, "failed"],
   ] as const)("%s: closes the socket at once and acts as on close %i (%s)", async (code, closeCode, state) => {
     const { room, server, latest, states } = start();
@@ -514,6 +516,30 @@ describe("handshake and URL", () => {
     expect(server.sockets).toHaveLength(3);
     expect(server.last().url).toBe("ws://rc.test/v1/rooms/lobby/ws?epoch=epoch-7&after=5");
   });
+});
+
+describe("slow_consumer (4005: the room sent more than progress frames confirmed)", () => {
+  it.each(["the close alone", "the error frame announcing it"])(
+    "after %s, reconnects with backoff and resumes from the last applied seq",
+    async (how) => {
+      vi.spyOn(Math, "random").mockReturnValue(0);
+      const { room, server, latest } = start();
+      await advance();
+      const socket = server.last();
+      socket.welcome({ epoch: "epoch-7", seq: 5, replay: 5, limits: { maxMessageBytes: 65_536, publishRatePerSecond: 20, publishBurst: 40, livenessTimeoutSeconds: 86_400, maxUnconfirmedBytes: 1_000_000 } });
+      socket.messages(1, 5);
+
+      if (how === "the close alone") socket.serverClose(4005, "slow_consumer");
+      else socket.error("slow_consumer");
+      expect(room.state).toBe("reconnecting");
+      expect(latest().error?.code).toBe("slow_consumer");
+
+      await advance(latest().retryInMs);
+      expect(server.sockets).toHaveLength(2);
+      expect(server.last().url).toBe("ws://rc.test/v1/rooms/lobby/ws?epoch=epoch-7&after=5");
+      expect(server.last().resume).toEqual({ epoch: "epoch-7", after: "5" });
+    },
+  );
 });
 
 describe("a refused upgrade (close 1006 before any welcome)", () => {
