@@ -34,6 +34,9 @@ export const LIMIT_SPECS = {
   REPLAY_PAGE_SIZE: { default: 200, min: 1, max: 5_000 },
   // Default spread of reconnect hints when a room is drained.
   DRAIN_WINDOW_SECONDS: { default: 10, min: 0, max: 600 },
+  // Flow control: most characters of message/history frames sent to one connection and not
+  // confirmed by its `progress` reports; past it the room closes it with 4005 slow_consumer.
+  MAX_UNCONFIRMED_BYTES: { default: 8 * 1_048_576, min: 65_536, max: 64 * 1_048_576 },
   // Opt-in: how long a live message may wait to share a frame in a busy room (0: no added wait).
   BROADCAST_MAX_DELAY_MS: { default: 0, min: 0, max: 1_000 },
 } as const satisfies Record<string, LimitSpec>;

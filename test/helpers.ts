@@ -57,6 +57,11 @@ export interface ConnectOptions {
   protocols?: string[];
   /** Resume position, sent as `?epoch=&after=`. */
   resume?: { epoch: string; after: number };
+  /**
+   * Report reads with `progress` frames as docs/protocol.md §6.9 asks (default true).
+   * false: a client that never confirms anything, as a stalled reader looks to the room.
+   */
+  progress?: boolean;
 }
 
 /** Sends the WebSocket upgrade request; returns the raw response (101 or an error). */
@@ -80,11 +85,16 @@ export class TestSocket {
   /** Per frame type, how many of that type tests have consumed already. */
   readonly #consumed = new Map<string, number>();
   #wake: (() => void) | undefined;
+  /** Flow control, as §6.9 tells clients: characters read since the last report, and the budget. */
+  #unreported = 0;
+  #budget: number | undefined;
+  #applied = 0;
 
-  constructor(readonly ws: WebSocket, readonly response: Response) {
+  constructor(readonly ws: WebSocket, readonly response: Response, reportProgress = true) {
     ws.addEventListener("message", (event) => {
       const decoded = decodeServerFrame(event.data);
       if (!decoded.ok) throw new Error(`server sent an invalid frame: ${decoded.message}: ${String(event.data)}`);
+      if (reportProgress) this.#report(decoded.frame, String(event.data).length);
       this.batches.push(decoded.frame.type === "messages" ? decoded.frame.messages.length : 1);
       // A `messages` frame is several `message` frames in one: tests see them one by one.
       if (decoded.frame.type === "messages") for (const m of decoded.frame.messages) this.frames.push({ type: "message", ...m });
@@ -97,6 +107,22 @@ export class TestSocket {
         this.#wake?.();
       });
     });
+  }
+
+  #report(frame: ServerFrame, chars: number): void {
+    if (frame.type === "welcome") {
+      this.#budget = frame.limits.maxUnconfirmedBytes;
+      this.#unreported = 0;
+      return;
+    }
+    if (frame.type === "message") this.#applied = Math.max(this.#applied, frame.seq);
+    else if (frame.type === "messages") this.#applied = Math.max(this.#applied, ...frame.messages.map((m) => m.seq));
+    else if (frame.type !== "history") return;
+    this.#unreported += chars;
+    if (this.#budget !== undefined && (frame.type === "history" || this.#unreported >= this.#budget / 4)) {
+      this.#unreported = 0;
+      this.ws.send(JSON.stringify({ type: "progress", seq: this.#applied }));
+    }
   }
 
   /** Sends text or binary as is; anything else as JSON. */
@@ -168,7 +194,7 @@ export async function connect(room: string, jwt?: string, options: ConnectOption
     throw new Error(`expected 101, got ${response.status}: ${await response.text()}`);
   }
   ws.accept();
-  return new TestSocket(ws, response);
+  return new TestSocket(ws, response, options.progress ?? true);
 }
 
 export async function publish(socket: TestSocket, id: string, data: unknown) {
@@ -190,12 +216,16 @@ export async function httpPublish(room: string, id: string, data: unknown, sub =
   return ((await res.json()) as { seq: number }).seq;
 }
 
-/** Rewrites every socket attachment in a room (to backdate times, for example) from inside the object. */
+/**
+ * Rewrites every socket attachment in a room (to backdate times, for example) from
+ * inside the object, then hibernates it: the connection registry holds sessions in
+ * memory and reads attachments when the room wakes, as it would in production.
+ */
 export async function editSessions(
   room: string,
   edit: (session: Record<string, unknown>) => Record<string, unknown> | undefined,
 ): Promise<void> {
-  const { runInDurableObject } = await import("cloudflare:test");
+  const { evictDurableObject, runInDurableObject } = await import("cloudflare:test");
   await runInDurableObject(env.ROOMS.getByName(room), (_instance, state) => {
     for (const ws of state.getWebSockets()) {
       const attachment = ws.deserializeAttachment() as { v: number; rc: Record<string, unknown> } | null;
@@ -204,4 +234,10 @@ export async function editSessions(
       if (rc) ws.serializeAttachment({ ...attachment, rc });
     }
   });
+  try {
+    await evictDurableObject(env.ROOMS.getByName(room), { webSockets: "hibernate" });
+  } catch (err) {
+    // Not running (already hibernated): it reads the attachments when it wakes anyway.
+    if (!String(err).includes("not currently running")) throw err;
+  }
 }

@@ -23,8 +23,7 @@ describe("token expiry", () => {
     alice.send('{"type":"ping"}');
     await alice.next("pong");
     // Expired 10 s ago (beyond the 5 s clock tolerance).
-    await editSessions(room, (s) => ({ ...s, expiresAt: Math.floor(Date.now() / 1000) - 10 }));
-    await evictDurableObject(stub(room), { webSockets: "hibernate" });
+    await editSessions(room, (s) => ({ ...s, expiresAt: Math.floor(Date.now() / 1000) - 10 })); // and hibernates
     expect(await runDurableObjectAlarm(stub(room))).toBe(true);
     expect(await alice.closed).toMatchObject({ code: 4001, reason: "token_expired" });
   });
@@ -114,6 +113,17 @@ describe("drain", () => {
     const bad = await admin("POST", `/v1/rooms/${room}/drain`, { windowSeconds: -1 });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ error: { code: "invalid_request" } });
+  });
+
+  it("refuses any body but {} or {windowSeconds}: arrays, other values, unknown fields", async () => {
+    const room = uniqueRoom();
+    for (const body of [[5], [], "5", 5, null, { windowSeconds: 1, extra: true }, { window: 3 }]) {
+      const res = await admin("POST", `/v1/rooms/${room}/drain`, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(await res.json()).toMatchObject({ error: { code: "invalid_request" } });
+    }
+    expect((await admin("POST", `/v1/rooms/${room}/drain`, {})).status).toBe(200);
+    expect((await admin("POST", `/v1/rooms/${room}/drain`, { windowSeconds: 0 })).status).toBe(200);
   });
 
   it("requires the admin permission", async () => {

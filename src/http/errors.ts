@@ -2,14 +2,9 @@ import { ERRORS, RoomcastError, type ErrorCode } from "@roomcast/protocol";
 import type { ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { describeError, log } from "../log.js";
+import { errorResponse } from "../error-response.js";
 
-/** Every HTTP error body: `{ "error": { "code": "...", "message": "..." } }`. */
-export function errorResponse(code: ErrorCode, message?: string, headers?: HeadersInit): Response {
-  return Response.json(
-    { error: { code, message: message ?? ERRORS[code].description } },
-    { status: ERRORS[code].status, headers },
-  );
-}
+export { errorResponse };
 
 /** Throw from handlers and middleware; `onError` turns it into the JSON response. */
 export function fail(code: ErrorCode, message?: string): never {

@@ -4,7 +4,7 @@ import { MESSAGE_ID, PROTOCOL_VERSION, utf8Length } from "@roomcast/protocol";
 import type { AppEnv } from "../env.js";
 import { LIMIT_SPECS, readLimits } from "../config.js";
 import { IDENTITY_HEADER, RESUME_HEADER } from "../room/room.js";
-import { encodeMessage } from "../room/message-log.js";
+import { historyBody } from "../room/wire.js";
 import { readCredentials } from "../auth/token-source.js";
 import { authorize, checkOrigin, roomParam } from "./middleware.js";
 import { fail } from "./errors.js";
@@ -72,8 +72,7 @@ rooms.get("/:room/messages", authorize("subscribe"), async (c) => {
   const room = c.get("room");
   const page = await c.env.ROOMS.getByName(room).history(after, limit);
   // `data` is spliced in as stored JSON text rather than parsed and re-serialised.
-  const head = JSON.stringify({ room, epoch: page.epoch, head: page.head, hasMore: page.hasMore });
-  const body = `${head.slice(0, -1)},"messages":[${page.messages.map(encodeMessage).join(",")}]}`;
+  const body = historyBody({ room, epoch: page.epoch, head: page.head, hasMore: page.hasMore }, page.messages);
   return c.body(body, 200, { "Content-Type": "application/json" });
 });
 
@@ -83,7 +82,8 @@ rooms.get("/:room/presence", authorize("subscribe"), async (c) => {
   return c.json({ room, members });
 });
 
-const DrainBody = v.object({
+// Strict: `{}` or `{"windowSeconds": N}` only; arrays, other keys and other JSON are refused.
+const DrainBody = v.strictObject({
   windowSeconds: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(LIMIT_SPECS.DRAIN_WINDOW_SECONDS.max))),
 });
 
@@ -97,8 +97,13 @@ rooms.post("/:room/drain", authorize("admin"), async (c) => {
       fail("invalid_request", 'body must be empty or JSON: {"windowSeconds"?: number}');
     }
   }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) fail("invalid_request", 'body must be empty or a JSON object: {"windowSeconds"?: number}');
   const body = v.safeParse(DrainBody, json);
-  if (!body.success) fail("invalid_request", `windowSeconds: ${body.issues[0].message}`);
+  if (!body.success) {
+    const issue = body.issues[0];
+    const key = issue.path?.map((p) => String(p.key)).join(".");
+    fail("invalid_request", key === "windowSeconds" ? `windowSeconds: ${issue.message}` : `unexpected field ${key ?? ""}: the body may only hold windowSeconds`);
+  }
   const windowSeconds = body.output.windowSeconds ?? readLimits(c.env).DRAIN_WINDOW_SECONDS;
   const result = await c.env.ROOMS.getByName(c.get("room")).drain(Math.round(windowSeconds * 1000));
   return c.json(result);

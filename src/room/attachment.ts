@@ -1,12 +1,24 @@
 /**
  * Per-socket state that must survive hibernation, stored with `serializeAttachment`
  * (≤ 16 KiB). Roomcast's own fields sit under `rc` so that later user data under
- * another key can never overwrite them; `v` versions the layout.
+ * another key can never overwrite them; `v` versions the layout. Only the
+ * connection registry (connections.ts) reads and writes attachments.
+ *
+ * Layouts:
+ * - v1 (before the connection registry): the session, and `replayedTo` while a
+ *   paged replay was in flight.
+ * - v2: adds `announced` (the connection was listed in presence at its join; set
+ *   once, never recomputed from permissions a refresh may have changed),
+ *   `confirmed` (flow control: the last seq the client reported applied) and
+ *   `closing` (the room itself closed the socket, so a close event that arrives
+ *   later, even after a wake, is not a second departure).
+ * A v1 attachment is read as v2 with `announced` taken from its permissions (what
+ * v1 used to decide presence) and is rewritten as v2 on its next write.
  */
 import * as v from "valibot";
 import { Permission } from "@roomcast/protocol";
 
-export const SessionV1 = v.object({
+const SessionFields = {
   connectionId: v.string(),
   userId: v.string(),
   permissions: v.array(Permission),
@@ -19,21 +31,42 @@ export const SessionV1 = v.object({
   state: v.optional(v.unknown(), null),
   /**
    * Set while a paged replay is still catching this socket up: the last seq sent.
-   * Live broadcasts skip the socket until the replay reaches the head; after a wake
-   * the replay restarts from here, so an eviction mid-replay leaves no gap.
+   * The connection is `joining` (live broadcasts skip it) until the replay reaches
+   * the head; after a wake the replay restarts from here, so an eviction mid-replay
+   * leaves no gap.
    */
   replayedTo: v.optional(v.number()),
+};
+
+export const SessionV1 = v.object(SessionFields);
+
+export const SessionV2 = v.object({
+  ...SessionFields,
+  announced: v.boolean(),
+  confirmed: v.optional(v.number()),
+  closing: v.optional(v.literal(true)),
 });
-export type Session = v.InferOutput<typeof SessionV1>;
+export type Session = v.InferOutput<typeof SessionV2>;
 
-const Attachment = v.object({ v: v.literal(1), rc: SessionV1 });
+const AttachmentV1 = v.object({ v: v.literal(1), rc: SessionV1 });
+const AttachmentV2 = v.object({ v: v.literal(2), rc: SessionV2 });
+const Attachment = v.variant("v", [AttachmentV1, AttachmentV2]);
 
-export function writeSession(ws: WebSocket, session: Session): void {
-  ws.serializeAttachment({ v: 1, rc: session } satisfies v.InferOutput<typeof Attachment>);
+export function writeAttachment(ws: WebSocket, session: Session): void {
+  ws.serializeAttachment({ v: 2, rc: session } satisfies v.InferOutput<typeof AttachmentV2>);
 }
 
-/** The socket's session, or undefined for a socket that is not (or no longer) ours. */
-export function readSession(ws: WebSocket): Session | undefined {
-  const result = v.safeParse(Attachment, ws.deserializeAttachment());
-  return result.success ? result.output.rc : undefined;
+/** The socket's session in the v2 layout, or undefined for a socket that is not (or no longer) ours. */
+export function readAttachment(ws: WebSocket): Session | undefined {
+  let raw: unknown;
+  try {
+    raw = ws.deserializeAttachment();
+  } catch {
+    return undefined;
+  }
+  const result = v.safeParse(Attachment, raw);
+  if (!result.success) return undefined;
+  const { v: version, rc } = result.output;
+  if (version === 2) return rc as Session;
+  return { ...rc, announced: rc.permissions.includes("presence") };
 }

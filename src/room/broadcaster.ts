@@ -22,10 +22,15 @@
  * Invariants the rest of the room relies on:
  * - total order: frames leave in append order, batched or not;
  * - an ack follows its message (`after` defers it behind pending messages);
- * - `flush()` runs before any socket goes live (join, end of a replay), so a
- *   message the socket already got from the log is never sent to it again.
+ * - only `live` connections receive broadcasts (connections.ts); `flush()` runs
+ *   before a connection goes live (the end of its replay), so a message it already
+ *   got from the log is never sent to it again;
+ * - every frame sent is counted in the recipient's flow control, and recipients
+ *   past their budget are handed to `slow` after the frame went to everyone.
  */
-import { encodeMessage, messageFrame, type StoredMessage } from "./message-log.js";
+import type { StoredMessage } from "./message-log.js";
+import type { Connection } from "./connections.js";
+import { messageFrame, messagesFrame } from "./wire.js";
 import { sendText } from "./send.js";
 
 /** Messages this close together (ms) mean the room is busy: start batching. */
@@ -38,10 +43,10 @@ const BIG_ROOM = 100;
 const MAX_BATCH_BYTES = 1 << 20;
 
 export interface BroadcastTargets {
-  /** Every socket of the room (may include closing ones; sends to those are skipped). */
-  sockets(): readonly WebSocket[];
-  /** Sockets still being caught up by a replay: live traffic skips them. */
-  skip(): ReadonlyMap<WebSocket, unknown>;
+  /** The live connections (joining ones are caught up by their replay instead). */
+  live(): readonly Connection[];
+  /** Connections whose unconfirmed traffic passed the budget (flow.ts). */
+  slow(conns: Connection[]): void;
 }
 
 export interface BroadcastOptions {
@@ -49,6 +54,8 @@ export interface BroadcastOptions {
   batching: boolean;
   /** Longest a message may wait to share a frame in a busy room (0: only messages <2 ms apart). */
   maxDelayMs?: number;
+  /** Most unconfirmed characters a connection may have (flow.ts); Infinity: no limit. */
+  budget?: number;
 }
 
 export class Broadcaster {
@@ -58,12 +65,14 @@ export class Broadcaster {
   readonly #windowMs: number;
   #pending: StoredMessage[] = [];
   #pendingBytes = 0;
-  #deferred: [WebSocket, string][] = [];
+  #deferred: [Connection, string][] = [];
+  readonly #budget: number;
   #window = false;
   #last = -Infinity;
 
-  constructor(targets: BroadcastTargets, { batching, maxDelayMs = 0 }: BroadcastOptions) {
+  constructor(targets: BroadcastTargets, { batching, maxDelayMs = 0, budget = Infinity }: BroadcastOptions) {
     this.#targets = targets;
+    this.#budget = budget;
     this.#batching = batching;
     this.#busyMs = Math.max(BUSY_MS, maxDelayMs);
     this.#windowMs = Math.max(WINDOW_MS, maxDelayMs);
@@ -71,15 +80,15 @@ export class Broadcaster {
 
   /** A newly stored message for everyone. */
   message(m: StoredMessage): void {
-    if (!this.#batching) return this.#sendAll(messageFrame(m));
+    if (!this.#batching) return this.#sendAll(messageFrame(m), m.seq);
     if (!this.#window) {
-      this.#sendAll(messageFrame(m));
+      this.#sendAll(messageFrame(m), m.seq);
       // A window opens when messages come close together, or when the room is big
       // enough that one broadcast takes longer than a window: Date.now() only moves
       // between events, so behind a slow broadcast the next message always looks
       // "late" and a gap rule alone would never batch the rooms that need it most.
       const now = Date.now();
-      if (now - this.#last <= this.#busyMs || this.#targets.sockets().length >= BIG_ROOM) this.#openWindow();
+      if (now - this.#last <= this.#busyMs || this.#targets.live().length >= BIG_ROOM) this.#openWindow();
       this.#last = now;
       return;
     }
@@ -89,9 +98,9 @@ export class Broadcaster {
   }
 
   /** A frame for one socket that must not overtake the messages broadcast before it (an ack). */
-  after(ws: WebSocket, text: string): void {
-    if (this.#pending.length === 0) sendText(ws, text);
-    else this.#deferred.push([ws, text]);
+  after(conn: Connection, text: string): void {
+    if (this.#pending.length === 0) sendText(conn.ws, text);
+    else this.#deferred.push([conn, text]);
   }
 
   /** Sends whatever is pending, now. */
@@ -100,12 +109,12 @@ export class Broadcaster {
     if (pending.length > 0) {
       this.#pending = [];
       this.#pendingBytes = 0;
-      this.#sendAll(pending.length === 1 ? messageFrame(pending[0]!) : messagesFrame(pending));
+      this.#sendAll(pending.length === 1 ? messageFrame(pending[0]!) : messagesFrame(pending), pending[pending.length - 1]!.seq);
     }
     const deferred = this.#deferred;
     if (deferred.length > 0) {
       this.#deferred = [];
-      for (const [ws, text] of deferred) sendText(ws, text);
+      for (const [conn, text] of deferred) sendText(conn.ws, text);
     }
   }
 
@@ -120,16 +129,15 @@ export class Broadcaster {
     }, this.#windowMs);
   }
 
-  #sendAll(text: string): void {
-    const skip = this.#targets.skip();
-    for (const ws of this.#targets.sockets()) {
-      if (skip.size > 0 && skip.has(ws)) continue;
-      sendText(ws, text);
+  #sendAll(text: string, lastSeq: number): void {
+    let slow: Connection[] | undefined;
+    const chars = text.length;
+    for (const conn of this.#targets.live()) {
+      if (!sendText(conn.ws, text)) continue;
+      conn.flow.messages(lastSeq, chars);
+      if (conn.flow.unconfirmed > this.#budget) (slow ??= []).push(conn);
     }
+    // After the loop: closing a connection changes the list being iterated.
+    if (slow) this.#targets.slow(slow);
   }
-}
-
-/** One frame carrying several messages in order. */
-export function messagesFrame(messages: readonly StoredMessage[]): string {
-  return `{"type":"messages","messages":[${messages.map(encodeMessage).join(",")}]}`;
 }

@@ -10,24 +10,26 @@ import {
   type AckFrame,
   type HistoryRequestFrame,
   type PresenceSetFrame,
+  type ProgressFrame,
   type PublishFrame,
   type RefreshFrame,
   type RefreshedFrame,
 } from "@roomcast/protocol";
 import { authConfigFromEnv, verifyToken } from "../auth/verify.js";
 import { permissionsFor } from "../auth/capabilities.js";
-import { readSession, writeSession, type Session } from "./attachment.js";
-import { encodeMessage } from "./message-log.js";
-import { closeWith, sendError, sendFrame, sendText } from "./send.js";
+import type { Connection } from "./connections.js";
+import { encodeFrame, historyFrame } from "./wire.js";
+import { sendError, sendFrame, sendText } from "./send.js";
 import type { RoomCore } from "./room-core.js";
 
 /** Room for the frame envelope on top of MAX_MESSAGE_BYTES of payload. */
 const FRAME_OVERHEAD_BYTES = 1_024;
 
-export async function handleFrame(core: RoomCore, ws: WebSocket, session: Session, raw: string | ArrayBuffer): Promise<void> {
+export async function handleFrame(core: RoomCore, conn: Connection, raw: string | ArrayBuffer): Promise<void> {
+  const { ws } = conn;
   const now = Date.now();
-  if (core.tokenDeadline(session) <= now) return closeWith(ws, "token_expired");
-  core.touch(ws, now);
+  if (core.tokenDeadline(conn.session) <= now) return core.close(conn, "token_expired", core.graceDeadline(now));
+  conn.lastFrame = now;
   if (typeof raw === "string" && utf8Length(raw) > core.limits.MAX_MESSAGE_BYTES + FRAME_OVERHEAD_BYTES) {
     sendError(ws, "message_too_large", `frame exceeds ${core.limits.MAX_MESSAGE_BYTES} bytes of data`);
     return;
@@ -40,13 +42,15 @@ export async function handleFrame(core: RoomCore, ws: WebSocket, session: Sessio
   const frame = decoded.frame;
   switch (frame.type) {
     case "publish":
-      return onPublish(core, ws, session, frame);
+      return onPublish(core, conn, frame);
     case "history":
-      return onHistory(core, ws, frame);
+      return onHistory(core, conn, frame);
     case "presence":
-      return onPresence(core, ws, session, frame);
+      return onPresence(core, conn, frame);
     case "refresh":
-      return onRefresh(core, ws, session, frame);
+      return onRefresh(core, conn, frame);
+    case "progress":
+      return onProgress(core, conn, frame);
     case "ping":
       // An exact PING is answered by the auto-response; this catches spacing variants.
       sendText(ws, PONG);
@@ -54,7 +58,12 @@ export async function handleFrame(core: RoomCore, ws: WebSocket, session: Sessio
   }
 }
 
-function onPublish(core: RoomCore, ws: WebSocket, session: Session, frame: PublishFrame): void {
+function bucket(core: RoomCore, conn: Connection) {
+  return conn.bucket(core.limits.PUBLISH_RATE_PER_SECOND, core.limits.PUBLISH_BURST);
+}
+
+function onPublish(core: RoomCore, conn: Connection, frame: PublishFrame): void {
+  const { ws, session } = conn;
   if (!session.permissions.includes("publish")) {
     sendError(ws, "forbidden", "this token may not publish in this room", frame.id);
     return;
@@ -65,28 +74,42 @@ function onPublish(core: RoomCore, ws: WebSocket, session: Session, frame: Publi
     sendError(ws, "message_too_large", `data exceeds ${max} bytes`, frame.id);
     return;
   }
-  if (!core.bucket(ws).take()) {
+  if (!bucket(core, conn).take()) {
     sendError(ws, "rate_limited", `at most ${core.limits.PUBLISH_RATE_PER_SECOND} publishes per second (burst ${core.limits.PUBLISH_BURST})`, frame.id);
     return;
   }
   const result = core.append(session.userId, frame.id, data);
   // The ack must not overtake the message it acknowledges (which may be batched).
-  core.broadcaster.after(ws, JSON.stringify({ type: "ack", id: frame.id, seq: result.seq, duplicate: result.duplicate } satisfies AckFrame));
+  core.broadcaster.after(conn, encodeFrame({ type: "ack", id: frame.id, seq: result.seq, duplicate: result.duplicate } satisfies AckFrame));
 }
 
-function onHistory(core: RoomCore, ws: WebSocket, frame: HistoryRequestFrame): void {
+function onHistory(core: RoomCore, conn: Connection, frame: HistoryRequestFrame): void {
+  const { ws } = conn;
   // A history page can be hundreds of messages: it costs a publish token.
-  if (!core.bucket(ws).take()) {
+  if (!bucket(core, conn).take()) {
     sendError(ws, "rate_limited", "history requests share the publish rate limit", frame.id);
     return;
   }
   const limit = Math.min(frame.limit ?? core.limits.HISTORY_PAGE_MAX, core.limits.HISTORY_PAGE_MAX);
-  const page = core.log.page(frame.after ?? 0, limit);
-  const head = { type: "history", id: frame.id, hasMore: page.hasMore };
-  sendText(ws, `${JSON.stringify(head).slice(0, -1)},"messages":[${page.messages.map(encodeMessage).join(",")}]}`);
+  // Cut by size too (about 1 MiB, message-log.ts): `hasMore` tells the client to page on.
+  const page = core.log.page(frame.after ?? 0, limit, core.pageChars);
+  const text = historyFrame(frame.id, page.messages, page.hasMore);
+  if (sendText(ws, text)) conn.flow.history(text.length);
+  // Answers the client has not confirmed reading count against its budget like messages.
+  if (conn.flow.unconfirmed > core.limits.MAX_UNCONFIRMED_BYTES) core.closeSlow(conn);
 }
 
-function onPresence(core: RoomCore, ws: WebSocket, session: Session, frame: PresenceSetFrame): void {
+/**
+ * Flow control: the client has applied everything up to `seq`. Costs no token (a
+ * client that confirms often must never be refused); the attachment is written only
+ * when the position moves forward, so repeats cost next to nothing.
+ */
+function onProgress(core: RoomCore, conn: Connection, frame: ProgressFrame): void {
+  if (conn.flow.progress(Math.min(frame.seq, core.log.head))) core.connections.update(conn, { confirmed: conn.flow.confirmedSeq });
+}
+
+function onPresence(core: RoomCore, conn: Connection, frame: PresenceSetFrame): void {
+  const { ws, session } = conn;
   if (!session.permissions.includes("presence")) {
     sendError(ws, "forbidden", "this token may not set presence in this room", frame.id);
     return;
@@ -97,11 +120,11 @@ function onPresence(core: RoomCore, ws: WebSocket, session: Session, frame: Pres
     return;
   }
   // Typing indicators and the like share the connection's publish budget.
-  if (!core.bucket(ws).take()) {
+  if (!bucket(core, conn).take()) {
     sendError(ws, "rate_limited", "presence updates share the publish rate limit", frame.id);
     return;
   }
-  writeSession(ws, { ...session, state: frame.state });
+  core.connections.update(conn, { state: frame.state });
   const diff = core.presence().setState(session.connectionId, session.userId, frame.state);
   if (diff) core.broadcastPresence(diff);
 }
@@ -111,9 +134,10 @@ function onPresence(core: RoomCore, ws: WebSocket, session: Session, frame: Pres
  * configuration), for the same user, and extends the session without reconnecting.
  * A bad token leaves the current session as it was.
  */
-async function onRefresh(core: RoomCore, ws: WebSocket, session: Session, frame: RefreshFrame): Promise<void> {
+async function onRefresh(core: RoomCore, conn: Connection, frame: RefreshFrame): Promise<void> {
+  const { ws, session } = conn;
   // Signature checks cost CPU: refreshes share the publish rate limit too.
-  if (!core.bucket(ws).take()) {
+  if (!bucket(core, conn).take()) {
     sendError(ws, "rate_limited", "refreshes share the publish rate limit", frame.id);
     return;
   }
@@ -134,11 +158,10 @@ async function onRefresh(core: RoomCore, ws: WebSocket, session: Session, frame:
     sendError(ws, "forbidden", 'the new token does not grant "subscribe" on this room', frame.id);
     return;
   }
-  // The verify above awaited: read the session again rather than trust the one from before.
-  const current = readSession(ws);
-  if (!current) return;
-  const updated: Session = { ...current, expiresAt: verified.expiresAt, permissions };
-  writeSession(ws, updated);
-  core.ensureAlarm(core.tokenDeadline(updated));
+  // The verify above awaited: the connection may have gone meanwhile.
+  if (conn.phase === "gone") return;
+  // Presence membership (`announced`) stays as it was at the join.
+  core.connections.update(conn, { expiresAt: verified.expiresAt, permissions });
+  core.ensureAlarm(core.tokenDeadline(conn.session));
   sendFrame(ws, { type: "refreshed", id: frame.id, expiresAt: verified.expiresAt, permissions } satisfies RefreshedFrame);
 }

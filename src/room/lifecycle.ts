@@ -9,7 +9,6 @@
  * socket could have gone stale; pings in between are answered by the runtime's
  * auto-response and never wake the room.
  */
-import { closeWith } from "./send.js";
 import type { RoomCore } from "./room-core.js";
 
 /** Most messages deleted per alarm run; the alarm comes back soon for the rest. */
@@ -18,6 +17,7 @@ const TRIM_BATCH = 5_000;
 const RETRY_MS = 5_000;
 
 export async function runAlarm(core: RoomCore, now: number): Promise<void> {
+  core.alarmStarted();
   const next = new Earliest();
 
   // 1. Presence grace periods that ran out without a reconnect.
@@ -29,19 +29,17 @@ export async function runAlarm(core: RoomCore, now: number): Promise<void> {
 
   // 2. Sessions: expired tokens and vanished sockets.
   const timeoutMs = core.limits.LIVENESS_TIMEOUT_SECONDS * 1000;
-  for (const [ws, session] of core.sessions()) {
-    const tokenDeadline = core.tokenDeadline(session);
+  for (const conn of [...core.connections.open()]) {
+    const tokenDeadline = core.tokenDeadline(conn.session);
     if (tokenDeadline <= now) {
-      closeWith(ws, "token_expired");
       // The client will come back with a fresh token: give it the usual grace.
-      core.disconnected(ws, core.graceDeadline(now));
+      core.close(conn, "token_expired", core.graceDeadline(now));
       continue;
     }
-    const lastSeen = core.lastSeen(ws, session);
+    const lastSeen = core.lastSeen(conn);
     if (lastSeen + timeoutMs <= now) {
-      closeWith(ws, "connection_stale");
       // Gone without a close frame: it has already been silent far longer than any grace.
-      core.disconnected(ws, undefined);
+      core.close(conn, "connection_stale", undefined);
       continue;
     }
     next.add(tokenDeadline);

@@ -31,6 +31,11 @@ export interface Page {
   readonly hasMore: boolean;
 }
 
+/** About 1 MiB: the largest history answer or replay page, in characters of encoded messages. */
+export const MAX_PAGE_CHARS = 1 << 20;
+/** A message's encoding beyond its data, id and sender (`{"seq":…,"id":"","from":"","ts":…,"data":}`). */
+const MESSAGE_ENVELOPE_CHARS = 64;
+
 type Row = { seq: number; client_id: string; sender: string; data: string; ts: number };
 const toMessage = (r: Row): StoredMessage => ({ seq: r.seq, id: r.client_id, from: r.sender, data: r.data, ts: r.ts });
 
@@ -149,14 +154,30 @@ export class MessageLog {
     return row?.seq ?? 0;
   }
 
-  /** Messages with `seq > after`, oldest first, at most `limit`. */
-  page(after: number, limit: number): Page {
+  /**
+   * Messages with `seq > after`, oldest first: at most `limit` of them, and no more
+   * than fit in about `maxChars` once encoded (always at least one), so that no
+   * history answer or replay page becomes a frame of tens of megabytes. The cut is
+   * made by SQLite, so rows past it are never read into memory.
+   */
+  page(after: number, limit: number, maxChars: number = MAX_PAGE_CHARS): Page {
     const rows = this.#sql
-      .exec<Row>("SELECT seq, client_id, sender, data, ts FROM messages WHERE seq > ? ORDER BY seq LIMIT ?", after, limit + 1)
+      .exec<Row>(
+        `SELECT seq, client_id, sender, data, ts FROM (
+           SELECT seq, client_id, sender, data, ts,
+                  length(data) + length(client_id) + length(sender) + ${MESSAGE_ENVELOPE_CHARS} AS own,
+                  sum(length(data) + length(client_id) + length(sender) + ${MESSAGE_ENVELOPE_CHARS}) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS upto
+           FROM messages WHERE seq > ? ORDER BY seq LIMIT ?
+         ) WHERE upto <= ? OR upto = own`,
+        after,
+        limit,
+        maxChars,
+      )
       .toArray();
-    const hasMore = rows.length > limit;
-    if (hasMore) rows.pop();
-    return { messages: rows.map(toMessage), hasMore };
+    // Sequence numbers are contiguous and trimming only removes the oldest: anything
+    // below the head after the last row returned is still there.
+    const last = rows.at(-1)?.seq;
+    return { messages: rows.map(toMessage), hasMore: last !== undefined && last < this.#head };
   }
 
   /** The newest `count` messages, oldest first. */
@@ -168,15 +189,4 @@ export class MessageLog {
       .reverse()
       .map(toMessage);
   }
-}
-
-/** The wire form of a stored message, with `data` spliced in as raw JSON (serialised once). */
-export function encodeMessage(m: StoredMessage): string {
-  const head = { seq: m.seq, id: m.id, from: m.from, ts: m.ts } satisfies Omit<Message, "data">;
-  return `${JSON.stringify(head).slice(0, -1)},"data":${m.data}}`;
-}
-
-/** A `message` frame for a stored message. */
-export function messageFrame(m: StoredMessage): string {
-  return `{"type":"message",${encodeMessage(m).slice(1)}`;
 }

@@ -16,13 +16,17 @@
  *
  * Merging keeps the protocol's contract: each user appears once, with their
  * latest snapshot (`joins`/`updates`: set it) or in `leaves` (delete it), so a
- * client applying the merged diff ends where applying every diff in order would.
- * A merged diff also reaches the sockets whose own join is in it; applying your
- * own snapshot, or a change your `presence_state` already contained, changes
- * nothing.
+ * client applying the merged diff ends where applying every diff in order would,
+ * whatever point inside the window its own view was taken at. That is why a user
+ * who joined and left inside one window is still sent as a leave: a connection that
+ * joined inside the window got a `presence_state` listing that user, and only the
+ * leave removes them (deleting a user you never listed changes nothing). A merged
+ * diff also reaches the connections whose own join is in it; applying your own
+ * snapshot, or a change your `presence_state` already contained, changes nothing.
  */
-import type { PresenceDiffFrame } from "@roomcast/protocol";
+import type { Connection } from "./connections.js";
 import { isEmptyDiff, type Member, type PresenceDiff } from "./presence.js";
+import { presenceDiffFrame } from "./wire.js";
 import { sendText } from "./send.js";
 
 type Kind = "join" | "update" | "leave";
@@ -45,8 +49,8 @@ export function mergeDiffs(diffs: readonly PresenceDiff[]): PresenceDiff {
   const merged = { joins: [] as Member[], updates: [] as Member[], leaves: [] as string[] };
   for (const [userId, { first, last, member }] of users) {
     if (last === "leave") {
-      // Someone who joined and left inside the window was never seen: nothing to say.
-      if (first !== "join") merged.leaves.push(userId);
+      // Even after a join in the same window: a connection that joined meanwhile saw it.
+      merged.leaves.push(userId);
     } else if (first === "join") merged.joins.push(member!);
     else merged.updates.push(member!); // an update, or a leave and a return: present, with this snapshot
   }
@@ -54,21 +58,21 @@ export function mergeDiffs(diffs: readonly PresenceDiff[]): PresenceDiff {
 }
 
 export class PresenceFanout {
-  readonly #sockets: () => readonly WebSocket[];
+  readonly #targets: () => readonly Connection[];
   readonly #maxDelayMs: number;
   #pending: PresenceDiff[] | undefined;
 
   /** `maxDelayMs` 0 sends every diff at once (PRESENCE_MAX_DELAY_MS). */
-  constructor(sockets: () => readonly WebSocket[], maxDelayMs: number) {
-    this.#sockets = sockets;
+  constructor(targets: () => readonly Connection[], maxDelayMs: number) {
+    this.#targets = targets;
     this.#maxDelayMs = maxDelayMs;
   }
 
   /**
-   * A presence change for everyone. `except` (the socket that caused it, which
+   * A presence change for everyone. `except` (the connection that caused it, which
    * already knows) is skipped only when the change goes out on its own (delay 0).
    */
-  diff(diff: PresenceDiff, except?: WebSocket): void {
+  diff(diff: PresenceDiff, except?: Connection): void {
     if (isEmptyDiff(diff)) return;
     if (this.#maxDelayMs === 0) return this.#send(diff, except);
     if (this.#pending) {
@@ -88,8 +92,8 @@ export class PresenceFanout {
     if (!isEmptyDiff(merged)) this.#send(merged);
   }
 
-  #send(diff: PresenceDiff, except?: WebSocket): void {
-    const frame = JSON.stringify({ type: "presence_diff", ...diff } satisfies PresenceDiffFrame);
-    for (const ws of this.#sockets()) if (ws !== except) sendText(ws, frame);
+  #send(diff: PresenceDiff, except?: Connection): void {
+    const frame = presenceDiffFrame(diff);
+    for (const conn of this.#targets()) if (conn !== except) sendText(conn.ws, frame);
   }
 }

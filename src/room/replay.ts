@@ -1,34 +1,53 @@
 /**
- * Paged replay: sends a joining socket everything after its position, a page per
- * turn, so a large gap (100,000 messages) neither builds one huge batch in memory
- * nor blocks the room. While a socket is being replayed, live broadcasts skip it;
- * the replay keeps paging until it reaches the head and marks the socket live in
- * that same synchronous turn, so nothing is missed or sent twice.
+ * Paged replay: sends a joining connection everything after its position, a page
+ * per turn, so a large gap (100,000 messages) neither builds one huge frame in
+ * memory nor blocks the room. Pages are cut by count (REPLAY_PAGE_SIZE) and by size
+ * (about 1 MiB), and paced by flow control: once the connection's unconfirmed
+ * traffic passes half its budget, the next page waits for a `progress` report (or
+ * PACE_WAIT_MS, after which a connection that still reports nothing runs into its
+ * budget and is closed as a slow consumer).
  *
- * The cursor is kept in the socket's attachment and `meta.replays` flags that some
- * replay is in flight, so a wake in the middle restarts the replay where it was.
+ * The connection stays `joining` (live broadcasts skip it) until a page reaches the
+ * head; then, in that same synchronous turn, what is batched for the others is
+ * flushed and the connection goes live, so nothing is missed or sent twice.
+ *
+ * The cursor is kept in the connection's attachment (`replayedTo`) and
+ * `meta.replays` flags that some replay is in flight, so a wake in the middle
+ * restarts the replay where it was.
  */
-import { readSession, writeSession } from "./attachment.js";
-import { messageFrame } from "./message-log.js";
-import { messagesFrame } from "./broadcaster.js";
+import type { Connection } from "./connections.js";
+import type { Page } from "./message-log.js";
 import { describeError, log } from "../log.js";
+import { messagesOrMessage } from "./wire.js";
 import { sendText } from "./send.js";
-import type { RoomCore } from "./room-core.js";
 
-const REPLAYS_FLAG = "replays";
+/** How long a paused replay waits for a progress report before sending on. */
+const PACE_WAIT_MS = 2_000;
+
+export interface ReplayDeps {
+  readonly room: () => string | undefined;
+  readonly pageSize: number;
+  /** Flow-control budget per connection, in characters. */
+  readonly budget: number;
+  page(after: number, limit: number): Page;
+  /** Live messages batched for the others, sent now (before a connection goes live). */
+  flushBroadcasts(): void;
+  goLive(conn: Connection): void;
+  saveCursor(conn: Connection, cursor: number | undefined): void;
+  joining(): readonly Connection[];
+  setInFlight(inFlight: boolean): void;
+  inFlight(): boolean;
+  slow(conn: Connection): void;
+  failed(conn: Connection): void;
+}
 
 export class ReplayRunner {
-  readonly #core: RoomCore;
-  /** Sockets still catching up, with the last seq each was sent. */
-  readonly #cursors = new Map<WebSocket, number>();
+  readonly #deps: ReplayDeps;
+  /** Connections still catching up, with the last seq each was sent. */
+  readonly #cursors = new Map<Connection, number>();
 
-  constructor(core: RoomCore) {
-    this.#core = core;
-  }
-
-  /** The sockets live broadcasts must skip. */
-  get active(): ReadonlyMap<WebSocket, number> {
-    return this.#cursors;
+  constructor(deps: ReplayDeps) {
+    this.#deps = deps;
   }
 
   /** The lowest position an in-flight replay still needs; retention must not trim past it. */
@@ -38,76 +57,76 @@ export class ReplayRunner {
     return lowest;
   }
 
-  /** Sends the first page now; continues in later turns if there is more. */
-  start(ws: WebSocket, from: number): void {
-    const cursor = this.#sendPage(ws, from);
+  /** Sends the first page now (in the joining turn); continues in later turns if there is more. */
+  start(conn: Connection, from: number): void {
+    const cursor = this.#sendPage(conn, from);
     if (cursor === undefined) return;
-    this.#cursors.set(ws, cursor);
-    this.#saveCursor(ws, cursor);
-    this.#core.log.setMeta(REPLAYS_FLAG, "1");
-    this.#continue(ws);
+    this.#cursors.set(conn, cursor);
+    this.#deps.saveCursor(conn, cursor);
+    this.#deps.setInFlight(true);
+    this.#continue(conn);
   }
 
   /** After a wake: restart the replays that were in flight, if the flag says there were any. */
   resumeAfterWake(): void {
-    if (this.#core.log.getMeta(REPLAYS_FLAG) !== "1") return;
-    for (const [ws, session] of this.#core.sessions()) {
-      if (session.replayedTo === undefined) continue;
-      this.#cursors.set(ws, session.replayedTo);
-      this.#continue(ws);
+    if (!this.#deps.inFlight()) return;
+    for (const conn of this.#deps.joining()) {
+      const cursor = conn.session.replayedTo;
+      if (cursor === undefined) continue;
+      this.#cursors.set(conn, cursor);
+      this.#continue(conn);
     }
-    if (this.#cursors.size === 0) this.#core.log.setMeta(REPLAYS_FLAG, "0");
+    if (this.#cursors.size === 0) this.#deps.setInFlight(false);
   }
 
-  forget(ws: WebSocket): void {
-    if (this.#cursors.delete(ws) && this.#cursors.size === 0) this.#core.log.setMeta(REPLAYS_FLAG, "0");
+  forget(conn: Connection): void {
+    if (this.#cursors.delete(conn) && this.#cursors.size === 0) this.#deps.setInFlight(false);
   }
 
-  #continue(ws: WebSocket): void {
-    void this.#loop(ws).catch((err) => {
-      log("error", "room.replay", { room: this.#core.room, error: describeError(err) });
-      this.forget(ws);
-      try {
-        ws.close(4002, "internal_error");
-      } catch {
-        // already closed
-      }
+  #continue(conn: Connection): void {
+    void this.#loop(conn).catch((err) => {
+      log("error", "room.replay", { room: this.#deps.room(), error: describeError(err) });
+      this.forget(conn);
+      this.#deps.failed(conn);
     });
   }
 
-  async #loop(ws: WebSocket): Promise<void> {
+  async #loop(conn: Connection): Promise<void> {
     for (;;) {
-      // Yield the turn so publishes and other sockets are served between pages.
+      // Yield the turn so publishes and other connections are served between pages.
       await new Promise((resolve) => setTimeout(resolve, 0));
-      const cursor = this.#cursors.get(ws);
-      if (cursor === undefined || ws.readyState !== 1) return this.forget(ws);
-      const next = this.#sendPage(ws, cursor);
-      if (next === undefined) {
-        this.forget(ws);
-        this.#saveCursor(ws, undefined);
-        return;
-      }
-      this.#cursors.set(ws, next);
-      this.#saveCursor(ws, next);
+      if (conn.flow.unconfirmed > this.#deps.budget / 2) await conn.flow.nextProgress(PACE_WAIT_MS);
+      const cursor = this.#cursors.get(conn);
+      if (cursor === undefined || conn.phase !== "joining") return this.forget(conn);
+      const next = this.#sendPage(conn, cursor);
+      if (next === undefined) return;
+      this.#cursors.set(conn, next);
+      this.#deps.saveCursor(conn, next);
     }
   }
 
-  /** Sends one page after `after`; returns the new cursor, or undefined when the socket is caught up. */
-  #sendPage(ws: WebSocket, after: number): number | undefined {
-    const page = this.#core.log.page(after, this.#core.limits.REPLAY_PAGE_SIZE);
-    // The last page makes the socket live: first send what is batched for the others
-    // (it is in this page already), so it cannot reach this socket twice.
-    if (!page.hasMore) this.#core.broadcaster.flush();
-    if (page.messages.length === 1) sendText(ws, messageFrame(page.messages[0]!));
-    else if (page.messages.length > 1) sendText(ws, messagesFrame(page.messages));
-    if (!page.hasMore) return undefined;
-    return page.messages[page.messages.length - 1]!.seq;
-  }
-
-  #saveCursor(ws: WebSocket, cursor: number | undefined): void {
-    const session = readSession(ws);
-    if (!session) return;
-    const { replayedTo: _, ...rest } = session;
-    writeSession(ws, cursor === undefined ? rest : { ...rest, replayedTo: cursor });
+  /**
+   * Sends one page after `after`; returns the new cursor, or undefined once the
+   * connection is caught up (and live) or was closed for its budget.
+   */
+  #sendPage(conn: Connection, after: number): number | undefined {
+    const page = this.#deps.page(after, this.#deps.pageSize);
+    // The last page makes the connection live: first send what is batched for the
+    // others (it is in this page already), so it cannot reach this one twice.
+    if (!page.hasMore) this.#deps.flushBroadcasts();
+    const last = page.messages.at(-1);
+    if (last) {
+      const text = messagesOrMessage(page.messages);
+      if (sendText(conn.ws, text)) conn.flow.messages(last.seq, text.length);
+      if (conn.flow.unconfirmed > this.#deps.budget) {
+        this.forget(conn);
+        this.#deps.slow(conn);
+        return undefined;
+      }
+    }
+    if (page.hasMore) return last!.seq;
+    this.forget(conn);
+    this.#deps.goLive(conn);
+    return undefined;
   }
 }

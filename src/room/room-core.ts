@@ -1,26 +1,28 @@
 /**
  * The room's state and the operations on it, shared by the entry points in
  * `room.ts`, the frame handlers and the alarm. Kept apart from the Durable Object
- * class so the class stays a thin layer of entry points.
+ * class so the class stays a thin layer of entry points. Who is connected, and in
+ * which phase, is the connection registry's alone (connections.ts); the modules
+ * here get the narrow parts of it they need.
  */
-import { PROTOCOL_VERSION, type PresenceStateFrame, type WelcomeFrame } from "@roomcast/protocol";
+import { PROTOCOL_VERSION, type ErrorCode, type PresenceStateFrame, type WelcomeFrame } from "@roomcast/protocol";
 import type { Env } from "../env.js";
 import type { Limits } from "../config.js";
 import type { Identity } from "../auth/identity.js";
-import { errorResponse } from "../http/errors.js";
+import { errorResponse } from "../error-response.js";
 import { describeError, log } from "../log.js";
-import { readSession, writeSession, type Session } from "./attachment.js";
-import { MessageLog } from "./message-log.js";
+import type { Session } from "./attachment.js";
+import { ConnectionRegistry, type Connection } from "./connections.js";
+import { MAX_PAGE_CHARS, MessageLog } from "./message-log.js";
 import { GraceStore } from "./grace-store.js";
 import { Presence, type PresenceDiff } from "./presence.js";
 import { PresenceFanout } from "./presence-fanout.js";
 import { planReplay, type ResumeRequest } from "./resume.js";
-import { TokenBucket } from "./rate-limit.js";
 import { closeWith, sendFrame } from "./send.js";
 import { ReplayRunner } from "./replay.js";
 import { Broadcaster } from "./broadcaster.js";
 
-const OPEN = 1; // WebSocket.OPEN
+const REPLAYS_FLAG = "replays";
 
 export class RoomCore {
   readonly ctx: DurableObjectState;
@@ -28,13 +30,10 @@ export class RoomCore {
   readonly limits: Limits;
   readonly log: MessageLog;
   readonly grace: GraceStore;
+  readonly connections: ConnectionRegistry;
   readonly replays: ReplayRunner;
   readonly broadcaster: Broadcaster;
   readonly presenceFanout: PresenceFanout;
-  /** getWebSockets() allocates a fresh array per call; the list is cached until sockets come or go. */
-  #sockets: WebSocket[] | undefined;
-  readonly #buckets = new WeakMap<WebSocket, TokenBucket>();
-  readonly #lastFrame = new WeakMap<WebSocket, number>();
   #presence: Presence | undefined;
   #room: string | undefined;
   #alarmAt: number | null = null;
@@ -46,13 +45,50 @@ export class RoomCore {
     this.log = new MessageLog(ctx.storage);
     this.grace = new GraceStore(ctx.storage.sql);
     this.#room = this.log.getMeta("room");
-    this.replays = new ReplayRunner(this);
+    this.connections = new ConnectionRegistry(ctx);
+    // A connection found only when its (queued) close arrives after a wake: if the
+    // presence index was built without it, put it back, so its leave is announced.
+    this.connections.onAdopt = (conn) => {
+      if (this.#presence && conn.session.announced && !this.#presence.has(conn.id, conn.userId)) this.#presence.restore(presenceEntry(conn.session));
+    };
+    const budget = limits.MAX_UNCONFIRMED_BYTES;
     this.broadcaster = new Broadcaster(
-      { sockets: () => this.sockets(), skip: () => this.replays.active },
-      { batching: env.BROADCAST_BATCHING !== "off", maxDelayMs: limits.BROADCAST_MAX_DELAY_MS },
+      { live: () => this.connections.live(), slow: (conns) => conns.forEach((c) => this.closeSlow(c)) },
+      { batching: env.BROADCAST_BATCHING !== "off", maxDelayMs: limits.BROADCAST_MAX_DELAY_MS, budget },
     );
-    this.presenceFanout = new PresenceFanout(() => this.sockets(), limits.PRESENCE_MAX_DELAY_MS);
+    this.presenceFanout = new PresenceFanout(() => this.connections.open(), limits.PRESENCE_MAX_DELAY_MS);
+    this.replays = new ReplayRunner({
+      room: () => this.#room,
+      pageSize: limits.REPLAY_PAGE_SIZE,
+      budget,
+      page: (after, limit) => this.log.page(after, limit, this.pageChars),
+      flushBroadcasts: () => this.broadcaster.flush(),
+      goLive: (conn) => this.connections.goLive(conn),
+      saveCursor: (conn, cursor) => this.connections.update(conn, { replayedTo: cursor }),
+      joining: () => this.connections.joining(),
+      setInFlight: (inFlight) => this.log.setMeta(REPLAYS_FLAG, inFlight ? "1" : "0"),
+      inFlight: () => this.log.getMeta(REPLAYS_FLAG) === "1",
+      slow: (conn) => this.closeSlow(conn),
+      failed: (conn) => {
+        // The one close without an error frame first (docs/protocol.md §6.8).
+        this.disconnected(conn, this.graceDeadline(), true);
+        try {
+          conn.ws.close(4002, "internal_error");
+        } catch {
+          // already closed
+        }
+      },
+    });
     this.replays.resumeAfterWake();
+  }
+
+  /**
+   * The largest replay page or history answer on a socket: about 1 MiB, and at most a
+   * quarter of the flow-control budget, so that a client reporting progress as asked
+   * is never over its budget because of one frame.
+   */
+  get pageChars(): number {
+    return Math.min(MAX_PAGE_CHARS, Math.floor(this.limits.MAX_UNCONFIRMED_BYTES / 4));
   }
 
   get room(): string | undefined {
@@ -66,31 +102,13 @@ export class RoomCore {
     }
   }
 
-  /** Every socket of the room, cached (may include ones that are closing). */
-  sockets(): readonly WebSocket[] {
-    return (this.#sockets ??= this.ctx.getWebSockets());
-  }
-
-  /** Sockets came or went. */
-  invalidateSockets(): void {
-    this.#sockets = undefined;
-  }
-
-  /** Open sockets with a valid session. Closing sockets can linger in getWebSockets() (workerd#1187). */
-  *sessions(): Generator<[WebSocket, Session]> {
-    for (const ws of this.ctx.getWebSockets()) {
-      if (ws.readyState !== OPEN) continue;
-      const session = readSession(ws);
-      if (session) yield [ws, session];
-    }
-  }
-
   // ---- presence ---------------------------------------------------------------
 
   /**
-   * The presence index, built on first use after a wake from attachments and grace
-   * rows. Lazy, so a publish to a room that just woke pays nothing for presence.
-   * Building is silent: nobody is announced twice.
+   * The presence index, built on first use after a wake from the open connections
+   * that were announced at their join and from grace rows. Lazy, so a publish to a
+   * room that just woke pays nothing for presence. Building is silent: nobody is
+   * announced twice.
    */
   presence(): Presence {
     if (!this.#presence) {
@@ -98,10 +116,8 @@ export class RoomCore {
       const graced = this.grace.all();
       const gracedIds = new Set(graced.map((g) => g.connectionId));
       for (const g of graced) presence.restore(g);
-      for (const [, s] of this.sessions()) {
-        if (s.permissions.includes("presence") && !gracedIds.has(s.connectionId)) {
-          presence.restore({ connectionId: s.connectionId, userId: s.userId, state: s.state, joinedAt: s.joinedAt });
-        }
+      for (const conn of this.connections.open()) {
+        if (conn.session.announced && !gracedIds.has(conn.id)) presence.restore(presenceEntry(conn.session));
       }
       this.#presence = presence;
     }
@@ -114,50 +130,64 @@ export class RoomCore {
   }
 
   /** A presence change for the room (coalesced under churn, see presence-fanout.ts). */
-  broadcastPresence(diff: PresenceDiff, except?: WebSocket): void {
+  broadcastPresence(diff: PresenceDiff, except?: Connection): void {
     this.presenceFanout.diff(diff, except);
   }
 
   /**
-   * A connection is gone (closed by the client, reaped, expired, drained or
-   * kicked). With `graceUntil`, a user's last connection stays in presence until
-   * then, so a quick reconnect does not flap. Safe to call twice for one socket.
+   * A connection is gone (closed by the client, reaped, expired, drained, kicked or
+   * too slow). With `graceUntil`, a user's last connection stays in presence until
+   * then, so a quick reconnect does not flap. `closedByRoom`: the room closes it
+   * itself (the close event that follows is then ignored). Safe to call twice.
    */
-  disconnected(ws: WebSocket, graceUntil: number | undefined): void {
-    this.invalidateSockets();
-    const session = readSession(ws);
-    if (!session) return;
-    this.replays.forget(ws);
-    // If this close is the first thing to touch presence after a wake, the index is
-    // built now from open sockets only, and this (closing) one must be added back so
-    // that its leave is announced. An index that existed before already knows every
-    // connection; one it does not know was removed earlier (a kick, a reap).
-    const fresh = this.#presence === undefined;
-    const presence = this.presence();
-    if (fresh && session.permissions.includes("presence") && !presence.has(session.connectionId, session.userId)) {
-      presence.restore({ connectionId: session.connectionId, userId: session.userId, state: session.state, joinedAt: session.joinedAt });
-    }
-    // Membership decides, not the current permissions: a refresh may have changed them.
+  disconnected(conn: Connection, graceUntil: number | undefined, closedByRoom: boolean): void {
+    if (conn.phase === "gone") return;
+    // The index is built (if it was not) while this connection is still open, so it
+    // is in it; membership was decided at its join, not by current permissions.
+    const presence = conn.session.announced ? this.presence() : undefined;
+    this.connections.retire(conn, closedByRoom);
+    this.replays.forget(conn);
+    if (!presence) return;
+    const { session } = conn;
     const { diff, graced } = presence.remove(session.connectionId, session.userId, graceUntil);
     if (graced && graceUntil !== undefined) {
-      this.grace.put({ connectionId: session.connectionId, userId: session.userId, state: session.state, joinedAt: session.joinedAt }, graceUntil);
+      this.grace.put(presenceEntry(session), graceUntil);
       this.ensureAlarm(graceUntil);
     }
-    this.broadcastPresence(diff, ws);
+    this.broadcastPresence(diff, conn);
+  }
+
+  /**
+   * The room closes a connection: it leaves presence (with `graceUntil`, after that)
+   * and every view first, with its attachment marked, then gets the error frame and
+   * the close.
+   */
+  close(conn: Connection, code: ErrorCode, graceUntil: number | undefined): void {
+    if (conn.phase === "gone") return;
+    this.disconnected(conn, graceUntil, true);
+    closeWith(conn.ws, code);
+  }
+
+  /** Flow control: the connection fell too far behind. It comes back and resumes from its position. */
+  closeSlow(conn: Connection): void {
+    if (conn.phase === "gone") return;
+    log("warn", "room.slow_consumer", { room: this.#room, connectionId: conn.id, unconfirmed: conn.flow.unconfirmed });
+    this.close(conn, "slow_consumer", this.graceDeadline());
   }
 
   // ---- connections -------------------------------------------------------------
 
   connect(identity: Identity, resume: ResumeRequest | undefined): Response {
     this.rememberRoom(identity.room);
-    if (this.ctx.getWebSockets().length >= this.limits.MAX_CONNECTIONS_PER_ROOM) {
+    if (this.connections.size >= this.limits.MAX_CONNECTIONS_PER_ROOM) {
       return errorResponse("room_full", `the room already holds ${this.limits.MAX_CONNECTIONS_PER_ROOM} connections`);
     }
-    // Build the presence index (lazily, after a wake) before this socket exists, or
-    // the rebuild would count the newcomer as already present and never announce it.
-    this.presence();
+    // Build the presence index (lazily, after a wake) before this connection exists:
+    // it is added, and announced, below.
+    const presence = this.presence();
     const { 0: client, 1: server } = new WebSocketPair();
     const now = Date.now();
+    const announced = identity.permissions.includes("presence");
     const session: Session = {
       connectionId: crypto.randomUUID(),
       userId: identity.userId,
@@ -166,26 +196,22 @@ export class RoomCore {
       protocol: PROTOCOL_VERSION,
       joinedAt: now,
       state: null,
+      announced,
     };
-    // Tags let the room find a user's sockets (kick) without reading every attachment.
-    this.ctx.acceptWebSocket(server, [userTag(identity.userId)]);
-    this.invalidateSockets();
-    writeSession(server, session);
-    this.#join(server, session, resume);
+    const conn = this.connections.accept(server, session, [userTag(identity.userId)]);
+    this.#join(conn, presence, resume);
     this.ensureAlarm(Math.min(now + this.limits.LIVENESS_TIMEOUT_SECONDS * 1000, this.tokenDeadline(session)));
     return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": PROTOCOL_VERSION } });
   }
 
   /**
    * Welcome, presence, then the replay (recent history, or everything after the
-   * resume position), then live messages. The replay's first page goes out in this
-   * same synchronous turn; a longer one continues page by page while live
-   * broadcasts skip this socket, so there is no gap and no duplicate.
+   * resume position), then live messages, all in this synchronous turn as far as
+   * the first replay page. The connection is `joining` until its replay reaches the
+   * head, so no live broadcast can reach it before its welcome or twice.
    */
-  #join(ws: WebSocket, session: Session, resume: ResumeRequest | undefined): void {
-    // Anything batched but not yet sent is in the log already: send it to the others
-    // now, before this socket's replay (which reads the log) makes it live.
-    this.broadcaster.flush();
+  #join(conn: Connection, presence: Presence, resume: ResumeRequest | undefined): void {
+    const { session } = conn;
     const plan = planReplay(resume, this.log, this.limits.HISTORY_ON_JOIN);
     const welcome = {
       type: "welcome",
@@ -204,18 +230,18 @@ export class RoomCore {
         publishRatePerSecond: this.limits.PUBLISH_RATE_PER_SECOND,
         publishBurst: this.limits.PUBLISH_BURST,
         livenessTimeoutSeconds: this.limits.LIVENESS_TIMEOUT_SECONDS,
+        maxUnconfirmedBytes: this.limits.MAX_UNCONFIRMED_BYTES,
       },
     } satisfies WelcomeFrame;
-    sendFrame(ws, welcome);
+    sendFrame(conn.ws, welcome);
 
-    const presence = this.presence();
-    if (session.permissions.includes("presence")) {
-      const { diff, replaced } = presence.add({ connectionId: session.connectionId, userId: session.userId, state: null, joinedAt: session.joinedAt });
+    if (session.announced) {
+      const { diff, replaced } = presence.add(presenceEntry(session));
       this.grace.delete(replaced);
-      this.broadcastPresence(diff, ws);
+      this.broadcastPresence(diff, conn);
     }
-    sendFrame(ws, { type: "presence_state", members: presence.members() } satisfies PresenceStateFrame);
-    this.replays.start(ws, plan.from);
+    sendFrame(conn.ws, { type: "presence_state", members: presence.members() } satisfies PresenceStateFrame);
+    this.replays.start(conn, plan.from);
   }
 
   /** Token expiry in ms, with the same clock tolerance the Worker allowed at the handshake. */
@@ -223,24 +249,14 @@ export class RoomCore {
     return (session.expiresAt + this.limits.JWT_CLOCK_TOLERANCE_SECONDS) * 1000;
   }
 
-  bucket(ws: WebSocket): TokenBucket {
-    let bucket = this.#buckets.get(ws);
-    if (!bucket) {
-      bucket = new TokenBucket(this.limits.PUBLISH_RATE_PER_SECOND, this.limits.PUBLISH_BURST);
-      this.#buckets.set(ws, bucket);
-    }
-    return bucket;
-  }
-
   drain(windowMs: number): number {
     const now = Date.now();
     const grace = this.limits.PRESENCE_GRACE_SECONDS * 1000;
     let count = 0;
-    for (const [ws] of this.sessions()) {
+    for (const conn of [...this.connections.open()]) {
       const delayMs = Math.floor(Math.random() * windowMs);
-      sendFrame(ws, { type: "reconnect", delayMs, reason: "drain" });
-      closeWith(ws, "going_away");
-      this.disconnected(ws, now + delayMs + grace);
+      sendFrame(conn.ws, { type: "reconnect", delayMs, reason: "drain" });
+      this.close(conn, "going_away", now + delayMs + grace);
       count++;
     }
     log("info", "room.drained", { room: this.#room, connections: count, windowMs });
@@ -248,30 +264,26 @@ export class RoomCore {
   }
 
   kick(userId: string): number {
-    const presence = this.presence(); // built before any socket starts closing
-    const sockets = this.ctx.getWebSockets(userTag(userId)).filter((ws) => ws.readyState === OPEN);
-    for (const ws of sockets) {
-      this.replays.forget(ws);
-      closeWith(ws, "kicked");
+    const presence = this.presence(); // built before any connection is retired
+    const conns = this.connections.ofUser(userId);
+    for (const conn of conns) {
+      this.connections.retire(conn, true);
+      this.replays.forget(conn);
+      closeWith(conn.ws, "kicked");
     }
     this.grace.deleteUser(userId);
     this.broadcastPresence(presence.removeUser(userId));
-    log("info", "room.kicked", { room: this.#room, connections: sockets.length });
-    return sockets.length;
-  }
-
-  /** Any frame from a client proves it alive; kept in memory only (see lastSeen). */
-  touch(ws: WebSocket, now: number): void {
-    this.#lastFrame.set(ws, now);
+    log("info", "room.kicked", { room: this.#room, connections: conns.length });
+    return conns.length;
   }
 
   /**
-   * When a socket was last heard from: its last auto-answered ping, its last frame
-   * since this instance started (memory only: hibernation needs silence anyway), or
-   * its join.
+   * When a connection was last heard from: its last auto-answered ping, its last
+   * frame since this instance started (memory only: hibernation needs silence
+   * anyway), or its join.
    */
-  lastSeen(ws: WebSocket, session: Session): number {
-    return Math.max(session.joinedAt, this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0, this.#lastFrame.get(ws) ?? 0);
+  lastSeen(conn: Connection): number {
+    return Math.max(conn.session.joinedAt, this.connections.lastPing(conn), conn.lastFrame);
   }
 
   // ---- messages ------------------------------------------------------------------
@@ -305,17 +317,38 @@ export class RoomCore {
   ensureAlarm(at: number): void {
     if (this.#alarmAt !== null && this.#alarmAt <= at) return;
     this.#alarmAt = at;
-    this.ctx.storage.setAlarm(at).catch((err) => log("error", "room.setAlarm", { room: this.#room, error: describeError(err) }));
+    this.ctx.storage.setAlarm(at).catch((err) => {
+      this.#alarmAt = null;
+      log("error", "room.setAlarm", { room: this.#room, error: describeError(err) });
+    });
+  }
+
+  /**
+   * The alarm is running: it is no longer scheduled. Forgetting the cached time
+   * first means that if this run fails, the next duty re-arms the alarm instead of
+   * trusting a time that has passed.
+   */
+  alarmStarted(): void {
+    this.#alarmAt = null;
   }
 
   /** Called by the alarm handler once it has recomputed the next due time. */
   async setNextAlarm(at: number | undefined): Promise<void> {
     this.#alarmAt = at ?? null;
-    if (at === undefined) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(at);
+    try {
+      if (at === undefined) await this.ctx.storage.deleteAlarm();
+      else await this.ctx.storage.setAlarm(at);
+    } catch (err) {
+      this.#alarmAt = null;
+      throw err;
+    }
   }
 }
 
 export function userTag(userId: string): string {
   return `user:${userId}`;
+}
+
+function presenceEntry(session: Session) {
+  return { connectionId: session.connectionId, userId: session.userId, state: session.state, joinedAt: session.joinedAt };
 }

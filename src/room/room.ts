@@ -12,9 +12,8 @@ import { PING, PONG, utf8Length, type ErrorCode, type Member } from "@roomcast/p
 import type { Env } from "../env.js";
 import { readLimits, type Limits } from "../config.js";
 import { Identity } from "../auth/identity.js";
-import { errorResponse } from "../http/errors.js";
+import { errorResponse } from "../error-response.js";
 import { describeError, log } from "../log.js";
-import { readSession } from "./attachment.js";
 import type { Page } from "./message-log.js";
 import { closeWith } from "./send.js";
 import { RoomCore } from "./room-core.js";
@@ -48,7 +47,7 @@ export class Room extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
     ctx.blockConcurrencyWhile(() => this.#core.loadAlarm());
     // One line per start: after hibernation or eviction this shows each wake-up.
-    log("info", "room.start", { room: this.#core.room, sockets: ctx.getWebSockets().length });
+    log("info", "room.start", { room: this.#core.room, connections: this.#core.connections.size });
   }
 
   // ---- entry points ---------------------------------------------------------
@@ -66,18 +65,18 @@ export class Room extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    const session = readSession(ws);
-    if (!session) return closeWith(ws, "internal_error");
+    // Gone (the room closed it; the frame crossed the close) or unreadable: close it.
+    const conn = this.#core.connections.get(ws);
+    if (!conn) return closeWith(ws, "internal_error");
     try {
-      await handleFrame(this.#core, ws, session, raw);
+      await handleFrame(this.#core, conn, raw);
     } catch (err) {
-      log("error", "room.webSocketMessage", { room: this.#core.room, connectionId: session.connectionId, error: describeError(err) });
-      closeWith(ws, "internal_error");
+      log("error", "room.webSocketMessage", { room: this.#core.room, connectionId: conn.id, error: describeError(err) });
+      this.#safely("room.webSocketMessage", () => this.#core.close(conn, "internal_error", this.#core.graceDeadline()));
     }
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.#core.invalidateSockets();
     // 1005/1006/1015 are reserved and cannot be sent back; answer those with a normal close.
     const reply = code === 1005 || code === 1006 || code === 1015 ? 1000 : code;
     try {
@@ -85,12 +84,20 @@ export class Room extends DurableObject<Env> {
     } catch {
       // The runtime may already have completed the closing handshake.
     }
-    this.#safely("room.webSocketClose", () => this.#core.disconnected(ws, this.#core.graceDeadline()));
+    this.#departed("room.webSocketClose", ws);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     log("warn", "room.webSocketError", { room: this.#core.room, error: describeError(error) });
-    this.#safely("room.webSocketError", () => this.#core.disconnected(ws, this.#core.graceDeadline()));
+    this.#departed("room.webSocketError", ws);
+  }
+
+  /** The client (or the network) ended a connection; a second event for it changes nothing. */
+  #departed(event: string, ws: WebSocket): void {
+    this.#safely(event, () => {
+      const conn = this.#core.connections.get(ws);
+      if (conn) this.#core.disconnected(conn, this.#core.graceDeadline(), false);
+    });
   }
 
   override async alarm(): Promise<void> {
@@ -115,6 +122,7 @@ export class Room extends DurableObject<Env> {
     return { ok: true, seq: result.seq, id, duplicate: result.duplicate };
   }
 
+  /** The HTTP history page (cut at about 1 MiB like every page, see message-log.ts). */
   async history(after: number, limit: number): Promise<HistoryResult> {
     const log = this.#core.log;
     return { ...log.page(after, Math.min(limit, this.#core.limits.HISTORY_PAGE_MAX)), epoch: log.epoch, head: log.head };

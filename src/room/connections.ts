@@ -1,0 +1,192 @@
+/**
+ * The connection registry: the room's one answer to "who is here, and in which
+ * phase". It is the only code that calls `acceptWebSocket`, `getWebSockets`,
+ * `serializeAttachment` and `deserializeAttachment`; every other module sees
+ * `Connection`s.
+ *
+ *   accept ──► joining ──(replay reaches the head, same turn)──► live ──► gone
+ *                 └──────────────(close, kick, reap, drain, slow)─────────┘
+ *
+ * - `joining`: accepted, being welcomed and replayed. Live broadcasts skip it; its
+ *   replay carries it up to the head and makes it live in that same synchronous turn
+ *   (replay.ts), so it misses nothing and gets nothing twice.
+ * - `live`: receives broadcasts.
+ * - `gone`: closed, by the client or by the room. It is in no view any more; a
+ *   close event that arrives for it later changes nothing.
+ *
+ * After a wake the registry is rebuilt from `getWebSockets()` and the attachments.
+ * The runtime omits sockets whose close is already queued (they are closing), so a
+ * socket the registry does not know is read from its attachment when its event
+ * arrives ("adopted"), and `onAdopt` lets the room put it back into views built
+ * before (presence), so that its departure is announced like any other.
+ */
+import { readAttachment, writeAttachment, type Session } from "./attachment.js";
+import { Flow } from "./flow.js";
+import { TokenBucket } from "./rate-limit.js";
+
+export type Phase = "joining" | "live" | "gone";
+
+export class Connection {
+  readonly ws: WebSocket;
+  #session: Session;
+  #phase: Phase;
+  readonly flow: Flow;
+  /** When the room last handled a frame from it (memory only; see `lastSeen`). */
+  lastFrame = 0;
+  #bucket: TokenBucket | undefined;
+
+  constructor(ws: WebSocket, session: Session, phase: Phase) {
+    this.ws = ws;
+    this.#session = session;
+    this.#phase = phase;
+    this.flow = new Flow(session.confirmed ?? 0);
+  }
+
+  get id(): string {
+    return this.#session.connectionId;
+  }
+  get userId(): string {
+    return this.#session.userId;
+  }
+  get session(): Session {
+    return this.#session;
+  }
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  /** The publish budget, in memory (see rate-limit.ts). */
+  bucket(ratePerSecond: number, burst: number): TokenBucket {
+    return (this.#bucket ??= new TokenBucket(ratePerSecond, burst));
+  }
+
+  /** @internal registry only */
+  _set(session: Session, phase: Phase = this.#phase): void {
+    this.#session = session;
+    this.#phase = phase;
+  }
+}
+
+export interface ConnectionViews {
+  /** Connections receiving live broadcasts. */
+  live(): readonly Connection[];
+  /** Joining and live connections (everyone presence diffs go to). */
+  open(): readonly Connection[];
+}
+
+export class ConnectionRegistry implements ConnectionViews {
+  readonly #ctx: DurableObjectState;
+  readonly #byWs = new Map<WebSocket, Connection>();
+  /** Views, rebuilt on first use after any change (getWebSockets() allocates; so would filtering on every broadcast). */
+  #live: Connection[] | undefined;
+  #open: Connection[] | undefined;
+  #onAdopt: ((conn: Connection) => void) | undefined;
+
+  constructor(ctx: DurableObjectState) {
+    this.#ctx = ctx;
+    for (const ws of ctx.getWebSockets()) this.#adopt(ws);
+  }
+
+  /** Called for a connection found after the registry was built (its close was queued at the wake). */
+  set onAdopt(fn: (conn: Connection) => void) {
+    this.#onAdopt = fn;
+  }
+
+  /** Open connections (joining or live). */
+  get size(): number {
+    return this.#byWs.size;
+  }
+
+  /** The connection of a socket, or undefined for one that is gone or not ours. */
+  get(ws: WebSocket): Connection | undefined {
+    const known = this.#byWs.get(ws);
+    if (known) return known;
+    const adopted = this.#adopt(ws);
+    if (adopted) this.#onAdopt?.(adopted);
+    return adopted;
+  }
+
+  /** Accepts a new socket as `joining`. Tags let an operator's tooling find a user's sockets. */
+  accept(ws: WebSocket, session: Session, tags: string[]): Connection {
+    this.#ctx.acceptWebSocket(ws, tags);
+    writeAttachment(ws, session);
+    const conn = new Connection(ws, session, "joining");
+    this.#byWs.set(ws, conn);
+    this.#changed();
+    return conn;
+  }
+
+  /** Replaces durable fields of a connection's session (written to its attachment). */
+  update(conn: Connection, patch: Partial<Session>): void {
+    if (conn.phase === "gone") return;
+    const session = { ...conn.session, ...patch };
+    for (const key of Object.keys(patch) as (keyof Session)[]) if (patch[key] === undefined) delete session[key];
+    conn._set(session);
+    writeAttachment(conn.ws, session);
+  }
+
+  /** The replay reached the head: from now on the connection gets live broadcasts. */
+  goLive(conn: Connection): void {
+    if (conn.phase !== "joining") return;
+    const { replayedTo: _, ...session } = conn.session;
+    conn._set(session, "live");
+    if (_ !== undefined) writeAttachment(conn.ws, session);
+    this.#changed();
+  }
+
+  /**
+   * The connection leaves every view. With `closedByRoom`, the attachment records
+   * it first, so that the close event that follows (perhaps after a wake) is not
+   * taken for another departure. Returns false if it was gone already.
+   */
+  retire(conn: Connection, closedByRoom: boolean): boolean {
+    if (conn.phase === "gone") return false;
+    const session: Session = { ...conn.session, closing: true };
+    conn._set(session, "gone");
+    this.#byWs.delete(conn.ws);
+    this.#changed();
+    if (closedByRoom) {
+      try {
+        writeAttachment(conn.ws, session);
+      } catch {
+        // The socket is already closed: no event will follow anyway.
+      }
+    }
+    return true;
+  }
+
+  live(): readonly Connection[] {
+    return (this.#live ??= [...this.#byWs.values()].filter((c) => c.phase === "live"));
+  }
+
+  open(): readonly Connection[] {
+    return (this.#open ??= [...this.#byWs.values()]);
+  }
+
+  joining(): Connection[] {
+    return this.open().filter((c) => c.phase === "joining");
+  }
+
+  ofUser(userId: string): Connection[] {
+    return this.open().filter((c) => c.userId === userId);
+  }
+
+  /** When the runtime last auto-answered this socket's ping (without waking the room). */
+  lastPing(conn: Connection): number {
+    return this.#ctx.getWebSocketAutoResponseTimestamp(conn.ws)?.getTime() ?? 0;
+  }
+
+  #adopt(ws: WebSocket): Connection | undefined {
+    const session = readAttachment(ws);
+    if (!session || session.closing) return undefined;
+    const conn = new Connection(ws, session, session.replayedTo !== undefined ? "joining" : "live");
+    this.#byWs.set(ws, conn);
+    this.#changed();
+    return conn;
+  }
+
+  #changed(): void {
+    this.#live = undefined;
+    this.#open = undefined;
+  }
+}
