@@ -66,7 +66,7 @@ export default defineConfig({
                 PUBLISH_RATE_PER_SECOND: "10000",
                 PUBLISH_BURST: "100000",
                 BROADCAST_MAX_DELAY_MS: "40",
-                PRESENCE_MAX_DELAY_MS: "40",
+                PRESENCE_MAX_DELAY_MS: "150",
                 HISTORY_ON_JOIN: "20",
                 REPLAY_PAGE_SIZE: "7",
                 PRESENCE_GRACE_SECONDS: "2",
