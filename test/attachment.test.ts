@@ -70,7 +70,6 @@ describe("socket attachments from the previous release (v1)", () => {
     await reader.until((frames) => frames.filter((f) => f.type === "message").length === 12);
     // Pretend the room hibernated mid-replay under v1, with the reader at seq 5.
     await runInDurableObject(stub(room), (_instance, state) => {
-      state.storage.sql.exec("INSERT INTO meta (key, value) VALUES ('replays', '1') ON CONFLICT (key) DO UPDATE SET value = '1'");
       for (const ws of state.getWebSockets()) {
         const { rc } = ws.deserializeAttachment() as { rc: Record<string, unknown> };
         if (rc.userId !== "reader") continue;

@@ -106,6 +106,11 @@ export class ConnectionRegistry implements ConnectionViews {
     return adopted;
   }
 
+  /** A socket the room closed itself (its attachment says so): frames and events that cross the close are ignored. */
+  closedByRoom(ws: WebSocket): boolean {
+    return readAttachment(ws)?.closing === true;
+  }
+
   /** Accepts a new socket as `joining`. Tags let an operator's tooling find a user's sockets. */
   accept(ws: WebSocket, session: Session, tags: string[]): Connection {
     this.#ctx.acceptWebSocket(ws, tags);

@@ -11,9 +11,9 @@
  * head; then, in that same synchronous turn, what is batched for the others is
  * flushed and the connection goes live, so nothing is missed or sent twice.
  *
- * The cursor is kept in the connection's attachment (`replayedTo`) and
- * `meta.replays` flags that some replay is in flight, so a wake in the middle
- * restarts the replay where it was.
+ * The cursor is kept in the connection's attachment (`replayedTo`), which is also
+ * what makes the registry rebuild the connection as `joining` after a wake: every
+ * such connection's replay restarts where it was, so none is left joining forever.
  */
 import type { Connection } from "./connections.js";
 import type { Page } from "./message-log.js";
@@ -35,8 +35,6 @@ export interface ReplayDeps {
   goLive(conn: Connection): void;
   saveCursor(conn: Connection, cursor: number | undefined): void;
   joining(): readonly Connection[];
-  setInFlight(inFlight: boolean): void;
-  inFlight(): boolean;
   slow(conn: Connection): void;
   failed(conn: Connection): void;
 }
@@ -63,24 +61,19 @@ export class ReplayRunner {
     if (cursor === undefined) return;
     this.#cursors.set(conn, cursor);
     this.#deps.saveCursor(conn, cursor);
-    this.#deps.setInFlight(true);
     this.#continue(conn);
   }
 
-  /** After a wake: restart the replays that were in flight, if the flag says there were any. */
+  /** After a wake: restart the replay of every connection that was still joining. */
   resumeAfterWake(): void {
-    if (!this.#deps.inFlight()) return;
     for (const conn of this.#deps.joining()) {
-      const cursor = conn.session.replayedTo;
-      if (cursor === undefined) continue;
-      this.#cursors.set(conn, cursor);
+      this.#cursors.set(conn, conn.session.replayedTo ?? 0);
       this.#continue(conn);
     }
-    if (this.#cursors.size === 0) this.#deps.setInFlight(false);
   }
 
   forget(conn: Connection): void {
-    if (this.#cursors.delete(conn) && this.#cursors.size === 0) this.#deps.setInFlight(false);
+    this.#cursors.delete(conn);
   }
 
   #continue(conn: Connection): void {

@@ -22,8 +22,6 @@ import { closeWith, sendFrame } from "./send.js";
 import { ReplayRunner } from "./replay.js";
 import { Broadcaster } from "./broadcaster.js";
 
-const REPLAYS_FLAG = "replays";
-
 export class RoomCore {
   readonly ctx: DurableObjectState;
   readonly env: Env;
@@ -66,8 +64,6 @@ export class RoomCore {
       goLive: (conn) => this.connections.goLive(conn),
       saveCursor: (conn, cursor) => this.connections.update(conn, { replayedTo: cursor }),
       joining: () => this.connections.joining(),
-      setInFlight: (inFlight) => this.log.setMeta(REPLAYS_FLAG, inFlight ? "1" : "0"),
-      inFlight: () => this.log.getMeta(REPLAYS_FLAG) === "1",
       slow: (conn) => this.closeSlow(conn),
       failed: (conn) => {
         // The one close without an error frame first (docs/protocol.md §6.8).

@@ -65,9 +65,12 @@ export class Room extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    // Gone (the room closed it; the frame crossed the close) or unreadable: close it.
     const conn = this.#core.connections.get(ws);
-    if (!conn) return closeWith(ws, "internal_error");
+    if (!conn) {
+      // The room closed it already (the frame crossed the close): nothing to do.
+      if (this.#core.connections.closedByRoom(ws)) return;
+      return closeWith(ws, "internal_error"); // an attachment we cannot read
+    }
     try {
       await handleFrame(this.#core, conn, raw);
     } catch (err) {

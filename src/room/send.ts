@@ -1,4 +1,5 @@
 import type { ErrorCode, ErrorFrame, ServerFrame } from "@roomcast/protocol";
+import { encodeFrame } from "./wire.js";
 import { ERRORS } from "@roomcast/protocol";
 
 /** Sends a frame; a socket that is closing or gone is skipped rather than failing the caller. */
@@ -12,7 +13,7 @@ export function sendText(ws: WebSocket, text: string): boolean {
 }
 
 export function sendFrame(ws: WebSocket, frame: ServerFrame): boolean {
-  return sendText(ws, JSON.stringify(frame));
+  return sendText(ws, encodeFrame(frame));
 }
 
 export function sendError(ws: WebSocket, code: ErrorCode, message?: string, id?: string): boolean {
