@@ -1,6 +1,8 @@
 /**
  * How benchmark clients speak Roomcast: a `ws` socket offering `roomcast.v1` with a
- * bearer token, ready once `welcome` arrives; `message` frames are deliveries.
+ * bearer token, ready once `welcome` arrives; `message` frames are deliveries, and
+ * `progress` is reported as docs/protocol.md §6.9 asks (the room closes a client that
+ * never confirms what it read with 4005 once it is 8 MiB behind).
  * (Not @roomcast/client: the load generator must cost the same for every system,
  * so every adapter uses a bare `ws` socket and JSON.)
  */
@@ -23,7 +25,7 @@ export const BENCH_VARS = {
 const key = new TextEncoder().encode(BENCH_SECRET);
 let tokenPromise;
 /** One token for every benchmark client (the room does not care who publishes). */
-function token() {
+export function token() {
   tokenPromise ??= new SignJWT({ cap: { "*": ["subscribe", "publish"] } })
     .setProtectedHeader({ alg: "HS256" })
     .setSubject("bench")
@@ -49,16 +51,44 @@ export async function connectRoomcast({ url, room, user, localAddress, onMessage
   const wsUrl = `${url.replace(/^http/, "ws")}/v1/rooms/${encodeURIComponent(room)}/ws`;
   const ws = new WebSocket(wsUrl, ["roomcast.v1"], { localAddress, perMessageDeflate: false, headers: { Authorization: `Bearer ${jwt}` } });
   let closedByUs = false;
+  // Flow control (docs/protocol.md §6.9): count the characters of message frames
+  // (and history answers) handled and report the highest seq applied every quarter
+  // of welcome.limits.maxUnconfirmedBytes; a server that announces no budget gets no
+  // progress at all (reportEvery stays Infinity). The seq comes for free: message
+  // frames are parsed in full anyway.
+  let reportEvery = Infinity;
+  let unreported = 0;
+  let lastSeq = 0;
+  const report = () => {
+    unreported = 0;
+    if (ws.readyState === WebSocket.OPEN) ws.send(`{"type":"progress","seq":${lastSeq}}`);
+  };
   await new Promise((resolve, reject) => {
     let welcomed = false;
     ws.on("message", (raw, isBinary) => {
       if (isBinary) return;
       const text = raw.toString();
       // Cheap dispatch: only message frames are parsed in full on the hot path.
-      if (text.startsWith('{"type":"message",')) onMessage(JSON.parse(text).data);
-      else if (text.startsWith('{"type":"messages"')) for (const m of JSON.parse(text).messages) onMessage(m.data);
-      else if (onPresence && text.startsWith('{"type":"presence_')) onPresence(JSON.parse(text));
-      else if (!welcomed && text.startsWith('{"type":"welcome"')) {
+      if (text.startsWith('{"type":"message",')) {
+        const m = JSON.parse(text);
+        lastSeq = m.seq;
+        onMessage(m.data);
+        if ((unreported += text.length) >= reportEvery) report();
+      } else if (text.startsWith('{"type":"messages"')) {
+        const { messages } = JSON.parse(text);
+        for (const m of messages) onMessage(m.data);
+        lastSeq = messages[messages.length - 1].seq;
+        if ((unreported += text.length) >= reportEvery) report();
+      } else if (onPresence && text.startsWith('{"type":"presence_')) onPresence(JSON.parse(text));
+      else if (text.startsWith('{"type":"history"')) {
+        // Not asked for by the benchmarks, but answers count against the budget: report after each.
+        unreported += text.length;
+        if (reportEvery !== Infinity) report();
+      } else if (!welcomed && text.startsWith('{"type":"welcome"')) {
+        const welcome = JSON.parse(text);
+        const budget = welcome.limits?.maxUnconfirmedBytes;
+        if (typeof budget === "number" && budget > 0) reportEvery = budget / 4;
+        lastSeq = welcome.seq - welcome.replay;
         welcomed = true;
         resolve(undefined);
       }
