@@ -14,7 +14,7 @@ import * as scenarios from "./lib/scenarios.mjs";
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
 const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-delay", "roomcast-direct-presence0", "roomcast-direct-baseline", "partyserver", "partyserver-direct", "socketio", "ws"];
-const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm", "presence"];
+const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm", "presence", "slow"];
 
 // What the single-purpose profiles (ab, hot, overload) use for the scenarios they are not about.
 const SHORT = {
@@ -22,6 +22,7 @@ const SHORT = {
   wake: { subscribers: 10, idleS: 15 },
   storm: { clients: 500, jitterMs: 2_000 },
   presence: { clients: 500 },
+  slow: { subscribers: 10, rate: 100, payloadBytes: 1_024, prefill: 2_000, historyRequests: 30, beforeS: 2, stallS: 8, afterS: 2 },
 };
 
 const PROFILES = {
@@ -37,6 +38,8 @@ const PROFILES = {
     wake: { subscribers: 10, idleS: 15 },
     storm: { clients: 1_000, jitterMs: 2_000 },
     presence: { clients: 1_000 },
+    // ~1 KiB payloads; 5,000 pre-filled, so each history answer is HISTORY_PAGE_MAX (500) messages, ~0.55 MB.
+    slow: { subscribers: 50, rate: 200, payloadBytes: 1_024, prefill: 5_000, historyRequests: 30, beforeS: 5, stallS: 20, afterS: 5 },
   },
   quick: {
     fanout: { sizes: [10, 100, 1_000], payloads: [100, 1_024], durationS: 5, warmupS: 2, deliveriesPerSecond: 20_000 },
@@ -46,6 +49,7 @@ const PROFILES = {
     wake: { subscribers: 10, idleS: 15 },
     storm: { clients: 500, jitterMs: 2_000 },
     presence: { clients: 500 },
+    slow: { subscribers: 50, rate: 200, payloadBytes: 1_024, prefill: 5_000, historyRequests: 30, beforeS: 3, stallS: 10, afterS: 3 },
   },
   // A/B of one change: fan-out and the ramp only, shorter.
   ab: {
@@ -79,6 +83,8 @@ const PROFILES = {
     wake: { subscribers: 3, idleS: 1 },
     storm: { clients: 20, jitterMs: 200 },
     presence: { clients: 20 },
+    // 400 pre-filled: 30 answers of ~0.45 MB pass the 8 MiB budget even in 3 s.
+    slow: { subscribers: 5, rate: 50, payloadBytes: 1_024, prefill: 400, historyRequests: 30, warmupS: 0.5, beforeS: 1, stallS: 3, afterS: 1, catchUpS: 10 },
   },
 };
 
@@ -96,6 +102,9 @@ Scenarios (--scenarios, comma-separated; default: all):
   storm    reconnect storm: the server is killed and restarted; time until all are back
   presence presence storm: N listed clients join one room at once, then all leave
            (systems with built-in presence only)
+  slow     slow consumer: one subscriber stops reading (TCP paused) and asks for large
+           history pages while the others read on; server RSS, the others' latency, and
+           whether it comes back (4005 + resume) with every message once (Roomcast only)
 
 Systems (--systems, comma-separated; default: all):
   roomcast         Roomcast through wrangler dev (with its dev proxy)

@@ -70,6 +70,7 @@ export function directAdapter({
   // Measured: workerd held 2,051 descriptors with 1,000 sockets connected.
   fdsPerConnection: 2.1,
   presence: connect === connectRoomcast,
+  roomcastProtocol: connect === connectRoomcast,
   async start({ port, cpus, log }) {
     if (workerDir === ROOT) ensureDemoBuilt();
     const dir = await mkdtemp(join(tmpdir(), "bench-roomcast-direct-"));

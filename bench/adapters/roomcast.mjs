@@ -34,6 +34,7 @@ export default {
   // Measured: wrangler dev's workerd held 4,427 descriptors with 1,000 sockets connected.
   fdsPerConnection: 4.5,
   presence: true,
+  roomcastProtocol: true,
   description: "Roomcast on local workerd via `wrangler dev` (clients through wrangler's dev proxy), SQLite-backed Durable Object per room, hibernatable sockets",
   async start({ port, cpus, log }) {
     ensureDemoBuilt();

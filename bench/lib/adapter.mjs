@@ -33,6 +33,8 @@
  * @property {string} description   one line: what runs, how (for the report)
  * @property {boolean} [presence]  connect() takes `presence: true` (list the client as `user`) and
  *                                  `onPresence(frame)`; for the presence scenario
+ * @property {boolean} [roomcastProtocol]  the server speaks docs/protocol.md (history, resume,
+ *                                  flow control), so the `slow` scenario can drive it with its own client
  * @property {number} [fdsPerConnection]  file descriptors the busiest server process holds per
  *                                  client socket (default 1); with the per-process limit it
  *                                  decides which connection counts can run at all

@@ -63,6 +63,32 @@ export function markdown(run) {
     out.push("\n### Presence storm (listed clients join one room at once, then all leave)\n");
     out.push(table(["system", "clients", "held", "failures", "consistent", "all joins seen ms", "join server CPU s", "join diffs seen", "all leaves seen ms", "leave server CPU s", "leave diffs seen"], presence.map((r) => [r.system, r.clients, r.held, r.connectFailures, r.consistent, r.joinAllSeenMs, r.joinServerCpuSeconds, r.joinDiffFrames, r.leaveAllSeenMs, r.leaveServerCpuSeconds, r.leaveDiffFrames])));
   }
+  const slow = by("slow").filter((r) => !r.skipped);
+  if (slow.length) {
+    out.push("\n### Slow consumer (one subscriber stops reading and asks for large history pages; the others read on)\n");
+    const mb = (chars) => (chars === null || chars === undefined ? "–" : (chars / 2 ** 20).toFixed(1));
+    const three = (a, b, c) => `${a ?? "–"} / ${b ?? "–"} / ${c ?? "–"}`;
+    out.push(
+      table(
+        ["system", "subscribers", "rate/s", "payload B", "stall s", "budget MiB", "server RSS MB start / peak / end", "RSS at stall end", "others delivered/s before / stall / after", "others p99 ms before / stall / after", "others lost", "others closed", "slow client backlog MiB (sent, unconfirmed)", "slow closed 4005", "history answers read", "resumed", "missed", "duplicates", "live again after ms", "consistent"],
+        slow.map((r) => {
+          const n = r.normal;
+          const c = r.slowClient;
+          return [
+            r.system, r.receivers, r.publishRate, r.payloadBytes, r.stallSeconds, r.budgetBytes ? mb(r.budgetBytes) : "none",
+            three(r.rssMb.start, r.rssMb.peak, r.rssMb.end), r.rssMb.stallEnd,
+            three(n.before.deliveredPerSecond, n.stall.deliveredPerSecond, n.after.deliveredPerSecond), three(n.before.p99, n.stall.p99, n.after.p99),
+            n.before.lost + n.stall.lost + n.after.lost, n.closed,
+            mb(c.backlogChars), c.closedSlow ? `yes (${c.close.seenAs})` : "no", c.historyAnswers,
+            c.resume.length ? c.resume.map((v) => (v?.recovered ? "recovered" : (v?.reason ?? "?"))).join(", ") : "–",
+            c.missed, c.duplicates, c.liveAgainMs, r.consistent,
+          ];
+        }),
+      ),
+    );
+  }
+  const skippedSlow = by("slow").filter((r) => r.skipped);
+  if (skippedSlow.length) out.push(`\nSlow consumer skipped for ${skippedSlow.map((r) => r.system).join(", ")}: ${skippedSlow[0].skipped}.`);
   const notRun = run.results.filter((r) => r.error && r.notRun);
   if (notRun.length) {
     out.push("\n### Runs that cannot run on this machine\n");

@@ -42,3 +42,30 @@ export function delta(before, after) {
 export function selfSample() {
   return sample([process.pid]);
 }
+
+/**
+ * The kernel's queues of one loopback TCP connection, from /proc/net/tcp (IPv4):
+ * what the client side (`localPort`) has received and not read, and what the server
+ * side (local `serverPort`, remote `localPort`) has queued and not had acknowledged.
+ * Shows how much of a stalled client's backlog sits in the kernel, not in the server.
+ */
+export function tcpQueues(localPort, serverPort) {
+  const out = { clientUnreadBytes: null, serverUnsentBytes: null };
+  let text;
+  try {
+    text = readFileSync("/proc/net/tcp", "utf8");
+  } catch {
+    return out;
+  }
+  const port = (address) => parseInt(address.split(":")[1], 16);
+  for (const line of text.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5) continue;
+    const [tx, rx] = f[4].split(":").map((h) => parseInt(h, 16));
+    const local = port(f[1]);
+    const remote = port(f[2]);
+    if (local === localPort && remote === serverPort) out.clientUnreadBytes = rx;
+    else if (local === serverPort && remote === localPort) out.serverUnsentBytes = tx;
+  }
+  return out;
+}

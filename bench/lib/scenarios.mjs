@@ -1,11 +1,12 @@
 /**
- * The six scenarios. Each starts a fresh server for the system under test (pinned
+ * The eight scenarios. Each starts a fresh server for the system under test (pinned
  * to SERVER_CPUS; the load generator runs on LOADGEN_CPUS), runs bounded in count
  * and time, stops everything, and returns plain result rows.
  */
 import { connectMany, DeliveryTracker, openLoop, payloadFactory } from "./loadgen.mjs";
 import { freePort, sleep } from "./net.mjs";
-import { delta, sample, selfSample } from "./sampler.mjs";
+import { RoomcastProbe } from "./roomcast-probe.mjs";
+import { delta, sample, selfSample, tcpQueues } from "./sampler.mjs";
 import { summarize, histogram } from "./stats.mjs";
 
 export const SERVER_CPUS = "1";
@@ -349,6 +350,182 @@ export async function presence(adapter, { clients, log }) {
       leaveAllSeenMs: leave.ms,
       leaveServerCpuSeconds: round2(leave.cpuSeconds),
       leaveDiffFrames: leave.diffs,
+    };
+  });
+}
+
+/**
+ * 8. A slow consumer: one room, `subscribers` clients that read and report progress,
+ * a publisher at `rate` msg/s of `payloadBytes`, and one client that stops reading for
+ * `stallS` seconds (its TCP socket paused, so the kernel buffers fill and the server
+ * has to hold the rest) while it asks for `historyRequests` large history pages
+ * (the room is pre-filled with `prefill` messages first). Then it reads again, and
+ * if the room closed it (4005 slow_consumer, docs/protocol.md §6.9) it resumes from
+ * the last seq it applied. Measures the server's RSS over the run, whether the other
+ * subscribers kept receiving during the stall, and whether the slow client ended up
+ * with every seq from its first to the head exactly once.
+ */
+export async function slow(adapter, { subscribers, rate, payloadBytes = 1_024, prefill, historyRequests = 30, warmupS = 1, beforeS, stallS, afterS, catchUpS = 20, log }) {
+  if (!adapter.roomcastProtocol) return { scenario: "slow", subscribers, skipped: "no flow control (the scenario speaks Roomcast's protocol: progress, history, resume)" };
+  return withServer(adapter, log, async (server, opened) => {
+    const room = uniqueRoom("slow");
+    const serverPort = Number(new URL(server.url).port);
+    const rssMb = (bytes) => Math.round(bytes / 2 ** 20);
+    const make = payloadFactory(payloadBytes);
+    const publisher = new RoomcastProbe({ url: server.url, room, log });
+    await publisher.connect();
+    opened.push(publisher);
+
+    // Pre-fill, so that each history answer is large (HISTORY_PAGE_MAX messages, or cut by size).
+    const prefillStarted = performance.now();
+    for (let i = 0; i < prefill; i++) {
+      publisher.publish(make(-1, 0));
+      if (i % 500 === 499) await sleep(20);
+    }
+    const until = async (done, timeoutMs) => {
+      const deadline = performance.now() + timeoutMs;
+      while (!done()) {
+        if (performance.now() > deadline) return false;
+        await sleep(10);
+      }
+      return true;
+    };
+    if (!(await until(() => publisher.acks >= prefill, 30_000))) throw new Error(`pre-fill: ${publisher.acks} of ${prefill} acks`);
+    log(`  pre-filled ${prefill} messages in ${Math.round(performance.now() - prefillStarted)} ms`);
+
+    // Phases, by the message's scheduled time: 0 warm-up, 1 before the stall, 2 stall, 3 after it.
+    const PHASE = 1_000_000;
+    const trackers = [0, 1, 2, 3].map(() => new DeliveryTracker());
+    for (const t of trackers.slice(1)) t.recording = true;
+    let normalClosed = 0;
+    const specs = Array.from({ length: subscribers }, (_, i) => ({ room, user: `sub-${i}` }));
+    const conn = await connectMany(adapter, server.url, specs, {
+      onMessage: (data) => trackers[Math.floor(data.i / PHASE)]?.deliver(data.i),
+      connectOptions: { onClose: () => normalClosed++ },
+      log,
+    });
+    opened.push(...conn.connections);
+    const receivers = conn.connections.length;
+    const slowClient = new RoomcastProbe({ url: server.url, room, track: true, log });
+    await slowClient.connect();
+    opened.push(slowClient);
+    await sleep(500);
+
+    // RSS of the server over the whole run, every 200 ms; a timeline once a second.
+    const startSample = sample(server.pids());
+    let peak = startSample.rssBytes;
+    const timeline = [];
+    const t0 = performance.now();
+    const sampler = setInterval(() => {
+      const s = sample(server.pids());
+      if (s.rssBytes > peak) peak = s.rssBytes;
+      const second = Math.floor((s.at - t0) / 1000);
+      if (timeline.length <= second) timeline.push(rssMb(s.rssBytes));
+    }, 200);
+
+    const stallAt = (warmupS + beforeS) * 1000;
+    const resumeAt = stallAt + stallS * 1000;
+    const totalMs = resumeAt + afterS * 1000;
+    const counts = [0, 0, 0, 0];
+    const phaseOf = (offset) => (offset < warmupS * 1000 ? 0 : offset < stallAt ? 1 : offset < resumeAt ? 2 : 3);
+    let stallEnd = null;
+    let resumedAt = null;
+    let liveAgainMs = null;
+    const timers = [];
+    const loopStart = performance.now();
+    timers.push(
+      setTimeout(() => {
+        log(`  slow client stops reading; ${historyRequests} history requests over ${stallS / 2} s`);
+        slowClient.pause();
+        const every = (stallS * 1000) / 2 / historyRequests;
+        for (let i = 0; i < historyRequests; i++) timers.push(setTimeout(() => slowClient.send({ type: "history", id: `h${i}`, after: 0 }), i * every));
+      }, stallAt),
+      setTimeout(() => {
+        const port = slowClient.localPort;
+        stallEnd = { rss: sample(server.pids()).rssBytes, ...(port ? tcpQueues(port, serverPort) : {}) };
+        log(`  slow client reads again (server RSS ${rssMb(stallEnd.rss)} MB; kernel: ${stallEnd.clientUnreadBytes ?? "?"} B unread, ${stallEnd.serverUnsentBytes ?? "?"} B unsent)`);
+        resumedAt = performance.now();
+        slowClient.resume(publisher.headSeq);
+        // Back to live: it has everything the publisher has had acknowledged (a message reaches
+        // its subscribers before the publisher's ack), on a socket that is still open.
+        const poll = setInterval(() => {
+          if (slowClient.lastSeq >= publisher.headSeq && !slowClient.reconnecting && !slowClient.pendingReconnect) {
+            liveAgainMs = Math.round(performance.now() - resumedAt);
+            clearInterval(poll);
+          }
+        }, 5);
+        timers.push(poll);
+      }, resumeAt),
+    );
+    const loop = await openLoop({
+      rate,
+      durationMs: totalMs,
+      publish: (n, t) => {
+        const phase = phaseOf(t - loopStart);
+        const key = phase * PHASE + counts[phase]++;
+        trackers[phase].expect(key, t, receivers);
+        publisher.publish(make(key, t));
+      },
+    });
+    const acked = await until(() => publisher.acks >= prefill + loop.sent, 10_000);
+    const head = publisher.headSeq;
+    await Promise.all(trackers.map((t) => t.drain(5_000)));
+    const caughtUp = await until(() => slowClient.lastSeq >= head && !slowClient.reconnecting && !slowClient.pendingReconnect, catchUpS * 1000);
+    for (const t of timers) clearTimeout(t); // clears intervals too
+    log(`  head ${head}; slow client at ${slowClient.lastSeq} ${caughtUp ? "(caught up)" : "(behind)"}, ${slowClient.connections} connection(s)`);
+    await sleep(2_000);
+    clearInterval(sampler);
+    const end = sample(server.pids());
+    if (end.rssBytes > peak) peak = end.rssBytes;
+
+    const audit = slowClient.audit(head);
+    const phase = (t, seconds) => {
+      const s = t.summary();
+      return { delivered: s.delivered, expected: s.expected, lost: s.lost, deliveredPerSecond: Math.round(s.delivered / seconds), p50: s.latencyMs.p50, p99: s.latencyMs.p99, max: s.latencyMs.max };
+    };
+    const close = slowClient.slowClose;
+    const budget = slowClient.budget;
+    // With a budget, the room must close the client before it is much more than the budget
+    // (plus one frame of at most ~1 MiB) behind.
+    const backlog = slowClient.backlogChars;
+    const flowControlHeld = budget === undefined ? null : backlog !== null && backlog <= budget + 1.5 * 2 ** 20;
+    return {
+      scenario: "slow",
+      subscribers,
+      receivers,
+      connectFailures: conn.failures,
+      publishRate: rate,
+      payloadBytes,
+      prefill,
+      historyRequests,
+      stallSeconds: stallS,
+      published: loop.sent,
+      acked,
+      head,
+      budgetBytes: budget ?? null,
+      rssMb: { start: rssMb(startSample.rssBytes), peak: rssMb(peak), stallEnd: stallEnd && rssMb(stallEnd.rss), end: rssMb(end.rssBytes) },
+      rssTimelineMb: timeline,
+      kernelAtStallEnd: stallEnd && { clientUnreadBytes: stallEnd.clientUnreadBytes ?? null, serverUnsentBytes: stallEnd.serverUnsentBytes ?? null },
+      normal: { before: phase(trackers[1], beforeS), stall: phase(trackers[2], stallS), after: phase(trackers[3], afterS), closed: normalClosed },
+      slowClient: {
+        closedSlow: close !== null,
+        close,
+        closes: slowClient.closes,
+        connections: slowClient.connections,
+        resume: slowClient.welcomes.slice(1).map((w) => w.resume),
+        historyAnswers: slowClient.historyAnswers,
+        historyChars: slowClient.historyChars,
+        receivedChars: slowClient.receivedChars,
+        backlogChars: backlog,
+        progressSent: slowClient.progressSent,
+        firstSeq: slowClient.firstSeq,
+        lastSeq: slowClient.lastSeq,
+        caughtUp,
+        liveAgainMs,
+        ...audit,
+      },
+      flowControlHeld,
+      consistent: acked && caughtUp && audit.missed === 0 && audit.duplicates === 0 && audit.outOfOrder === 0 && normalClosed === 0 && flowControlHeld !== false,
     };
   });
 }
