@@ -146,3 +146,20 @@ describe("adaptive batching of live messages, end to end", () => {
     for (const s of [...pubs, late]) s.close();
   });
 });
+
+describe("the broadcaster and flow control", () => {
+  it("never calls a reader slow for one frame larger than its budget, only one that does not confirm", () => {
+    const reader = fakeConnection();
+    const stalled = fakeConnection();
+    const slow: unknown[] = [];
+    const broadcaster = new Broadcaster({ live: () => [reader.conn, stalled.conn], slow: (c) => slow.push(...c) }, { batching: false, budget: 50 });
+    const big = (seq: number): StoredMessage => ({ seq, id: `m${seq}`, from: "u", data: JSON.stringify("x".repeat(200)), ts: 0 });
+    broadcaster.message(big(1)); // 260 characters, far over 50, to both: nobody is slow yet
+    expect(slow).toEqual([]);
+    reader.conn.flow.progress(1);
+    broadcaster.message(big(2));
+    expect(slow).toEqual([stalled.conn]); // it never confirmed seq 1
+    expect(reader.sent).toHaveLength(2);
+    expect(stalled.sent).toHaveLength(1); // nothing more is sent to it
+  });
+});

@@ -85,7 +85,7 @@ export class TestSocket {
   /** Per frame type, how many of that type tests have consumed already. */
   readonly #consumed = new Map<string, number>();
   #wake: (() => void) | undefined;
-  /** Flow control, as §6.9 tells clients: characters read since the last report, and the budget. */
+  /** Flow control, as §6.9 tells clients: characters read (all frames but pongs) since the last report, and the budget. */
   #unreported = 0;
   #budget: number | undefined;
   #applied = 0;
@@ -115,9 +115,9 @@ export class TestSocket {
       this.#unreported = 0;
       return;
     }
+    if (frame.type === "pong") return; // the one frame flow control does not count
     if (frame.type === "message") this.#applied = Math.max(this.#applied, frame.seq);
     else if (frame.type === "messages") this.#applied = Math.max(this.#applied, ...frame.messages.map((m) => m.seq));
-    else if (frame.type !== "history") return;
     this.#unreported += chars;
     if (this.#budget !== undefined && (frame.type === "history" || this.#unreported >= this.#budget / 4)) {
       this.#unreported = 0;

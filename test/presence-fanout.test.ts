@@ -61,7 +61,7 @@ describe("PresenceFanout", () => {
   it("holds changes for the delay and sends them as one frame, to every socket", async () => {
     const a = fakeSocket();
     const joiner = fakeSocket();
-    const fanout = new PresenceFanout(() => [a.ws, joiner.ws], 50);
+    const fanout = new PresenceFanout({ targets: () => [a.ws, joiner.ws], slow: () => {}, budget: Infinity }, 50);
     for (let i = 1; i <= 20; i++) fanout.diff(diff({ joins: [member(`u${i}`)] }), joiner.ws);
     expect(a.frames).toHaveLength(0);
     await sleep(120);
@@ -78,7 +78,7 @@ describe("PresenceFanout", () => {
   it("with a delay of 0 sends every change at once, to everyone but the socket it came from", () => {
     const a = fakeSocket();
     const joiner = fakeSocket();
-    const fanout = new PresenceFanout(() => [a.ws, joiner.ws], 0);
+    const fanout = new PresenceFanout({ targets: () => [a.ws, joiner.ws], slow: () => {}, budget: Infinity }, 0);
     for (let i = 1; i <= 5; i++) fanout.diff(diff({ joins: [member(`u${i}`)] }), joiner.ws);
     expect(a.frames).toHaveLength(5);
     expect(joiner.frames).toEqual([]);
@@ -95,5 +95,21 @@ describe("PresenceFanout", () => {
     expect([...apply(joinedInside, [merged]).keys()]).toEqual(["x"]);
     expect([...apply(new Map(), [merged]).keys()]).toEqual(["x"]);
     expect(merged.leaves).toEqual(["y"]);
+  });
+});
+
+describe("PresenceFanout and flow control", () => {
+  it("counts every diff against the recipient's budget and hands a recipient already past it to slow(), unsent", () => {
+    const reader = fakeConnection();
+    const stalled = fakeConnection();
+    const slow: unknown[] = [];
+    const fanout = new PresenceFanout({ targets: () => [reader.conn, stalled.conn], slow: (c) => slow.push(...c), budget: 150 }, 0);
+    fanout.diff(diff({ joins: [member("a", "x".repeat(100))] })); // ~190 characters each: both now past 150
+    expect(slow).toEqual([]);
+    reader.conn.flow.progress(0); // the reader confirms; the stalled one never does
+    fanout.diff(diff({ leaves: ["a"] }));
+    expect(slow).toEqual([stalled.conn]);
+    expect(reader.sent).toHaveLength(2);
+    expect(stalled.sent).toHaveLength(1);
   });
 });

@@ -33,6 +33,12 @@ describe("decodeClientFrame", () => {
     expect(!result.ok && result.message).toContain("limit");
   });
 
+  it("keeps its error message short however long the value it quotes (an answer never outgrows the frame)", () => {
+    const result = decodeClientFrame(JSON.stringify({ type: "x".repeat(5_000) }));
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.message.length).toBeLessThanOrEqual(200);
+  });
+
   it("never throws on hostile input", () => {
     for (const raw of ["", "null", "1", '"str"', "{}", '{"type":null}', '{"__proto__":{"type":"ping"}}', new ArrayBuffer(4), undefined]) {
       const result = decodeClientFrame(raw);

@@ -59,7 +59,13 @@ rooms.post("/:room/messages", authorize("publish"), async (c) => {
   if (!body.success) fail("invalid_request", body.issues[0].message);
   const identity = c.get("identity");
   const id = body.output.id ?? crypto.randomUUID();
-  const result = await c.env.ROOMS.getByName(identity.room).publish(identity, id, JSON.stringify(body.output.data));
+  let data: string;
+  try {
+    data = JSON.stringify(body.output.data);
+  } catch {
+    fail("invalid_request", "data is nested too deeply"); // JSON.parse took it, JSON.stringify overflows
+  }
+  const result = await c.env.ROOMS.getByName(identity.room).publish(identity, id, data);
   if (!result.ok) fail(result.code, result.message);
   return c.json({ seq: result.seq, id: result.id, duplicate: result.duplicate }, result.duplicate ? 200 : 201);
 });

@@ -25,13 +25,15 @@
  * - only `live` connections receive broadcasts (connections.ts); `flush()` runs
  *   before a connection goes live (the end of its replay), so a message it already
  *   got from the log is never sent to it again;
- * - every frame sent is counted in the recipient's flow control, and recipients
- *   past their budget are handed to `slow` after the frame went to everyone.
+ * - every frame sent is counted in the recipient's flow control; a recipient that
+ *   is already past its budget when a frame is due gets no more and is handed to
+ *   `slow` once the frame went to everyone else (one large frame alone never makes
+ *   a reading client slow; not confirming what it was sent does).
  */
 import type { StoredMessage } from "./message-log.js";
 import type { Connection } from "./connections.js";
 import { messageFrame, messagesFrame } from "./wire.js";
-import { sendText } from "./send.js";
+import { sendCounted, sendText } from "./send.js";
 
 /** Messages this close together (ms) mean the room is busy: start batching. */
 const BUSY_MS = 2;
@@ -39,8 +41,8 @@ const BUSY_MS = 2;
 const WINDOW_MS = 1;
 /** Rooms this big always open a window after a broadcast (one timer per message, against this many sends). */
 const BIG_ROOM = 100;
-/** Keep batch frames well under platform and client message limits. */
-const MAX_BATCH_BYTES = 1 << 20;
+/** Keep batch frames well under platform and client message limits (and see maxBatchChars). */
+const MAX_BATCH_CHARS = 1 << 20;
 
 export interface BroadcastTargets {
   /** The live connections (joining ones are caught up by their replay instead). */
@@ -56,6 +58,8 @@ export interface BroadcastOptions {
   maxDelayMs?: number;
   /** Most unconfirmed characters a connection may have (flow.ts); Infinity: no limit. */
   budget?: number;
+  /** Largest batch frame, in characters (at most 1 MiB; the room passes a quarter of the budget). */
+  maxBatchChars?: number;
 }
 
 export class Broadcaster {
@@ -67,12 +71,14 @@ export class Broadcaster {
   #pendingBytes = 0;
   #deferred: [Connection, string][] = [];
   readonly #budget: number;
+  readonly #maxBatchChars: number;
   #window = false;
   #last = -Infinity;
 
-  constructor(targets: BroadcastTargets, { batching, maxDelayMs = 0, budget = Infinity }: BroadcastOptions) {
+  constructor(targets: BroadcastTargets, { batching, maxDelayMs = 0, budget = Infinity, maxBatchChars = MAX_BATCH_CHARS }: BroadcastOptions) {
     this.#targets = targets;
     this.#budget = budget;
+    this.#maxBatchChars = Math.min(maxBatchChars, MAX_BATCH_CHARS);
     this.#batching = batching;
     this.#busyMs = Math.max(BUSY_MS, maxDelayMs);
     this.#windowMs = Math.max(WINDOW_MS, maxDelayMs);
@@ -93,13 +99,13 @@ export class Broadcaster {
       return;
     }
     this.#pending.push(m);
-    this.#pendingBytes += m.data.length + 100;
-    if (this.#pendingBytes >= MAX_BATCH_BYTES) this.flush();
+    this.#pendingBytes += m.data.length + m.id.length + m.from.length + 64;
+    if (this.#pendingBytes >= this.#maxBatchChars) this.flush();
   }
 
   /** A frame for one socket that must not overtake the messages broadcast before it (an ack). */
   after(conn: Connection, text: string): void {
-    if (this.#pending.length === 0) sendText(conn.ws, text);
+    if (this.#pending.length === 0) sendCounted(conn, text);
     else this.#deferred.push([conn, text]);
   }
 
@@ -114,7 +120,7 @@ export class Broadcaster {
     const deferred = this.#deferred;
     if (deferred.length > 0) {
       this.#deferred = [];
-      for (const [conn, text] of deferred) sendText(conn.ws, text);
+      for (const [conn, text] of deferred) if (conn.phase !== "gone") sendCounted(conn, text);
     }
   }
 
@@ -122,10 +128,14 @@ export class Broadcaster {
     this.#window = true;
     setTimeout(() => {
       const busy = this.#pending.length > 0;
-      this.flush();
-      // Traffic kept coming: keep batching for another tick; otherwise close the window.
-      if (busy) this.#openWindow();
-      else this.#window = false;
+      try {
+        this.flush();
+      } finally {
+        // Traffic kept coming: keep batching for another tick; otherwise close the window.
+        // (Also after a failure, or the window would stay open with no timer and hold everything.)
+        if (busy) this.#openWindow();
+        else this.#window = false;
+      }
     }, this.#windowMs);
   }
 
@@ -133,9 +143,11 @@ export class Broadcaster {
     let slow: Connection[] | undefined;
     const chars = text.length;
     for (const conn of this.#targets.live()) {
-      if (!sendText(conn.ws, text)) continue;
-      conn.flow.messages(lastSeq, chars);
-      if (conn.flow.unconfirmed > this.#budget) (slow ??= []).push(conn);
+      if (conn.flow.unconfirmed > this.#budget) {
+        (slow ??= []).push(conn);
+        continue;
+      }
+      if (sendText(conn.ws, text)) conn.flow.messages(lastSeq, chars);
     }
     // After the loop: closing a connection changes the list being iterated.
     if (slow) this.#targets.slow(slow);

@@ -97,6 +97,11 @@ export class ConnectionRegistry implements ConnectionViews {
     return this.#byWs.size;
   }
 
+  /** Every socket the runtime holds for the room, closing ones included (allocates: not for hot paths). */
+  socketCount(): number {
+    return this.#ctx.getWebSockets().length;
+  }
+
   /** The connection of a socket, or undefined for one that is gone or not ours. */
   get(ws: WebSocket): Connection | undefined {
     const known = this.#byWs.get(ws);
@@ -140,22 +145,21 @@ export class ConnectionRegistry implements ConnectionViews {
   }
 
   /**
-   * The connection leaves every view. With `closedByRoom`, the attachment records
-   * it first, so that the close event that follows (perhaps after a wake) is not
-   * taken for another departure. Returns false if it was gone already.
+   * The connection leaves every view. The attachment records it (`closing`), so that
+   * an event that follows for the same socket (the close after the room closed it, an
+   * error after a close, perhaps after a wake) is not taken for another departure.
+   * Returns false if it was gone already.
    */
-  retire(conn: Connection, closedByRoom: boolean): boolean {
+  retire(conn: Connection): boolean {
     if (conn.phase === "gone") return false;
     const session: Session = { ...conn.session, closing: true };
     conn._set(session, "gone");
     this.#byWs.delete(conn.ws);
     this.#changed();
-    if (closedByRoom) {
-      try {
-        writeAttachment(conn.ws, session);
-      } catch {
-        // The socket is already closed: no event will follow anyway.
-      }
+    try {
+      writeAttachment(conn.ws, session);
+    } catch {
+      // The socket is already closed: no event will follow anyway.
     }
     return true;
   }

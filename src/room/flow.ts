@@ -5,12 +5,17 @@
  * client could push the room past its memory limit. So the client reports how far
  * it has read (`progress {seq}`), and the room counts what it sent beyond that.
  *
- * Counted, in characters of the frames' text: every `message`/`messages` frame
- * (live or replay) and every `history` answer. A `progress` with `seq` confirms the
- * message frames up to that seq (to within one mark, see MARK_CHARS) and every
- * history answer sent before it. What is left is `unconfirmed`; past the budget the
- * room closes the connection with 4005 `slow_consumer`, and a paged replay waits
- * for progress once half of it is used.
+ * Counted, in characters of the frames' text: every frame the room sends the
+ * connection but pongs. Message frames (`message`/`messages`, live or replay) are
+ * confirmed by seq: a `progress` with `seq` confirms those up to that seq (to
+ * within one mark, see MARK_CHARS). Every other frame (welcome, presence, history
+ * answers, acks, errors) is confirmed by the next `progress`, whatever its seq.
+ * What is left is `unconfirmed`; past the budget the room closes the connection
+ * with 4005 `slow_consumer`, and a paged replay waits for progress while half of it
+ * is used.
+ *
+ * This bounds what an honest client that stopped reading makes the room hold. It is
+ * no defence against a hostile client, which can confirm what it never read.
  */
 
 /** Confirmations are tracked to this granularity: one mark per this many characters sent. */
@@ -21,8 +26,8 @@ export class Flow {
   #sent = 0;
   /** Characters of message frames confirmed. */
   #confirmed = 0;
-  /** Characters of history answers sent since the last progress. */
-  #history = 0;
+  /** Characters of other frames (not messages) sent since the last progress. */
+  #other = 0;
   /** The last seq sent in a message frame. */
   #lastSeq = 0;
   /** The last seq the client confirmed. */
@@ -39,7 +44,7 @@ export class Flow {
 
   /** Characters sent and not yet confirmed. */
   get unconfirmed(): number {
-    return this.#sent - this.#confirmed + this.#history;
+    return this.#sent - this.#confirmed + this.#other;
   }
 
   get confirmedSeq(): number {
@@ -56,17 +61,17 @@ export class Flow {
     }
   }
 
-  /** A history answer went out. */
-  history(chars: number): void {
-    this.#history += chars;
+  /** A frame that is not a message frame went out (confirmed by the next progress). */
+  other(chars: number): void {
+    this.#other += chars;
   }
 
   /**
-   * The client has applied everything up to `seq` and read every history answer
-   * before this report. Returns whether `seq` moved forward.
+   * The client has applied everything up to `seq` and read every other frame before
+   * this report. Returns whether `seq` moved forward.
    */
   progress(seq: number): boolean {
-    this.#history = 0;
+    this.#other = 0;
     if (seq >= this.#lastSeq) {
       // Everything sent so far is confirmed.
       this.#confirmed = this.#sent;

@@ -19,24 +19,40 @@ import { authConfigFromEnv, verifyToken } from "../auth/verify.js";
 import { permissionsFor } from "../auth/capabilities.js";
 import type { Connection } from "./connections.js";
 import { encodeFrame, historyFrame } from "./wire.js";
-import { sendError, sendFrame, sendText } from "./send.js";
+import { replyError, replyFrame, sendCounted, sendText } from "./send.js";
 import type { RoomCore } from "./room-core.js";
+
+/**
+ * JSON text of a decoded value, or undefined when it cannot be serialised again
+ * (JSON.parse accepts nesting that JSON.stringify overflows the stack on).
+ */
+function toJson(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Room for the frame envelope on top of MAX_MESSAGE_BYTES of payload. */
 const FRAME_OVERHEAD_BYTES = 1_024;
 
 export async function handleFrame(core: RoomCore, conn: Connection, raw: string | ArrayBuffer): Promise<void> {
-  const { ws } = conn;
   const now = Date.now();
   if (core.tokenDeadline(conn.session) <= now) return core.close(conn, "token_expired", core.graceDeadline(now));
   conn.lastFrame = now;
-  if (typeof raw === "string" && utf8Length(raw) > core.limits.MAX_MESSAGE_BYTES + FRAME_OVERHEAD_BYTES) {
-    sendError(ws, "message_too_large", `frame exceeds ${core.limits.MAX_MESSAGE_BYTES} bytes of data`);
+  const tooLarge = typeof raw === "string" && utf8Length(raw) > core.limits.MAX_MESSAGE_BYTES + FRAME_OVERHEAD_BYTES;
+  const decoded = tooLarge ? undefined : decodeClientFrame(raw);
+  // A client that keeps sending but stopped reading (answers pile up): flow control.
+  // A progress report is what brings it back under, so that one is always taken.
+  const isProgress = decoded?.ok === true && decoded.frame.type === "progress";
+  if (!isProgress && conn.flow.unconfirmed > core.budget) return core.closeSlow(conn);
+  if (!decoded) {
+    replyError(conn, "message_too_large", `frame exceeds ${core.limits.MAX_MESSAGE_BYTES} bytes of data`);
     return;
   }
-  const decoded = decodeClientFrame(raw);
   if (!decoded.ok) {
-    sendError(ws, decoded.code, decoded.message, decoded.id);
+    replyError(conn, decoded.code, decoded.message, decoded.id);
     return;
   }
   const frame = decoded.frame;
@@ -53,7 +69,7 @@ export async function handleFrame(core: RoomCore, conn: Connection, raw: string 
       return onProgress(core, conn, frame);
     case "ping":
       // An exact PING is answered by the auto-response; this catches spacing variants.
-      sendText(ws, PONG);
+      sendText(conn.ws, PONG); // not counted: pongs are never counted (flow.ts)
       return;
   }
 }
@@ -65,17 +81,21 @@ function bucket(core: RoomCore, conn: Connection) {
 function onPublish(core: RoomCore, conn: Connection, frame: PublishFrame): void {
   const { ws, session } = conn;
   if (!session.permissions.includes("publish")) {
-    sendError(ws, "forbidden", "this token may not publish in this room", frame.id);
+    replyError(conn, "forbidden", "this token may not publish in this room", frame.id);
     return;
   }
-  const data = JSON.stringify(frame.data);
+  const data = toJson(frame.data);
+  if (data === undefined) {
+    replyError(conn, "invalid_frame", "data is nested too deeply", frame.id);
+    return;
+  }
   const max = core.limits.MAX_MESSAGE_BYTES;
   if (utf8Length(data) > max) {
-    sendError(ws, "message_too_large", `data exceeds ${max} bytes`, frame.id);
+    replyError(conn, "message_too_large", `data exceeds ${max} bytes`, frame.id);
     return;
   }
   if (!bucket(core, conn).take()) {
-    sendError(ws, "rate_limited", `at most ${core.limits.PUBLISH_RATE_PER_SECOND} publishes per second (burst ${core.limits.PUBLISH_BURST})`, frame.id);
+    replyError(conn, "rate_limited", `at most ${core.limits.PUBLISH_RATE_PER_SECOND} publishes per second (burst ${core.limits.PUBLISH_BURST})`, frame.id);
     return;
   }
   const result = core.append(session.userId, frame.id, data);
@@ -87,16 +107,13 @@ function onHistory(core: RoomCore, conn: Connection, frame: HistoryRequestFrame)
   const { ws } = conn;
   // A history page can be hundreds of messages: it costs a publish token.
   if (!bucket(core, conn).take()) {
-    sendError(ws, "rate_limited", "history requests share the publish rate limit", frame.id);
+    replyError(conn, "rate_limited", "history requests share the publish rate limit", frame.id);
     return;
   }
   const limit = Math.min(frame.limit ?? core.limits.HISTORY_PAGE_MAX, core.limits.HISTORY_PAGE_MAX);
   // Cut by size too (about 1 MiB, message-log.ts): `hasMore` tells the client to page on.
   const page = core.log.page(frame.after ?? 0, limit, core.pageChars);
-  const text = historyFrame(frame.id, page.messages, page.hasMore);
-  if (sendText(ws, text)) conn.flow.history(text.length);
-  // Answers the client has not confirmed reading count against its budget like messages.
-  if (conn.flow.unconfirmed > core.limits.MAX_UNCONFIRMED_BYTES) core.closeSlow(conn);
+  sendCounted(conn, historyFrame(frame.id, page.messages, page.hasMore));
 }
 
 /**
@@ -111,17 +128,22 @@ function onProgress(core: RoomCore, conn: Connection, frame: ProgressFrame): voi
 function onPresence(core: RoomCore, conn: Connection, frame: PresenceSetFrame): void {
   const { ws, session } = conn;
   if (!session.permissions.includes("presence")) {
-    sendError(ws, "forbidden", "this token may not set presence in this room", frame.id);
+    replyError(conn, "forbidden", "this token may not set presence in this room", frame.id);
     return;
   }
   const max = core.limits.PRESENCE_STATE_MAX_BYTES;
-  if (utf8Length(JSON.stringify(frame.state)) > max) {
-    sendError(ws, "message_too_large", `presence state exceeds ${max} bytes`, frame.id);
+  const state = toJson(frame.state);
+  if (state === undefined) {
+    replyError(conn, "invalid_frame", "state is nested too deeply", frame.id);
+    return;
+  }
+  if (utf8Length(state) > max) {
+    replyError(conn, "message_too_large", `presence state exceeds ${max} bytes`, frame.id);
     return;
   }
   // Typing indicators and the like share the connection's publish budget.
   if (!bucket(core, conn).take()) {
-    sendError(ws, "rate_limited", "presence updates share the publish rate limit", frame.id);
+    replyError(conn, "rate_limited", "presence updates share the publish rate limit", frame.id);
     return;
   }
   core.connections.update(conn, { state: frame.state });
@@ -138,7 +160,7 @@ async function onRefresh(core: RoomCore, conn: Connection, frame: RefreshFrame):
   const { ws, session } = conn;
   // Signature checks cost CPU: refreshes share the publish rate limit too.
   if (!bucket(core, conn).take()) {
-    sendError(ws, "rate_limited", "refreshes share the publish rate limit", frame.id);
+    replyError(conn, "rate_limited", "refreshes share the publish rate limit", frame.id);
     return;
   }
   let verified;
@@ -146,16 +168,16 @@ async function onRefresh(core: RoomCore, conn: Connection, frame: RefreshFrame):
     verified = await verifyToken(frame.token, authConfigFromEnv(core.env));
   } catch (err) {
     const code = err instanceof RoomcastError && err.status < 500 ? err.code : "internal_error";
-    sendError(ws, code, code === "internal_error" ? undefined : (err as Error).message, frame.id);
+    replyError(conn, code, code === "internal_error" ? undefined : (err as Error).message, frame.id);
     return;
   }
   if (verified.userId !== session.userId) {
-    sendError(ws, "forbidden", "a refresh token must be for the same user", frame.id);
+    replyError(conn, "forbidden", "a refresh token must be for the same user", frame.id);
     return;
   }
   const permissions = permissionsFor(verified.cap, core.room ?? "");
   if (!permissions.includes("subscribe")) {
-    sendError(ws, "forbidden", 'the new token does not grant "subscribe" on this room', frame.id);
+    replyError(conn, "forbidden", 'the new token does not grant "subscribe" on this room', frame.id);
     return;
   }
   // The verify above awaited: the connection may have gone meanwhile.
@@ -163,5 +185,5 @@ async function onRefresh(core: RoomCore, conn: Connection, frame: RefreshFrame):
   // Presence membership (`announced`) stays as it was at the join.
   core.connections.update(conn, { expiresAt: verified.expiresAt, permissions });
   core.ensureAlarm(core.tokenDeadline(conn.session));
-  sendFrame(ws, { type: "refreshed", id: frame.id, expiresAt: verified.expiresAt, permissions } satisfies RefreshedFrame);
+  replyFrame(conn, { type: "refreshed", id: frame.id, expiresAt: verified.expiresAt, permissions } satisfies RefreshedFrame);
 }

@@ -27,7 +27,7 @@
 import type { Connection } from "./connections.js";
 import { isEmptyDiff, type Member, type PresenceDiff } from "./presence.js";
 import { presenceDiffFrame } from "./wire.js";
-import { sendText } from "./send.js";
+import { sendCounted } from "./send.js";
 
 type Kind = "join" | "update" | "leave";
 
@@ -57,14 +57,22 @@ export function mergeDiffs(diffs: readonly PresenceDiff[]): PresenceDiff {
   return merged;
 }
 
+export interface PresenceTargets {
+  /** Everyone presence goes to (joining and live connections). */
+  targets(): readonly Connection[];
+  /** Connections already past their flow-control budget when a diff was due (flow.ts). */
+  slow(conns: Connection[]): void;
+  budget: number;
+}
+
 export class PresenceFanout {
-  readonly #targets: () => readonly Connection[];
+  readonly #to: PresenceTargets;
   readonly #maxDelayMs: number;
   #pending: PresenceDiff[] | undefined;
 
   /** `maxDelayMs` 0 sends every diff at once (PRESENCE_MAX_DELAY_MS). */
-  constructor(targets: () => readonly Connection[], maxDelayMs: number) {
-    this.#targets = targets;
+  constructor(to: PresenceTargets, maxDelayMs: number) {
+    this.#to = to;
     this.#maxDelayMs = maxDelayMs;
   }
 
@@ -94,6 +102,12 @@ export class PresenceFanout {
 
   #send(diff: PresenceDiff, except?: Connection): void {
     const frame = presenceDiffFrame(diff);
-    for (const conn of this.#targets()) if (conn !== except) sendText(conn.ws, frame);
+    let slow: Connection[] | undefined;
+    for (const conn of this.#to.targets()) {
+      if (conn === except) continue;
+      if (conn.flow.unconfirmed > this.#to.budget) (slow ??= []).push(conn);
+      else sendCounted(conn, frame);
+    }
+    if (slow) this.#to.slow(slow);
   }
 }

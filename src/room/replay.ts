@@ -66,10 +66,14 @@ export class ReplayRunner {
 
   /** After a wake: restart the replay of every connection that was still joining. */
   resumeAfterWake(): void {
-    for (const conn of this.#deps.joining()) {
-      this.#cursors.set(conn, conn.session.replayedTo ?? 0);
-      this.#continue(conn);
-    }
+    for (const conn of this.#deps.joining()) this.resume(conn);
+  }
+
+  /** Carries on the replay of a joining connection from the cursor in its attachment. */
+  resume(conn: Connection): void {
+    if (this.#cursors.has(conn) || conn.phase !== "joining") return;
+    this.#cursors.set(conn, conn.session.replayedTo ?? 0);
+    this.#continue(conn);
   }
 
   forget(conn: Connection): void {
@@ -88,7 +92,11 @@ export class ReplayRunner {
     for (;;) {
       // Yield the turn so publishes and other connections are served between pages.
       await new Promise((resolve) => setTimeout(resolve, 0));
-      if (conn.flow.unconfirmed > this.#deps.budget / 2) await conn.flow.nextProgress(PACE_WAIT_MS);
+      // Paced: while over half the budget, wait for progress reports (at most PACE_WAIT_MS in all).
+      const until = Date.now() + PACE_WAIT_MS;
+      while (conn.flow.unconfirmed > this.#deps.budget / 2 && conn.phase === "joining" && Date.now() < until) {
+        await conn.flow.nextProgress(until - Date.now());
+      }
       const cursor = this.#cursors.get(conn);
       if (cursor === undefined || conn.phase !== "joining") return this.forget(conn);
       const next = this.#sendPage(conn, cursor);
@@ -109,13 +117,14 @@ export class ReplayRunner {
     if (!page.hasMore) this.#deps.flushBroadcasts();
     const last = page.messages.at(-1);
     if (last) {
-      const text = messagesOrMessage(page.messages);
-      if (sendText(conn.ws, text)) conn.flow.messages(last.seq, text.length);
+      // Still over its budget after the pacing wait: it stopped reading.
       if (conn.flow.unconfirmed > this.#deps.budget) {
         this.forget(conn);
         this.#deps.slow(conn);
         return undefined;
       }
+      const text = messagesOrMessage(page.messages);
+      if (sendText(conn.ws, text)) conn.flow.messages(last.seq, text.length);
     }
     if (page.hasMore) return last!.seq;
     this.forget(conn);

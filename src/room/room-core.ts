@@ -32,7 +32,11 @@ export class RoomCore {
   readonly replays: ReplayRunner;
   readonly broadcaster: Broadcaster;
   readonly presenceFanout: PresenceFanout;
+  /** Flow control: the most a connection may have unconfirmed (MAX_UNCONFIRMED_BYTES, see flowBudget). */
+  readonly budget: number;
   #presence: Presence | undefined;
+  /** Users kicked since this instance started: a socket of theirs adopted later is not listed again. */
+  readonly #kicked = new Set<string>();
   #room: string | undefined;
   #alarmAt: number | null = null;
 
@@ -46,19 +50,25 @@ export class RoomCore {
     this.connections = new ConnectionRegistry(ctx);
     // A connection found only when its (queued) close arrives after a wake: if the
     // presence index was built without it, put it back, so its leave is announced.
+    // (A user kicked since this instance started is not put back: the kick removed them.)
     this.connections.onAdopt = (conn) => {
-      if (this.#presence && conn.session.announced && !this.#presence.has(conn.id, conn.userId)) this.#presence.restore(presenceEntry(conn.session));
+      if (this.#presence && conn.session.announced && !this.#kicked.has(conn.userId) && !this.#presence.has(conn.id, conn.userId)) {
+        this.#presence.restore(presenceEntry(conn.session));
+      }
+      // Adopted mid-replay (its attachment has a cursor): carry on, or it would never go live.
+      if (conn.phase === "joining") this.replays.resume(conn);
     };
-    const budget = limits.MAX_UNCONFIRMED_BYTES;
+    this.budget = flowBudget(limits);
+    const slow = (conns: Connection[]) => conns.forEach((c) => this.#safely("room.slow_consumer", () => this.closeSlow(c)));
     this.broadcaster = new Broadcaster(
-      { live: () => this.connections.live(), slow: (conns) => conns.forEach((c) => this.closeSlow(c)) },
-      { batching: env.BROADCAST_BATCHING !== "off", maxDelayMs: limits.BROADCAST_MAX_DELAY_MS, budget },
+      { live: () => this.connections.live(), slow },
+      { batching: env.BROADCAST_BATCHING !== "off", maxDelayMs: limits.BROADCAST_MAX_DELAY_MS, budget: this.budget, maxBatchChars: this.pageChars },
     );
-    this.presenceFanout = new PresenceFanout(() => this.connections.open(), limits.PRESENCE_MAX_DELAY_MS);
+    this.presenceFanout = new PresenceFanout({ targets: () => this.connections.open(), slow, budget: this.budget }, limits.PRESENCE_MAX_DELAY_MS);
     this.replays = new ReplayRunner({
       room: () => this.#room,
       pageSize: limits.REPLAY_PAGE_SIZE,
-      budget,
+      budget: this.budget,
       page: (after, limit) => this.log.page(after, limit, this.pageChars),
       flushBroadcasts: () => this.broadcaster.flush(),
       goLive: (conn) => this.connections.goLive(conn),
@@ -67,7 +77,7 @@ export class RoomCore {
       slow: (conn) => this.closeSlow(conn),
       failed: (conn) => {
         // The one close without an error frame first (docs/protocol.md §6.8).
-        this.disconnected(conn, this.graceDeadline(), true);
+        this.disconnected(conn, this.graceDeadline());
         try {
           conn.ws.close(4002, "internal_error");
         } catch {
@@ -84,7 +94,7 @@ export class RoomCore {
    * is never over its budget because of one frame.
    */
   get pageChars(): number {
-    return Math.min(MAX_PAGE_CHARS, Math.floor(this.limits.MAX_UNCONFIRMED_BYTES / 4));
+    return Math.min(MAX_PAGE_CHARS, Math.floor(flowBudget(this.limits) / 4));
   }
 
   get room(): string | undefined {
@@ -133,15 +143,15 @@ export class RoomCore {
   /**
    * A connection is gone (closed by the client, reaped, expired, drained, kicked or
    * too slow). With `graceUntil`, a user's last connection stays in presence until
-   * then, so a quick reconnect does not flap. `closedByRoom`: the room closes it
-   * itself (the close event that follows is then ignored). Safe to call twice.
+   * then, so a quick reconnect does not flap. Safe to call twice: an event that
+   * follows for the same socket changes nothing.
    */
-  disconnected(conn: Connection, graceUntil: number | undefined, closedByRoom: boolean): void {
+  disconnected(conn: Connection, graceUntil: number | undefined): void {
     if (conn.phase === "gone") return;
     // The index is built (if it was not) while this connection is still open, so it
     // is in it; membership was decided at its join, not by current permissions.
     const presence = conn.session.announced ? this.presence() : undefined;
-    this.connections.retire(conn, closedByRoom);
+    this.connections.retire(conn);
     this.replays.forget(conn);
     if (!presence) return;
     const { session } = conn;
@@ -160,7 +170,7 @@ export class RoomCore {
    */
   close(conn: Connection, code: ErrorCode, graceUntil: number | undefined): void {
     if (conn.phase === "gone") return;
-    this.disconnected(conn, graceUntil, true);
+    this.disconnected(conn, graceUntil);
     closeWith(conn.ws, code);
   }
 
@@ -175,7 +185,8 @@ export class RoomCore {
 
   connect(identity: Identity, resume: ResumeRequest | undefined): Response {
     this.rememberRoom(identity.room);
-    if (this.connections.size >= this.limits.MAX_CONNECTIONS_PER_ROOM) {
+    // Sockets the room closed but the runtime still holds count too, until they are gone.
+    if (Math.max(this.connections.size, this.connections.socketCount()) >= this.limits.MAX_CONNECTIONS_PER_ROOM) {
       return errorResponse("room_full", `the room already holds ${this.limits.MAX_CONNECTIONS_PER_ROOM} connections`);
     }
     // Build the presence index (lazily, after a wake) before this connection exists:
@@ -195,8 +206,14 @@ export class RoomCore {
       announced,
     };
     const conn = this.connections.accept(server, session, [userTag(identity.userId)]);
-    this.#join(conn, presence, resume);
     this.ensureAlarm(Math.min(now + this.limits.LIVENESS_TIMEOUT_SECONDS * 1000, this.tokenDeadline(session)));
+    try {
+      this.#join(conn, presence, resume);
+    } catch (err) {
+      // Half-joined: take it out of every view (and presence) before the failure is answered.
+      this.#safely("room.connect", () => this.close(conn, "internal_error", undefined));
+      throw err;
+    }
     return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": PROTOCOL_VERSION } });
   }
 
@@ -226,7 +243,7 @@ export class RoomCore {
         publishRatePerSecond: this.limits.PUBLISH_RATE_PER_SECOND,
         publishBurst: this.limits.PUBLISH_BURST,
         livenessTimeoutSeconds: this.limits.LIVENESS_TIMEOUT_SECONDS,
-        maxUnconfirmedBytes: this.limits.MAX_UNCONFIRMED_BYTES,
+        maxUnconfirmedBytes: this.budget,
       },
     } satisfies WelcomeFrame;
     sendFrame(conn.ws, welcome);
@@ -262,8 +279,9 @@ export class RoomCore {
   kick(userId: string): number {
     const presence = this.presence(); // built before any connection is retired
     const conns = this.connections.ofUser(userId);
+    this.#kicked.add(userId);
     for (const conn of conns) {
-      this.connections.retire(conn, true);
+      this.connections.retire(conn);
       this.replays.forget(conn);
       closeWith(conn.ws, "kicked");
     }
@@ -339,6 +357,23 @@ export class RoomCore {
       throw err;
     }
   }
+
+  #safely(event: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      log("error", event, { room: this.#room, error: describeError(err) });
+    }
+  }
+}
+
+/**
+ * The flow-control budget in force: MAX_UNCONFIRMED_BYTES, but never less than four
+ * of the largest message frames, so that one message can never put a reading
+ * client over it.
+ */
+export function flowBudget(limits: Limits): number {
+  return Math.max(limits.MAX_UNCONFIRMED_BYTES, 4 * (limits.MAX_MESSAGE_BYTES + 2_048));
 }
 
 export function userTag(userId: string): string {

@@ -99,7 +99,7 @@ export class Room extends DurableObject<Env> {
   #departed(event: string, ws: WebSocket): void {
     this.#safely(event, () => {
       const conn = this.#core.connections.get(ws);
-      if (conn) this.#core.disconnected(conn, this.#core.graceDeadline(), false);
+      if (conn) this.#core.disconnected(conn, this.#core.graceDeadline());
     });
   }
 

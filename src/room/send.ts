@@ -1,5 +1,6 @@
 import type { ErrorCode, ErrorFrame, ServerFrame } from "@roomcast/protocol";
 import { encodeFrame } from "./wire.js";
+import type { Connection } from "./connections.js";
 import { ERRORS } from "@roomcast/protocol";
 
 /** Sends a frame; a socket that is closing or gone is skipped rather than failing the caller. */
@@ -12,18 +13,42 @@ export function sendText(ws: WebSocket, text: string): boolean {
   }
 }
 
+/**
+ * Sends a frame that is not a message frame to a connection, counted in its flow
+ * control (flow.ts). The caller checks the budget when it is done sending.
+ */
+export function sendCounted(conn: Connection, text: string): boolean {
+  if (!sendText(conn.ws, text)) return false;
+  conn.flow.other(text.length);
+  return true;
+}
+
 export function sendFrame(ws: WebSocket, frame: ServerFrame): boolean {
   return sendText(ws, encodeFrame(frame));
 }
 
-export function sendError(ws: WebSocket, code: ErrorCode, message?: string, id?: string): boolean {
+function errorText(code: ErrorCode, message?: string, id?: string): string {
   const frame = {
     type: "error",
     code,
     message: message ?? ERRORS[code].description,
     ...(id !== undefined ? { id } : {}),
   } satisfies ErrorFrame;
-  return sendFrame(ws, frame);
+  return encodeFrame(frame);
+}
+
+export function sendError(ws: WebSocket, code: ErrorCode, message?: string, id?: string): boolean {
+  return sendText(ws, errorText(code, message, id));
+}
+
+/** An answer to a client's frame, counted in its flow control. */
+export function replyError(conn: Connection, code: ErrorCode, message?: string, id?: string): boolean {
+  return sendCounted(conn, errorText(code, message, id));
+}
+
+/** An answer to a client's frame, counted in its flow control. */
+export function replyFrame(conn: Connection, frame: ServerFrame): boolean {
+  return sendCounted(conn, encodeFrame(frame));
 }
 
 /**

@@ -79,7 +79,7 @@ export class Room extends Emitter<RoomEvents> {
   #presenceState: unknown = undefined;
   /** Flow control: send `progress` once this many characters were handled; undefined: the server does none. */
   #progressEvery: number | undefined;
-  /** Characters of message and history frames handled since the last `progress`. */
+  /** Characters of frames (all but pongs) handled since the last `progress`. */
   #unconfirmed = 0;
 
   constructor(name: string, options: RoomOptions) {
@@ -243,13 +243,17 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   #onFrame(frame: ServerFrame, chars: number): void {
+    this.#apply(frame);
+    // Flow control counts every frame the room sends but pongs (protocol.md §6.9).
+    if (frame.type !== "pong") this.#handled(chars, frame.type === "history");
+  }
+
+  #apply(frame: ServerFrame): void {
     switch (frame.type) {
       case "message":
-        this.#deliver([frame]);
-        return this.#handled(chars, false);
+        return this.#deliver([frame]);
       case "messages":
-        this.#deliver(frame.messages);
-        return this.#handled(chars, false);
+        return this.#deliver(frame.messages);
       case "ack": {
         const ack = { id: frame.id, seq: frame.seq, duplicate: frame.duplicate };
         this.#outbox.settle(frame.id, ack);
@@ -261,7 +265,7 @@ export class Room extends Emitter<RoomEvents> {
         const pending = this.#history.get(frame.id);
         this.#history.delete(frame.id);
         pending?.resolve({ messages: frame.messages, hasMore: frame.hasMore });
-        return this.#handled(chars, true);
+        return;
       }
       case "presence_state":
         this.#members.clear();
@@ -294,7 +298,7 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   /**
-   * Flow control: counts a handled message or history frame, and reports how far the
+   * Flow control: counts a handled frame (any but a pong), and reports how far the
    * room has applied (`progress`) once a quarter of the server's budget was handled
    * since the last report, and after every history answer. Only ever in answer to a
    * frame received, so an idle room sends nothing.

@@ -30,9 +30,15 @@ function decodeWith<T>(schema: v.GenericSchema<unknown, T>, raw: unknown): Decod
   return {
     ok: false,
     code: "invalid_frame",
-    message: path ? `${path}: ${issue.message}` : issue.message,
+    // valibot quotes the received value: cut it, so a frame cannot make its own answer large.
+    message: clip(path ? `${path}: ${issue.message}` : issue.message),
     ...(id !== undefined && id.length <= 64 ? { id } : {}),
   };
+}
+
+const MAX_ERROR_MESSAGE = 200;
+function clip(text: string): string {
+  return text.length <= MAX_ERROR_MESSAGE ? text : `${text.slice(0, MAX_ERROR_MESSAGE - 1)}…`;
 }
 
 /** Decode and validate a frame received from a client. Never throws. */

@@ -50,8 +50,8 @@ export const RefreshFrame = v.object({
 
 /**
  * Flow control: how far this connection has read. `seq` is the highest message seq
- * the client has applied; the frame also confirms every `history` answer read before
- * it. The room closes a connection whose unconfirmed traffic passes
+ * the client has applied; the frame also confirms every other frame (not `message`/
+ * `messages`) the room sent before it. The room closes a connection whose unconfirmed traffic passes
  * `welcome.limits.maxUnconfirmedBytes` with 4005 `slow_consumer` (docs/protocol.md §6.9).
  */
 export const ProgressFrame = v.object({
@@ -136,9 +136,9 @@ export const WelcomeFrame = v.object({
     /** A socket silent (no ping, no frame) this long is closed with 4004: ping well within it. */
     livenessTimeoutSeconds: v.number(),
     /**
-     * Flow control: the most traffic (characters of message and history frames) the
-     * room sends this connection beyond what `progress` frames confirmed, before it
-     * closes it with 4005 `slow_consumer`. Report progress every quarter of it.
+     * Flow control: the most traffic (characters of every frame but pongs) the room
+     * sends this connection beyond what `progress` frames confirmed, before it closes
+     * it with 4005 `slow_consumer`. Report progress every quarter of it.
      * Optional: servers before flow control do not send it.
      */
     maxUnconfirmedBytes: v.optional(v.number()),
