@@ -411,14 +411,20 @@ export async function slow(adapter, { subscribers, rate, payloadBytes = 1_024, p
     opened.push(slowClient);
     await sleep(500);
 
-    // RSS of the server over the whole run, every 200 ms; a timeline once a second.
+    // RSS of the server over the whole run, every 200 ms; a timeline once a second. Most of
+    // the growth from `start` is the live traffic itself (50 × 200 msg/s warms workerd up):
+    // the stall is measured from its own start.
     const startSample = sample(server.pids());
     let peak = startSample.rssBytes;
     const timeline = [];
     const t0 = performance.now();
+    let stallStart = null;
+    let stallPeak = null;
+    let stallEnd = null;
     const sampler = setInterval(() => {
       const s = sample(server.pids());
       if (s.rssBytes > peak) peak = s.rssBytes;
+      if (stallStart !== null && stallEnd === null && s.rssBytes > stallPeak) stallPeak = s.rssBytes;
       const second = Math.floor((s.at - t0) / 1000);
       if (timeline.length <= second) timeline.push(rssMb(s.rssBytes));
     }, 200);
@@ -428,21 +434,30 @@ export async function slow(adapter, { subscribers, rate, payloadBytes = 1_024, p
     const totalMs = resumeAt + afterS * 1000;
     const counts = [0, 0, 0, 0];
     const phaseOf = (offset) => (offset < warmupS * 1000 ? 0 : offset < stallAt ? 1 : offset < resumeAt ? 2 : 3);
-    let stallEnd = null;
     let resumedAt = null;
     let liveAgainMs = null;
     const timers = [];
+    // Server CPU seconds at the phase boundaries (the warm-up is not reported).
+    const cpuAt = { before: null, stall: null, resume: null, end: null };
+    timers.push(setTimeout(() => (cpuAt.before = sample(server.pids()).cpuSeconds), warmupS * 1000));
     const loopStart = performance.now();
     timers.push(
       setTimeout(() => {
         log(`  slow client stops reading; ${historyRequests} history requests over ${stallS / 2} s`);
+        const atStall = sample(server.pids());
+        cpuAt.stall = atStall.cpuSeconds;
+        stallStart = atStall.rssBytes;
+        stallPeak = stallStart;
         slowClient.pause();
         const every = (stallS * 1000) / 2 / historyRequests;
         for (let i = 0; i < historyRequests; i++) timers.push(setTimeout(() => slowClient.send({ type: "history", id: `h${i}`, after: 0 }), i * every));
       }, stallAt),
       setTimeout(() => {
         const port = slowClient.localPort;
-        stallEnd = { rss: sample(server.pids()).rssBytes, ...(port ? tcpQueues(port, serverPort) : {}) };
+        const atResume = sample(server.pids());
+        cpuAt.resume = atResume.cpuSeconds;
+        stallEnd = { rss: atResume.rssBytes, ...(port ? tcpQueues(port, serverPort) : {}) };
+        if (stallEnd.rss > stallPeak) stallPeak = stallEnd.rss;
         log(`  slow client reads again (server RSS ${rssMb(stallEnd.rss)} MB; kernel: ${stallEnd.clientUnreadBytes ?? "?"} B unread, ${stallEnd.serverUnsentBytes ?? "?"} B unsent)`);
         resumedAt = performance.now();
         slowClient.resume(publisher.headSeq);
@@ -467,6 +482,7 @@ export async function slow(adapter, { subscribers, rate, payloadBytes = 1_024, p
         publisher.publish(make(key, t));
       },
     });
+    cpuAt.end = sample(server.pids()).cpuSeconds;
     const acked = await until(() => publisher.acks >= prefill + loop.sent, 10_000);
     const head = publisher.headSeq;
     await Promise.all(trackers.map((t) => t.drain(5_000)));
@@ -479,9 +495,10 @@ export async function slow(adapter, { subscribers, rate, payloadBytes = 1_024, p
     if (end.rssBytes > peak) peak = end.rssBytes;
 
     const audit = slowClient.audit(head);
-    const phase = (t, seconds) => {
+    const phase = (t, seconds, cpuFrom, cpuTo) => {
       const s = t.summary();
-      return { delivered: s.delivered, expected: s.expected, lost: s.lost, deliveredPerSecond: Math.round(s.delivered / seconds), p50: s.latencyMs.p50, p99: s.latencyMs.p99, max: s.latencyMs.max };
+      const cpu = cpuFrom === null || cpuTo === null ? null : Math.round((cpuTo - cpuFrom) * 100) / 100;
+      return { delivered: s.delivered, expected: s.expected, lost: s.lost, deliveredPerSecond: Math.round(s.delivered / seconds), p50: s.latencyMs.p50, p99: s.latencyMs.p99, max: s.latencyMs.max, serverCpuSeconds: cpu };
     };
     const close = slowClient.slowClose;
     const budget = slowClient.budget;
@@ -498,15 +515,31 @@ export async function slow(adapter, { subscribers, rate, payloadBytes = 1_024, p
       payloadBytes,
       prefill,
       historyRequests,
+      beforeSeconds: beforeS,
       stallSeconds: stallS,
+      afterSeconds: afterS,
       published: loop.sent,
       acked,
       head,
       budgetBytes: budget ?? null,
-      rssMb: { start: rssMb(startSample.rssBytes), peak: rssMb(peak), stallEnd: stallEnd && rssMb(stallEnd.rss), end: rssMb(end.rssBytes) },
+      // start: before any traffic; the stall's own effect is stallStart → stallPeak/stallEnd.
+      rssMb: {
+        start: rssMb(startSample.rssBytes),
+        stallStart: stallStart && rssMb(stallStart),
+        stallPeak: stallPeak && rssMb(stallPeak),
+        stallEnd: stallEnd && rssMb(stallEnd.rss),
+        end: rssMb(end.rssBytes),
+        peak: rssMb(peak),
+      },
       rssTimelineMb: timeline,
       kernelAtStallEnd: stallEnd && { clientUnreadBytes: stallEnd.clientUnreadBytes ?? null, serverUnsentBytes: stallEnd.serverUnsentBytes ?? null },
-      normal: { before: phase(trackers[1], beforeS), stall: phase(trackers[2], stallS), after: phase(trackers[3], afterS), closed: normalClosed },
+      // Per phase: what the other subscribers got, and the server's CPU seconds over that phase.
+      normal: {
+        before: phase(trackers[1], beforeS, cpuAt.before, cpuAt.stall),
+        stall: phase(trackers[2], stallS, cpuAt.stall, cpuAt.resume),
+        after: phase(trackers[3], afterS, cpuAt.resume, cpuAt.end),
+        closed: normalClosed,
+      },
       slowClient: {
         closedSlow: close !== null,
         close,
