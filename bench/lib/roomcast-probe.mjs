@@ -29,7 +29,7 @@ export class RoomcastProbe {
     this.welcomes = [];
     this.connections = 0;
     this.paused = false;
-    // Flow control: characters of message/messages/history frames since the last progress.
+    // Flow control: characters of frames (all but pongs) since the last progress.
     this.unreported = 0;
     this.progressSent = 0;
     this.receivedChars = 0;
@@ -69,6 +69,8 @@ export class RoomcastProbe {
         if (isBinary || ws !== this.ws) return;
         const text = raw.toString();
         const frame = JSON.parse(text);
+        // Flow control counts every frame but pongs (protocol.md §6.9).
+        if (frame.type !== "pong" && frame.type !== "message" && frame.type !== "messages") this.#count(ws, text.length, frame.type === "history", 0);
         switch (frame.type) {
           case "welcome": {
             welcomed = true;
@@ -100,7 +102,6 @@ export class RoomcastProbe {
           case "history":
             this.historyAnswers++;
             this.historyChars += text.length;
-            this.#count(ws, text.length, true, 0);
             return;
           case "ack":
             this.acks++;
@@ -127,8 +128,9 @@ export class RoomcastProbe {
 
   #count(ws, chars, history, seq) {
     this.receivedChars += chars;
-    // The backlog: frames on the stalled socket that the room had sent before it read again.
-    if (ws === this.stallSocket && (this.resumeHead === null || history || seq <= this.resumeHead)) this.backlogEnd = this.receivedChars;
+    // The backlog: frames on the stalled socket that the room had sent before it read again
+    // (message frames up to the head at that moment; every other frame, history answers first).
+    if (ws === this.stallSocket && (this.resumeHead === null || seq === 0 || seq <= this.resumeHead)) this.backlogEnd = this.receivedChars;
     this.unreported += chars;
     if (this.budget === undefined || this.paused) return;
     if (history || this.unreported >= this.budget / 4) this.#report();
@@ -173,8 +175,8 @@ export class RoomcastProbe {
 
   /**
    * What the room had sent on the stalled socket beyond the last progress it saw, as read
-   * back: every history answer, and message frames up to `resumeHead` (the room's head when
-   * the client read again). Null before the stall.
+   * back: every frame but messages after `resumeHead` (the room's head when the client read
+   * again). Null before the stall.
    */
   get backlogChars() {
     return this.backlogEnd === null || this.stallReportedChars === null ? null : this.backlogEnd - this.stallReportedChars;
