@@ -17,38 +17,38 @@ const common = {
 const outboundService = (request: Request) =>
   new Response(`tests must not call out to the network (${new URL(request.url).host})`, { status: 599 });
 
+/** The Worker and its rooms inside workerd, with these vars on top of the common ones. */
+const workerd = (bindings: Record<string, string>) =>
+  cloudflareTest({
+    wrangler: { configPath: "./wrangler.toml" },
+    miniflare: { bindings: { ...common, ...bindings }, outboundService },
+  });
+
 export default defineConfig({
   test: {
     testTimeout: 15_000,
     projects: [
       {
         plugins: [
-          cloudflareTest({
-            wrangler: { configPath: "./wrangler.toml" },
-            miniflare: {
-              bindings: {
-                ...common,
-                // Small limits so each one can be hit quickly in tests.
-                MAX_MESSAGE_BYTES: "1024",
-                PUBLISH_RATE_PER_SECOND: "5",
-                PUBLISH_BURST: "10",
-                MAX_CONNECTIONS_PER_ROOM: "4",
-                HISTORY_ON_JOIN: "5",
-                HISTORY_PAGE_MAX: "20",
-                PRESENCE_STATE_MAX_BYTES: "256",
-                PRESENCE_GRACE_SECONDS: "2",
-                // Each presence change on its own, so these tests can assert diff by diff; the
-                // coalescing itself is tested in test/presence-fanout.test.ts and test/busy/.
-                PRESENCE_MAX_DELAY_MS: "0",
-                LIVENESS_TIMEOUT_SECONDS: "60",
-                RETENTION_MAX_MESSAGES: "30",
-                REPLAY_PAGE_SIZE: "5",
-                DRAIN_WINDOW_SECONDS: "10",
-                // The smallest flow-control budget (64 KiB), so a client that never confirms hits it quickly.
-                MAX_UNCONFIRMED_BYTES: "65536",
-              },
-              outboundService,
-            },
+          workerd({
+            // Small limits so each one can be hit quickly in tests.
+            MAX_MESSAGE_BYTES: "1024",
+            PUBLISH_RATE_PER_SECOND: "5",
+            PUBLISH_BURST: "10",
+            MAX_CONNECTIONS_PER_ROOM: "4",
+            HISTORY_ON_JOIN: "5",
+            HISTORY_PAGE_MAX: "20",
+            PRESENCE_STATE_MAX_BYTES: "256",
+            PRESENCE_GRACE_SECONDS: "2",
+            // Each presence change on its own, so these tests can assert diff by diff; the
+            // coalescing itself is tested in test/presence-fanout.test.ts and test/busy/.
+            PRESENCE_MAX_DELAY_MS: "0",
+            LIVENESS_TIMEOUT_SECONDS: "60",
+            RETENTION_MAX_MESSAGES: "30",
+            REPLAY_PAGE_SIZE: "5",
+            DRAIN_WINDOW_SECONDS: "10",
+            // The smallest flow-control budget (64 KiB), so a client that never confirms hits it quickly.
+            MAX_UNCONFIRMED_BYTES: "65536",
           }),
         ],
         test: { name: "worker", include: ["test/*.test.ts"], testTimeout: 15_000 },
@@ -57,22 +57,15 @@ export default defineConfig({
         // Busy rooms: over 100 sockets (every broadcast opens a batching window), a
         // batching window held open, coalesced presence, room for bursts.
         plugins: [
-          cloudflareTest({
-            wrangler: { configPath: "./wrangler.toml" },
-            miniflare: {
-              bindings: {
-                ...common,
-                MAX_CONNECTIONS_PER_ROOM: "400",
-                PUBLISH_RATE_PER_SECOND: "10000",
-                PUBLISH_BURST: "100000",
-                BROADCAST_MAX_DELAY_MS: "40",
-                PRESENCE_MAX_DELAY_MS: "150",
-                HISTORY_ON_JOIN: "20",
-                REPLAY_PAGE_SIZE: "7",
-                PRESENCE_GRACE_SECONDS: "2",
-              },
-              outboundService,
-            },
+          workerd({
+            MAX_CONNECTIONS_PER_ROOM: "400",
+            PUBLISH_RATE_PER_SECOND: "10000",
+            PUBLISH_BURST: "100000",
+            BROADCAST_MAX_DELAY_MS: "40",
+            PRESENCE_MAX_DELAY_MS: "150",
+            HISTORY_ON_JOIN: "20",
+            REPLAY_PAGE_SIZE: "7",
+            PRESENCE_GRACE_SECONDS: "2",
           }),
         ],
         test: { name: "busy", include: ["test/busy/*.test.ts"], testTimeout: 30_000 },

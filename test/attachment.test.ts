@@ -1,15 +1,9 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Member } from "@roomcast/protocol";
-import { connect, fetchWorker, httpPublish, publish, token, uniqueRoom } from "./helpers.js";
+import { connect, httpPublish, presentUsers, publish, token, uniqueRoom } from "./helpers.js";
 
 const stub = (room: string) => env.ROOMS.getByName(room);
-
-async function presenceOverHttp(room: string): Promise<string[]> {
-  const res = await fetchWorker(`/v1/rooms/${room}/presence`, { headers: { Authorization: `Bearer ${await token()}` } });
-  return ((await res.json()) as { members: Member[] }).members.map((m) => m.userId).sort();
-}
 
 /**
  * Rewrites every socket's attachment in the layout the previous release wrote
@@ -37,7 +31,7 @@ describe("socket attachments from the previous release (v1)", () => {
     await watcher.next("presence_diff");
     await downgradeToV1(room);
 
-    expect(await presenceOverHttp(room)).toEqual(["alice", "watcher"]);
+    expect(await presentUsers(room)).toEqual(["alice", "watcher"]);
     expect(await publish(alice, "after-deploy", 1)).toMatchObject({ seq: 1, duplicate: false });
     expect((await reader.next("message")).id).toBe("after-deploy");
     reader.send({ type: "publish", id: "nope", data: 1 });
@@ -56,7 +50,7 @@ describe("socket attachments from the previous release (v1)", () => {
     await runInDurableObject(stub(room), (_instance, state) => state.storage.sql.exec("UPDATE presence_grace SET grace_until = 0"));
     await runDurableObjectAlarm(stub(room));
     await watcher.until((frames) => frames.some((f) => f.type === "presence_diff" && f.leaves.includes("alice")));
-    expect(await presenceOverHttp(room)).toEqual(["watcher"]);
+    expect(await presentUsers(room)).toEqual(["watcher"]);
     for (const s of [watcher, reader]) s.close();
   });
 

@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { SignJWT } from "jose";
-import { BEARER_PROTOCOL_PREFIX, PROTOCOL_VERSION, decodeServerFrame, type ServerFrame } from "@roomcast/protocol";
+import { BEARER_PROTOCOL_PREFIX, PROTOCOL_VERSION, decodeServerFrame, type Member, type ServerFrame } from "@roomcast/protocol";
 
 declare global {
   namespace Cloudflare {
@@ -240,4 +240,26 @@ export async function editSessions(
     // Not running (already hibernated): it reads the attachments when it wakes anyway.
     if (!String(err).includes("not currently running")) throw err;
   }
+}
+
+/** The user ids `GET /v1/rooms/:room/presence` lists, sorted. */
+export async function presentUsers(room: string): Promise<string[]> {
+  const res = await fetchWorker(`/v1/rooms/${room}/presence`, { headers: { Authorization: `Bearer ${await token()}` } });
+  if (res.status !== 200) throw new Error(`GET /presence answered ${res.status}`);
+  return ((await res.json()) as { members: Member[] }).members.map((m) => m.userId).sort();
+}
+
+/** The user ids a client keeping presence as docs/protocol.md §6.5 says ends up listing, sorted. */
+export function listedBy(socket: TestSocket): string[] {
+  const map = new Map<string, Member>();
+  for (const f of socket.frames) {
+    if (f.type === "presence_state") {
+      map.clear();
+      for (const m of f.members) map.set(m.userId, m);
+    } else if (f.type === "presence_diff") {
+      for (const m of [...f.joins, ...f.updates]) map.set(m.userId, m);
+      for (const id of f.leaves) map.delete(id);
+    }
+  }
+  return [...map.keys()].sort();
 }

@@ -1,8 +1,8 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Member, ServerFrame } from "@roomcast/protocol";
-import { connect, fetchWorker, token, uniqueRoom, type TestSocket } from "./helpers.js";
+import type { ServerFrame } from "@roomcast/protocol";
+import { connect, listedBy, presentUsers, token, uniqueRoom } from "./helpers.js";
 
 // Closes that arrive right after a wake. The runtime leaves sockets whose close is
 // already queued out of getWebSockets(), so the room meets them only when their
@@ -11,11 +11,6 @@ import { connect, fetchWorker, token, uniqueRoom, type TestSocket } from "./help
 
 type Diff = Extract<ServerFrame, { type: "presence_diff" }>;
 const stub = (room: string) => env.ROOMS.getByName(room);
-
-async function presenceOverHttp(room: string): Promise<string[]> {
-  const res = await fetchWorker(`/v1/rooms/${room}/presence`, { headers: { Authorization: `Bearer ${await token()}` } });
-  return ((await res.json()) as { members: Member[] }).members.map((m) => m.userId).sort();
-}
 
 /** Ends every grace period and runs the alarm, as the platform would once they are due. */
 async function endGracePeriods(room: string): Promise<void> {
@@ -26,21 +21,6 @@ async function endGracePeriods(room: string): Promise<void> {
   expect(await runDurableObjectAlarm(stub(room))).toBe(true);
 }
 
-/** What a client keeping presence as §6.5 says ends up listing. */
-function listed(socket: TestSocket): string[] {
-  const map = new Map<string, Member>();
-  for (const f of socket.frames) {
-    if (f.type === "presence_state") {
-      map.clear();
-      for (const m of f.members) map.set(m.userId, m);
-    } else if (f.type === "presence_diff") {
-      for (const m of [...f.joins, ...f.updates]) map.set(m.userId, m);
-      for (const id of f.leaves) map.delete(id);
-    }
-  }
-  return [...map.keys()].sort();
-}
-
 async function closeTogetherAfterWake(n: number) {
   const room = uniqueRoom();
   const watcher = await connect(room, await token({ sub: "watcher" }));
@@ -48,15 +28,15 @@ async function closeTogetherAfterWake(n: number) {
   const sockets = [];
   for (const sub of users) sockets.push(await connect(room, await token({ sub })));
   await watcher.until((frames) => frames.filter((f) => f.type === "presence_diff").length === n);
-  expect(listed(watcher)).toEqual(["watcher", ...users].sort());
+  expect(listedBy(watcher)).toEqual(["watcher", ...users].sort());
 
   await evictDurableObject(stub(room), { webSockets: "hibernate" });
   for (const s of sockets) s.close(); // all at once: the first close wakes the room
   await Promise.all(sockets.map((s) => s.closed));
   await endGracePeriods(room);
   await watcher.until((frames) => (frames.filter((f) => f.type === "presence_diff") as Diff[]).flatMap((d) => d.leaves).length >= n);
-  expect(listed(watcher)).toEqual(["watcher"]);
-  expect(await presenceOverHttp(room)).toEqual(["watcher"]);
+  expect(listedBy(watcher)).toEqual(["watcher"]);
+  expect(await presentUsers(room)).toEqual(["watcher"]);
   watcher.close();
 }
 
@@ -65,24 +45,26 @@ describe("presence after a wake", () => {
 
   it("announces the leave of three users who close right after a wake", () => closeTogetherAfterWake(3));
 
-  it("announces the leave of a member whose refresh dropped presence, after a wake", async () => {
-    const room = uniqueRoom();
-    const watcher = await connect(room, await token({ sub: "watcher" }));
-    const alice = await connect(room, await token({ sub: "alice" }));
-    await watcher.next("presence_diff");
-    alice.send({ type: "refresh", id: "r", token: await token({ sub: "alice", cap: { [room]: ["subscribe"] } }) });
-    expect((await alice.next("refreshed")).permissions).toEqual(["subscribe"]);
-    // The room rebuilds presence from attachments; alice was announced at her join,
-    // whatever her permissions are now.
-    await evictDurableObject(stub(room), { webSockets: "hibernate" });
-    expect(await presenceOverHttp(room)).toEqual(["alice", "watcher"]);
-    alice.close();
-    await alice.closed;
-    await endGracePeriods(room);
-    expect(((await watcher.next("presence_diff")) as Diff).leaves).toEqual(["alice"]);
-    expect(listed(watcher)).toEqual(["watcher"]);
-    watcher.close();
-  });
+  for (const wake of [false, true]) {
+    it(`announces the leave of a member whose refresh dropped presence${wake ? ", after a wake" : ""}`, async () => {
+      const room = uniqueRoom();
+      const watcher = await connect(room, await token({ sub: "watcher" }));
+      const alice = await connect(room, await token({ sub: "alice" }));
+      await watcher.next("presence_diff");
+      alice.send({ type: "refresh", id: "r", token: await token({ sub: "alice", cap: { [room]: ["subscribe"] } }) });
+      expect((await alice.next("refreshed")).permissions).toEqual(["subscribe"]);
+      // The room rebuilds presence from attachments; alice was announced at her join,
+      // whatever her permissions are now.
+      if (wake) await evictDurableObject(stub(room), { webSockets: "hibernate" });
+      expect(await presentUsers(room)).toEqual(["alice", "watcher"]);
+      alice.close();
+      await alice.closed;
+      await endGracePeriods(room);
+      expect(((await watcher.next("presence_diff")) as Diff).leaves).toEqual(["alice"]);
+      expect(listedBy(watcher)).toEqual(["watcher"]);
+      watcher.close();
+    });
+  }
 
   it("never announces a member whose token did not grant presence, across a wake and a refresh that grants it", async () => {
     const room = uniqueRoom();
@@ -92,7 +74,7 @@ describe("presence after a wake", () => {
     quiet.send({ type: "refresh", id: "r", token: await token({ sub: "quiet" }) });
     expect((await quiet.next("refreshed")).permissions).toContain("presence");
     await evictDurableObject(stub(room), { webSockets: "hibernate" });
-    expect(await presenceOverHttp(room)).toEqual(["watcher"]);
+    expect(await presentUsers(room)).toEqual(["watcher"]);
     quiet.close();
     await quiet.closed;
     await new Promise((r) => setTimeout(r, 100));

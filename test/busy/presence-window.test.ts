@@ -1,23 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { Member } from "@roomcast/protocol";
-import { connect, fetchWorker, token, uniqueRoom, type TestSocket } from "../helpers.js";
+import { connect, fetchWorker, listedBy, token, uniqueRoom } from "../helpers.js";
 
 // The "busy" project: PRESENCE_MAX_DELAY_MS=150, so changes within 150 ms go out as one merged diff.
-
-/** What a client keeping presence as docs/protocol.md §6.5 says ends up listing. */
-function listed(socket: TestSocket): string[] {
-  const map = new Map<string, Member>();
-  for (const f of socket.frames) {
-    if (f.type === "presence_state") {
-      map.clear();
-      for (const m of f.members) map.set(m.userId, m);
-    } else if (f.type === "presence_diff") {
-      for (const m of [...f.joins, ...f.updates]) map.set(m.userId, m);
-      for (const id of f.leaves) map.delete(id);
-    }
-  }
-  return [...map.keys()].sort();
-}
 
 describe("coalesced presence", () => {
   it("removes a user who joined and left inside one window from the view of a connection that joined inside it", async () => {
@@ -36,8 +20,8 @@ describe("coalesced presence", () => {
 
     await observer.until(() => observer.frames.some((f) => f.type === "presence_diff"), 2_000);
     await new Promise((r) => setTimeout(r, 300));
-    expect(listed(observer)).toEqual(["observer", "watcher"]);
-    expect(listed(watcher)).toEqual(["observer", "watcher"]);
+    expect(listedBy(observer)).toEqual(["observer", "watcher"]);
+    expect(listedBy(watcher)).toEqual(["observer", "watcher"]);
     await x.closed;
     for (const s of [watcher, observer]) s.close();
   });
