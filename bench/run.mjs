@@ -104,7 +104,8 @@ Scenarios (--scenarios, comma-separated; default: all):
            (systems with built-in presence only)
   slow     slow consumer: one subscriber stops reading (TCP paused) and asks for large
            history pages while the others read on; server RSS, the others' latency, and
-           whether it comes back (4005 + resume) with every message once (Roomcast only)
+           whether it comes back (4005 + resume) with every message once (Roomcast only;
+           $BENCH_SLOW_HISTORY_REQUESTS changes the number of history requests, default 30)
 
 Systems (--systems, comma-separated; default: all):
   roomcast         Roomcast through wrangler dev (with its dev proxy)
@@ -237,6 +238,14 @@ for (const name of chosen) {
     for (const connections of p.sizes) jobs.push({ name, label: `memory ${connections} connections`, options: { connections, perRoom: p.perRoom, settleS: p.settleS, idleS: p.idleS }, connections });
   } else if (name === "rooms") {
     for (const config of p) jobs.push({ name, label: `rooms ${config.rooms} × ${config.perRoom}`, options: config, connections: config.rooms * config.perRoom });
+  } else if (name === "slow") {
+    // $BENCH_SLOW_HISTORY_REQUESTS: how many history requests the stalled client sends (the profile's by default).
+    const historyRequests = process.env.BENCH_SLOW_HISTORY_REQUESTS ? Number(process.env.BENCH_SLOW_HISTORY_REQUESTS) : p.historyRequests;
+    if (!Number.isInteger(historyRequests) || historyRequests < 0) {
+      console.error(`bench: BENCH_SLOW_HISTORY_REQUESTS must be an integer ≥ 0 (got "${process.env.BENCH_SLOW_HISTORY_REQUESTS}")`);
+      process.exit(2);
+    }
+    jobs.push({ name, label: `slow ${p.subscribers} subs, ${historyRequests} history requests`, options: { ...p, historyRequests }, connections: p.subscribers + 2 });
   } else {
     jobs.push({ name, label: name, options: p, connections: p.subscribers ?? p.clients ?? 0 });
   }
