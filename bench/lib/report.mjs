@@ -71,12 +71,12 @@ export function markdown(run) {
     const pct = (cpu, seconds) => (cpu === null || cpu === undefined || !seconds ? null : Math.round((100 * cpu) / seconds));
     out.push(
       table(
-        ["system", "subscribers", "rate/s", "payload B", "stall s", "budget MiB", "server RSS MB: no traffic / stall start / stall peak / stall end / end", "others delivered/s before / stall / after", "others p99 ms before / stall / after", "server CPU % before / stall / after", "others lost", "others closed", "slow client backlog MiB (sent, unconfirmed)", "slow closed 4005", "history answers read", "resumed", "missed", "duplicates", "live again after ms", "consistent"],
+        ["system", "subscribers", "rate/s", "payload B", "stall s", "history requests", "budget MiB", "server RSS MB: no traffic / stall start / stall peak / stall end / end", "others delivered/s before / stall / after", "others p99 ms before / stall / after", "server CPU % before / stall / after", "others lost", "others closed", "slow client backlog MiB (sent, unconfirmed)", "slow closed 4005", "history answers read", "resumed", "missed", "duplicates", "live again after ms", "consistent"],
         slow.map((r) => {
           const n = r.normal;
           const c = r.slowClient;
           return [
-            r.system, r.receivers, r.publishRate, r.payloadBytes, r.stallSeconds, r.budgetBytes ? mb(r.budgetBytes) : "none",
+            r.system, r.receivers, r.publishRate, r.payloadBytes, r.stallSeconds, r.historyRequests, r.budgetBytes ? mb(r.budgetBytes) : "none",
             [r.rssMb.start, r.rssMb.stallStart, r.rssMb.stallPeak, r.rssMb.stallEnd, r.rssMb.end].map((v) => v ?? "–").join(" / "),
             three(n.before.deliveredPerSecond, n.stall.deliveredPerSecond, n.after.deliveredPerSecond), three(n.before.p99, n.stall.p99, n.after.p99), three(pct(n.before.serverCpuSeconds, r.beforeSeconds), pct(n.stall.serverCpuSeconds, r.stallSeconds), pct(n.after.serverCpuSeconds, r.afterSeconds)),
             n.before.lost + n.stall.lost + n.after.lost, n.closed,
