@@ -22,6 +22,12 @@ import { encodeFrame, historyFrame } from "./wire.js";
 import { replyError, replyFrame, sendCounted, sendText } from "./send.js";
 import type { RoomCore } from "./room-core.js";
 
+/** What the frame handlers use of the room, and nothing else. */
+export type FrameHost = Pick<
+  RoomCore,
+  "env" | "room" | "limits" | "log" | "budget" | "pageChars" | "connections" | "broadcaster" | "append" | "presence" | "broadcastPresence" | "tokenDeadline" | "graceDeadline" | "ensureAlarm" | "close" | "closeSlow"
+>;
+
 /**
  * JSON text of a decoded value, or undefined when it cannot be serialised again
  * (JSON.parse accepts nesting that JSON.stringify overflows the stack on).
@@ -37,7 +43,7 @@ function toJson(value: unknown): string | undefined {
 /** Room for the frame envelope on top of MAX_MESSAGE_BYTES of payload. */
 const FRAME_OVERHEAD_BYTES = 1_024;
 
-export async function handleFrame(core: RoomCore, conn: Connection, raw: string | ArrayBuffer): Promise<void> {
+export async function handleFrame(core: FrameHost, conn: Connection, raw: string | ArrayBuffer): Promise<void> {
   const now = Date.now();
   if (core.tokenDeadline(conn.session) <= now) return core.close(conn, "token_expired", core.graceDeadline(now));
   conn.lastFrame = now;
@@ -74,11 +80,11 @@ export async function handleFrame(core: RoomCore, conn: Connection, raw: string 
   }
 }
 
-function bucket(core: RoomCore, conn: Connection) {
+function bucket(core: FrameHost, conn: Connection) {
   return conn.bucket(core.limits.PUBLISH_RATE_PER_SECOND, core.limits.PUBLISH_BURST);
 }
 
-function onPublish(core: RoomCore, conn: Connection, frame: PublishFrame): void {
+function onPublish(core: FrameHost, conn: Connection, frame: PublishFrame): void {
   const { ws, session } = conn;
   if (!session.permissions.includes("publish")) {
     replyError(conn, "forbidden", "this token may not publish in this room", frame.id);
@@ -103,7 +109,7 @@ function onPublish(core: RoomCore, conn: Connection, frame: PublishFrame): void 
   core.broadcaster.after(conn, encodeFrame({ type: "ack", id: frame.id, seq: result.seq, duplicate: result.duplicate } satisfies AckFrame));
 }
 
-function onHistory(core: RoomCore, conn: Connection, frame: HistoryRequestFrame): void {
+function onHistory(core: FrameHost, conn: Connection, frame: HistoryRequestFrame): void {
   const { ws } = conn;
   // A history page can be hundreds of messages: it costs a publish token.
   if (!bucket(core, conn).take()) {
@@ -121,11 +127,11 @@ function onHistory(core: RoomCore, conn: Connection, frame: HistoryRequestFrame)
  * client that confirms often must never be refused); the attachment is written only
  * when the position moves forward, so repeats cost next to nothing.
  */
-function onProgress(core: RoomCore, conn: Connection, frame: ProgressFrame): void {
+function onProgress(core: FrameHost, conn: Connection, frame: ProgressFrame): void {
   if (conn.flow.progress(Math.min(frame.seq, core.log.head))) core.connections.update(conn, { confirmed: conn.flow.confirmedSeq });
 }
 
-function onPresence(core: RoomCore, conn: Connection, frame: PresenceSetFrame): void {
+function onPresence(core: FrameHost, conn: Connection, frame: PresenceSetFrame): void {
   const { ws, session } = conn;
   if (!session.permissions.includes("presence")) {
     replyError(conn, "forbidden", "this token may not set presence in this room", frame.id);
@@ -156,7 +162,7 @@ function onPresence(core: RoomCore, conn: Connection, frame: PresenceSetFrame): 
  * configuration), for the same user, and extends the session without reconnecting.
  * A bad token leaves the current session as it was.
  */
-async function onRefresh(core: RoomCore, conn: Connection, frame: RefreshFrame): Promise<void> {
+async function onRefresh(core: FrameHost, conn: Connection, frame: RefreshFrame): Promise<void> {
   const { ws, session } = conn;
   // Signature checks cost CPU: refreshes share the publish rate limit too.
   if (!bucket(core, conn).take()) {

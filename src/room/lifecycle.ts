@@ -11,12 +11,18 @@
  */
 import type { RoomCore } from "./room-core.js";
 
+/** What the alarm's duties use of the room, and nothing else. */
+export type AlarmHost = Pick<
+  RoomCore,
+  "alarmStarted" | "setNextAlarm" | "presence" | "grace" | "broadcastPresence" | "connections" | "tokenDeadline" | "graceDeadline" | "lastSeen" | "close" | "limits" | "log" | "replays"
+>;
+
 /** Most messages deleted per alarm run; the alarm comes back soon for the rest. */
 const TRIM_BATCH = 5_000;
 /** When retention is blocked by an in-flight replay, look again after this long. */
 const RETRY_MS = 5_000;
 
-export async function runAlarm(core: RoomCore, now: number): Promise<void> {
+export async function runAlarm(core: AlarmHost, now: number): Promise<void> {
   core.alarmStarted();
   const next = new Earliest();
 
@@ -54,7 +60,7 @@ export async function runAlarm(core: RoomCore, now: number): Promise<void> {
 }
 
 /** Trims what retention allows now; returns when the alarm should look again, if ever. */
-export function trim(core: RoomCore, now: number): number | undefined {
+export function trim(core: Pick<AlarmHost, "log" | "limits" | "replays">, now: number): number | undefined {
   const { log, limits } = core;
   const maxAgeMs = limits.RETENTION_MAX_AGE_SECONDS * 1000;
   let bound = Math.max(log.head - limits.RETENTION_MAX_MESSAGES, log.lastSeqBefore(now - maxAgeMs));
