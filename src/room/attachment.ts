@@ -10,8 +10,9 @@
  * - v2: adds `announced` (the connection was listed in presence at its join; set
  *   once, never recomputed from permissions a refresh may have changed),
  *   `confirmed` (flow control: the last seq the client reported applied) and
- *   `closing` (the room itself closed the socket, so a close event that arrives
- *   later, even after a wake, is not a second departure).
+ *   `closing` (the connection has departed: the room closed it, or its close was
+ *   handled; an event that arrives for it later, even after a wake, is not a
+ *   second departure).
  * A v1 attachment is read as v2 with `announced` taken from its permissions (what
  * v1 used to decide presence) and is rewritten as v2 on its next write.
  */
