@@ -59,6 +59,8 @@ export default defineConfig({
         plugins: [
           workerd({
             MAX_CONNECTIONS_PER_ROOM: "400",
+            // Lets one test user fill a crowd; test/busy/fair-use.test.ts hits it.
+            MAX_CONNECTIONS_PER_USER: "150",
             PUBLISH_RATE_PER_SECOND: "10000",
             PUBLISH_BURST: "100000",
             BROADCAST_MAX_DELAY_MS: "40",

@@ -17,9 +17,13 @@ export const LIMIT_SPECS = {
   PUBLISH_BURST: { default: 40, min: 1, max: 100_000 },
   // The platform allows 32,768 hibernatable sockets per object; stay well under it.
   MAX_CONNECTIONS_PER_ROOM: { default: 5_000, min: 1, max: 32_000 },
+  // One user (sub) may hold this many connections in one room: several tabs and devices, not the room.
+  MAX_CONNECTIONS_PER_USER: { default: 10, min: 1, max: 32_000 },
   HISTORY_ON_JOIN: { default: 50, min: 0, max: 1_000 },
   HISTORY_PAGE_MAX: { default: 500, min: 1, max: 5_000 },
   JWT_CLOCK_TOLERANCE_SECONDS: { default: 5, min: 0, max: 300 },
+  // Optional: refuse tokens whose lifetime (exp - iat, or exp - now without iat) is longer (0: no maximum).
+  JWT_MAX_LIFETIME_SECONDS: { default: 0, min: 0, max: 31_536_000 },
   // Presence: custom state per connection, liveness, and the no-flap reconnect grace.
   PRESENCE_STATE_MAX_BYTES: { default: 1_024, min: 2, max: 8_192 },
   LIVENESS_TIMEOUT_SECONDS: { default: 60, min: 5, max: 3_600 },

@@ -25,6 +25,8 @@ export interface Env {
   PUBLISH_RATE_PER_SECOND?: string;
   PUBLISH_BURST?: string;
   MAX_CONNECTIONS_PER_ROOM?: string;
+  MAX_CONNECTIONS_PER_USER?: string;
+  JWT_MAX_LIFETIME_SECONDS?: string;
   HISTORY_ON_JOIN?: string;
   HISTORY_PAGE_MAX?: string;
   PRESENCE_STATE_MAX_BYTES?: string;

@@ -23,6 +23,8 @@ export function uniqueRoom(prefix = "room"): string {
 
 export interface TokenOptions {
   sub?: string;
+  /** The `rate` claim: a per-user rate budget (for a backend). */
+  rate?: { perSecond: number; burst: number };
   cap?: Record<string, string[]>;
   /** Seconds from now; negative for an expired token. */
   expiresIn?: number;
@@ -35,7 +37,7 @@ export interface TokenOptions {
 /** An HS256 token signed with the test secret, valid for the test audience and issuer. */
 export async function token(options: TokenOptions = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  const jwt = new SignJWT({ cap: options.cap ?? { "*": ["subscribe", "publish", "presence"] } })
+  const jwt = new SignJWT({ cap: options.cap ?? { "*": ["subscribe", "publish", "presence"] }, ...(options.rate ? { rate: options.rate } : {}) })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(options.sub ?? "alice")
     .setIssuedAt(now)
@@ -205,11 +207,14 @@ export async function publish(socket: TestSocket, id: string, data: unknown) {
   }
 }
 
-/** Publishes over the HTTP API (no per-connection rate limit), returning the seq. */
+/** A backend's budget: what the tests' HTTP publishes get with the `rate` claim. */
+export const BACKEND_RATE = { perSecond: 10_000, burst: 100_000 };
+
+/** Publishes over the HTTP API as a backend (its token carries a `rate` claim), returning the seq. */
 export async function httpPublish(room: string, id: string, data: unknown, sub = "backend"): Promise<number> {
   const res = await fetchWorker(`/v1/rooms/${room}/messages`, {
     method: "POST",
-    headers: { Authorization: `Bearer ${await token({ sub })}`, "Content-Type": "application/json" },
+    headers: { Authorization: `Bearer ${await token({ sub, rate: BACKEND_RATE })}`, "Content-Type": "application/json" },
     body: JSON.stringify({ id, data }),
   });
   if (res.status !== 201 && res.status !== 200) throw new Error(`publish failed: ${res.status} ${await res.text()}`);

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { connect, fetchWorker, publish, token, uniqueRoom } from "./helpers.js";
+import { BACKEND_RATE, connect, fetchWorker, publish, token, uniqueRoom } from "./helpers.js";
 
 async function httpPublish(room: string, body: unknown, jwt?: string) {
   return fetchWorker(`/v1/rooms/${room}/messages`, {
     method: "POST",
-    headers: { Authorization: `Bearer ${jwt ?? (await token({ sub: "backend" }))}`, "Content-Type": "application/json" },
+    headers: { Authorization: `Bearer ${jwt ?? (await token({ sub: "backend", rate: BACKEND_RATE }))}`, "Content-Type": "application/json" },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
 }

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { PROTOCOL_VERSION } from "@roomcast/protocol";
 import { IDENTITY_HEADER, RESUME_HEADER, type Room } from "../src/room/room.js";
+import { userTag } from "../src/room/room-core.js";
 import { TestSocket, connect, fetchWorker, httpPublish, token, uniqueRoom } from "./helpers.js";
 
 interface HistoryBody {
@@ -188,8 +189,8 @@ describe("resuming from (epoch, lastSeq)", () => {
       expect(response.status).toBe(101);
       response.webSocket!.accept();
       const again = new TestSocket(response.webSocket!, response);
-      const bobServer = state.getWebSockets("user:bob")[0]!;
-      const aliceServer = state.getWebSockets("user:alice")[0]!;
+      const bobServer = state.getWebSockets(userTag("bob"))[0]!;
+      const aliceServer = state.getWebSockets(userTag("alice"))[0]!;
       // The resumed socket's attachment carries its replay cursor until it is caught up.
       const cursors: (number | undefined)[] = [];
       for (const id of liveIds) {

@@ -11,5 +11,7 @@ export const Identity = v.object({
   permissions: v.array(Permission),
   /** Token expiry, seconds since the epoch. */
   expiresAt: v.number(),
+  /** A rate budget the token grants its user in this room (the `rate` claim), instead of the default. */
+  rate: v.optional(v.object({ perSecond: v.number(), burst: v.number() })),
 });
 export type Identity = v.InferOutput<typeof Identity>;

@@ -46,6 +46,8 @@ export const SessionV2 = v.object({
   announced: v.boolean(),
   confirmed: v.optional(v.number()),
   closing: v.optional(v.literal(true)),
+  /** The token's `rate` claim, if any: the user's rate budget in this room. */
+  rate: v.optional(v.object({ perSecond: v.number(), burst: v.number() })),
 });
 export type Session = v.InferOutput<typeof SessionV2>;
 

@@ -22,7 +22,6 @@
  */
 import { readAttachment, writeAttachment, type Session } from "./attachment.js";
 import { Flow } from "./flow.js";
-import { TokenBucket } from "./rate-limit.js";
 
 export type Phase = "joining" | "live" | "gone";
 
@@ -33,7 +32,6 @@ export class Connection {
   readonly flow: Flow;
   /** When the room last handled a frame from it (memory only; see `lastSeen`). */
   lastFrame = 0;
-  #bucket: TokenBucket | undefined;
 
   constructor(ws: WebSocket, session: Session, phase: Phase) {
     this.ws = ws;
@@ -55,11 +53,6 @@ export class Connection {
     return this.#phase;
   }
 
-  /** The publish budget, in memory (see rate-limit.ts). */
-  bucket(ratePerSecond: number, burst: number): TokenBucket {
-    return (this.#bucket ??= new TokenBucket(ratePerSecond, burst));
-  }
-
   /** @internal registry only */
   _set(session: Session, phase: Phase = this.#phase): void {
     this.#session = session;
@@ -77,6 +70,8 @@ export interface ConnectionViews {
 export class ConnectionRegistry implements ConnectionViews {
   readonly #ctx: DurableObjectState;
   readonly #byWs = new Map<WebSocket, Connection>();
+  /** Open connections per user id (a user's tabs and devices). */
+  readonly #perUser = new Map<string, number>();
   /** Views, rebuilt on first use after any change (getWebSockets() allocates; so would filtering on every broadcast). */
   #live: Connection[] | undefined;
   #open: Connection[] | undefined;
@@ -95,6 +90,11 @@ export class ConnectionRegistry implements ConnectionViews {
   /** Open connections (joining or live). */
   get size(): number {
     return this.#byWs.size;
+  }
+
+  /** How many open connections a user has in the room. */
+  countOf(userId: string): number {
+    return this.#perUser.get(userId) ?? 0;
   }
 
   /** Every socket the runtime holds for the room, closing ones included (allocates: not for hot paths). */
@@ -121,8 +121,7 @@ export class ConnectionRegistry implements ConnectionViews {
     this.#ctx.acceptWebSocket(ws, tags);
     writeAttachment(ws, session);
     const conn = new Connection(ws, session, "joining");
-    this.#byWs.set(ws, conn);
-    this.#changed();
+    this.#add(conn);
     return conn;
   }
 
@@ -155,6 +154,9 @@ export class ConnectionRegistry implements ConnectionViews {
     const session: Session = { ...conn.session, closing: true };
     conn._set(session, "gone");
     this.#byWs.delete(conn.ws);
+    const left = this.countOf(conn.userId) - 1;
+    if (left > 0) this.#perUser.set(conn.userId, left);
+    else this.#perUser.delete(conn.userId);
     this.#changed();
     try {
       writeAttachment(conn.ws, session);
@@ -189,9 +191,14 @@ export class ConnectionRegistry implements ConnectionViews {
     const session = readAttachment(ws);
     if (!session || session.closing) return undefined;
     const conn = new Connection(ws, session, session.replayedTo !== undefined ? "joining" : "live");
-    this.#byWs.set(ws, conn);
-    this.#changed();
+    this.#add(conn);
     return conn;
+  }
+
+  #add(conn: Connection): void {
+    this.#byWs.set(conn.ws, conn);
+    this.#perUser.set(conn.userId, this.countOf(conn.userId) + 1);
+    this.#changed();
   }
 
   #changed(): void {

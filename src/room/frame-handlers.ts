@@ -25,7 +25,7 @@ import type { RoomCore } from "./room-core.js";
 /** What the frame handlers use of the room, and nothing else. */
 export type FrameHost = Pick<
   RoomCore,
-  "env" | "room" | "limits" | "log" | "budget" | "pageChars" | "connections" | "broadcaster" | "append" | "presence" | "broadcastPresence" | "tokenDeadline" | "graceDeadline" | "ensureAlarm" | "close" | "closeSlow"
+  "env" | "room" | "limits" | "buckets" | "historyPage" | "log" | "budget" | "pageChars" | "connections" | "broadcaster" | "append" | "presence" | "broadcastPresence" | "tokenDeadline" | "graceDeadline" | "ensureAlarm" | "close" | "closeSlow"
 >;
 
 /**
@@ -80,8 +80,9 @@ export async function handleFrame(core: FrameHost, conn: Connection, raw: string
   }
 }
 
+/** The user's bucket, shared by all of their sockets and the HTTP API. */
 function bucket(core: FrameHost, conn: Connection) {
-  return conn.bucket(core.limits.PUBLISH_RATE_PER_SECOND, core.limits.PUBLISH_BURST);
+  return core.buckets.of(conn.userId, conn.session.rate);
 }
 
 function onPublish(core: FrameHost, conn: Connection, frame: PublishFrame): void {
@@ -111,14 +112,13 @@ function onPublish(core: FrameHost, conn: Connection, frame: PublishFrame): void
 
 function onHistory(core: FrameHost, conn: Connection, frame: HistoryRequestFrame): void {
   const { ws } = conn;
-  // A history page can be hundreds of messages: it costs a publish token.
-  if (!bucket(core, conn).take()) {
+  // Paid from the user's bucket by request and by size (room-core.ts historyPage); cut
+  // by size too (about 1 MiB, message-log.ts): `hasMore` tells the client to page on.
+  const page = core.historyPage(conn.userId, frame.after ?? 0, frame.limit ?? core.limits.HISTORY_PAGE_MAX, core.pageChars, conn.session.rate);
+  if (!page) {
     replyError(conn, "rate_limited", "history requests share the publish rate limit", frame.id);
     return;
   }
-  const limit = Math.min(frame.limit ?? core.limits.HISTORY_PAGE_MAX, core.limits.HISTORY_PAGE_MAX);
-  // Cut by size too (about 1 MiB, message-log.ts): `hasMore` tells the client to page on.
-  const page = core.log.page(frame.after ?? 0, limit, core.pageChars);
   sendCounted(conn, historyFrame(frame.id, page.messages, page.hasMore));
 }
 

@@ -13,7 +13,7 @@ import { errorResponse } from "../error-response.js";
 import { describeError, log } from "../log.js";
 import type { Session } from "./attachment.js";
 import { ConnectionRegistry, type Connection } from "./connections.js";
-import { MAX_PAGE_CHARS, MessageLog } from "./message-log.js";
+import { MAX_PAGE_CHARS, MessageLog, type Page } from "./message-log.js";
 import { GraceStore } from "./grace-store.js";
 import { Presence, type PresenceDiff } from "./presence.js";
 import { PresenceFanout } from "./presence-fanout.js";
@@ -21,6 +21,7 @@ import { planReplay, type ResumeRequest } from "./resume.js";
 import { closeWith, sendFrame } from "./send.js";
 import { ReplayRunner } from "./replay.js";
 import { Broadcaster } from "./broadcaster.js";
+import { UserBuckets, payForHistory } from "./rate-limit.js";
 
 export class RoomCore {
   readonly ctx: DurableObjectState;
@@ -34,6 +35,8 @@ export class RoomCore {
   readonly presenceFanout: PresenceFanout;
   /** Flow control: the most a connection may have unconfirmed (MAX_UNCONFIRMED_BYTES, see flowBudget). */
   readonly budget: number;
+  /** Rate limits, one bucket per user: all of a user's sockets and the HTTP API share it. */
+  readonly buckets: UserBuckets;
   #presence: Presence | undefined;
   /** Users kicked since this instance started: a socket of theirs adopted later is not listed again. */
   readonly #kicked = new Set<string>();
@@ -59,6 +62,7 @@ export class RoomCore {
       if (conn.phase === "joining") this.replays.resume(conn);
     };
     this.budget = flowBudget(limits);
+    this.buckets = new UserBuckets(limits.PUBLISH_RATE_PER_SECOND, limits.PUBLISH_BURST);
     const slow = (conns: Connection[]) => conns.forEach((c) => this.#safely("room.slow_consumer", () => this.closeSlow(c)));
     this.broadcaster = new Broadcaster(
       { live: () => this.connections.live(), slow },
@@ -189,6 +193,10 @@ export class RoomCore {
     if (Math.max(this.connections.size, this.connections.socketCount()) >= this.limits.MAX_CONNECTIONS_PER_ROOM) {
       return errorResponse("room_full", `the room already holds ${this.limits.MAX_CONNECTIONS_PER_ROOM} connections`);
     }
+    // One user may not take the room: a cap per user, with its own code (several tabs and devices fit).
+    if (this.connections.countOf(identity.userId) >= this.limits.MAX_CONNECTIONS_PER_USER) {
+      return errorResponse("too_many_connections", `this user already holds ${this.limits.MAX_CONNECTIONS_PER_USER} connections in the room`);
+    }
     // Build the presence index (lazily, after a wake) before this connection exists:
     // it is added, and announced, below.
     const presence = this.presence();
@@ -204,6 +212,7 @@ export class RoomCore {
       joinedAt: now,
       state: null,
       announced,
+      ...(identity.rate ? { rate: identity.rate } : {}),
     };
     const conn = this.connections.accept(server, session, [userTag(identity.userId)]);
     this.ensureAlarm(Math.min(now + this.limits.LIVENESS_TIMEOUT_SECONDS * 1000, this.tokenDeadline(session)));
@@ -302,6 +311,21 @@ export class RoomCore {
 
   // ---- messages ------------------------------------------------------------------
 
+  /**
+   * A history page for a user, over WebSocket or HTTP, paid from the user's bucket by
+   * request and by size: one token for the request, and one per HISTORY_CHARS_PER_TOKEN
+   * of messages. The page is cut to what the bucket can pay (at least one message),
+   * so a large history costs the same whether it is fetched in big pages or small.
+   */
+  historyPage(userId: string, after: number, limit: number, maxChars: number, rate?: { perSecond: number; burst: number }): Page | undefined {
+    return payForHistory(this.buckets.of(userId, rate), maxChars, (cut) => {
+      const page = this.log.page(after, Math.min(limit, this.limits.HISTORY_PAGE_MAX), cut);
+      let chars = 0;
+      for (const m of page.messages) chars += m.data.length + m.id.length + m.from.length + 64;
+      return { page, chars };
+    });
+  }
+
   /** Store, then broadcast. The output gate holds the broadcast until the write is durable. */
   append(sender: string, clientId: string, data: string): { seq: number; duplicate: boolean } {
     const result = this.log.append(sender, clientId, data, Date.now());
@@ -376,8 +400,23 @@ export function flowBudget(limits: Limits): number {
   return Math.max(limits.MAX_UNCONFIRMED_BYTES, 4 * (limits.MAX_MESSAGE_BYTES + 2_048));
 }
 
+/**
+ * The socket tag for a user: a hash, because the runtime limits tags to 256 bytes
+ * and a `sub` may be 200 characters of up to 4 bytes each (and should not be
+ * printed by the runtime). 53 bits (cyrb53): tags are informational, never used to
+ * decide anything, so a collision would be harmless.
+ */
 export function userTag(userId: string): string {
-  return `user:${userId}`;
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < userId.length; i++) {
+    const c = userId.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return `user:${(4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36)}`;
 }
 
 function presenceEntry(session: Session) {

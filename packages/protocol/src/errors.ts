@@ -34,6 +34,8 @@ export const ERRORS = {
   rate_limited: { status: 429, reconnect: "never", description: "Publishing faster than the per-connection rate limit allows." },
   internal_error: { status: 500, close: 4002, reconnect: "retry", description: "An unexpected server error; safe to retry with backoff." },
   server_misconfigured: { status: 500, reconnect: "never", description: "The server refuses to run with its current configuration (for example the dev secret in production)." },
+  too_many_connections: { status: 429, close: 4006, reconnect: "retry", description: "This user already holds MAX_CONNECTIONS_PER_USER connections in the room; close one, or retry with backoff." },
+  auth_unavailable: { status: 503, close: 4007, reconnect: "retry", description: "The server could not check the token right now (its key set could not be fetched or read); retry with backoff." },
   room_full: { status: 503, close: 4003, reconnect: "retry", description: "The room holds MAX_CONNECTIONS_PER_ROOM connections already; retry with backoff." },
   connection_stale: { status: 408, close: 4004, reconnect: "retry", description: "No ping reached the server within LIVENESS_TIMEOUT_SECONDS; reconnect and resume." },
   slow_consumer: { status: 503, close: 4005, reconnect: "retry", description: "The connection fell too far behind (unconfirmed traffic over maxUnconfirmedBytes); reconnect and resume from your position." },
