@@ -3,14 +3,15 @@
  * room capabilities (unit), and what a client actually receives from the Worker
  * when a token, room, permission or Origin is refused (integration).
  */
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { env } from "cloudflare:workers";
 import { listDurableObjectIds } from "cloudflare:test";
-import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
-import { RoomcastError, type ErrorCode } from "@roomcast/protocol";
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type FetchImplementation, type JWK, type JWTPayload } from "jose";
+import { PROTOCOL_VERSION, RoomcastError, type ErrorCode } from "@roomcast/protocol";
+import { app } from "../src/index.js";
 import { DEV_SECRET_PREFIX, verifyToken, type AuthConfig } from "../src/auth/verify.js";
 import { permissionsFor, roomMatches } from "../src/auth/capabilities.js";
-import { AUDIENCE, fetchWorker, ISSUER, ORIGIN, token, uniqueRoom, upgrade } from "./helpers.js";
+import { AUDIENCE, BASE, fetchWorker, ISSUER, ORIGIN, token, uniqueRoom, upgrade } from "./helpers.js";
 
 // ---- unit helpers -------------------------------------------------------------
 
@@ -79,6 +80,30 @@ async function expectRejected(jwt: string, config: AuthConfig, code: ErrorCode, 
   const err = await rejection(verifyToken(jwt, config, now));
   expect({ code: err.code, message: err.message }).toMatchObject({ code, ...(message ? { message: expect.stringMatching(message) } : {}) });
   if (jwt !== "") expect(err.message).not.toContain(jwt);
+}
+
+/** Every line logged (console.log/warn/error) from now until the test ends; the console stays quiet. */
+function captureLogs(): { lines: string[]; events: (event: string) => Record<string, unknown>[] } {
+  const lines: string[] = [];
+  for (const level of ["log", "warn", "error"] as const) {
+    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+  }
+  const events = (event: string) =>
+    lines.filter((line) => line.includes(`"event":"${event}"`)).map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { lines, events };
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** Asserts no log line holds the token or its signature. */
+function expectNotLogged(lines: string[], jwt: string): void {
+  const signature = jwt.split(".")[2]!;
+  for (const line of lines) {
+    expect(line.includes(jwt), `a log line holds the token: ${line}`).toBe(false);
+    expect(line.includes(signature), `a log line holds the token's signature: ${line}`).toBe(false);
+  }
 }
 
 // ---- verifyToken --------------------------------------------------------------
@@ -277,6 +302,94 @@ describe("verifyToken with an inline JWKS", () => {
   it("rejects an HS256 token when only a JWKS is configured", async () => {
     await expectRejected(await signHS(claims(), jwks), jwksConfig(), "unauthorized", /algorithm/);
   });
+
+  it("refuses a JWKS that is not a key set with server_misconfigured", async () => {
+    const jwt = await sign(claims(), es.privateKey, { alg: "ES256", kid: "es-1" });
+    await expectRejected(jwt, { ...baseConfig, jwks: '{"keys": "none"}' }, "server_misconfigured", /JSON Web Key Set/);
+  });
+});
+
+describe("verifyToken with a remote JWKS (JWKS_URL)", () => {
+  let es: { publicKey: CryptoKey; privateKey: CryptoKey };
+  let jwksBody: string;
+
+  beforeAll(async () => {
+    es = await generateKeyPair("ES256", { extractable: true });
+    jwksBody = JSON.stringify({ keys: [{ ...(await exportJWK(es.publicKey)), kid: "remote-1", alg: "ES256", use: "sig" }] });
+  });
+
+  /** A JWKS_URL no other test uses (jose caches per URL). */
+  const jwksUrl = () => `https://${uniqueRoom("idp")}.test/.well-known/jwks.json?tenant=t-1`;
+  const remote = (fetchJwks?: FetchImplementation, url = jwksUrl()): AuthConfig => ({ ...baseConfig, jwksUrl: url, ...(fetchJwks ? { fetchJwks } : {}) });
+  /** A fetch that answers each call with the next of `answers` (the last one repeats). */
+  function fetchAnswering(...answers: (() => Response | Promise<Response>)[]): FetchImplementation & { readonly calls: number } {
+    let calls = 0;
+    const fetchJwks: FetchImplementation = async () => answers[Math.min(calls++, answers.length - 1)]!();
+    return Object.defineProperty(fetchJwks, "calls", { get: () => calls }) as FetchImplementation & { readonly calls: number };
+  }
+  const serving = () => new Response(jwksBody, { headers: { "Content-Type": "application/json" } });
+  const remoteToken = (kid = "remote-1", key: CryptoKey = es.privateKey) => sign(claims({ sub: "remote-user" }), key, { alg: "ES256", kid });
+
+  /** The key set failure surfaces as 503 auth_unavailable, logged with `reason` and never the token. */
+  async function expectUnavailable(config: AuthConfig, reason: RegExp): Promise<void> {
+    const logs = captureLogs();
+    const jwt = await remoteToken();
+    const err = await rejection(verifyToken(jwt, config));
+    expect({ code: err.code, status: err.status }).toEqual({ code: "auth_unavailable", status: 503 });
+    const [logged, ...more] = logs.events("auth.keyset_unavailable");
+    expect(more).toEqual([]);
+    expect(logged).toMatchObject({ level: "error", url: expect.stringMatching(/^https:\/\/idp-.*\.test\/\.well-known\/jwks\.json$/) });
+    expect(JSON.stringify(logged)).toMatch(reason);
+    expect(JSON.stringify(logged)).not.toContain("tenant"); // the query is not logged
+    expectNotLogged(logs.lines, jwt);
+  }
+
+  it("accepts a token whose kid is in the fetched set", async () => {
+    const fetchJwks = fetchAnswering(serving);
+    await expect(verifyToken(await remoteToken(), remote(fetchJwks))).resolves.toMatchObject({ userId: "remote-user" });
+    expect(fetchJwks.calls).toBe(1);
+  });
+
+  it("answers 503 auth_unavailable, not 401, when JWKS_URL answers an error status", async () => {
+    // No fetch injected: the test runtime answers every outbound request with 599.
+    await expectUnavailable(remote(), /JWKS_URL answered HTTP 599/);
+    await expectUnavailable(remote(fetchAnswering(() => new Response("down", { status: 503 }))), /HTTP 503/);
+  });
+
+  it("answers 503 auth_unavailable when fetching JWKS_URL times out", async () => {
+    // What fetch rejects with when jose's AbortSignal.timeout (5 s) fires.
+    const timedOut = fetchAnswering(() => Promise.reject(new DOMException("The operation was aborted due to timeout", "TimeoutError")));
+    await expectUnavailable(remote(timedOut), /JWKSTimeout/);
+  });
+
+  it("answers 503 auth_unavailable when the fetch fails outright", async () => {
+    await expectUnavailable(remote(fetchAnswering(() => Promise.reject(new TypeError("Network connection lost.")))), /Network connection lost/);
+  });
+
+  it("answers 503 auth_unavailable when JWKS_URL serves something that is not JSON, or not a key set", async () => {
+    await expectUnavailable(remote(fetchAnswering(() => new Response("<html>maintenance</html>"))), /parse the JSON Web Key Set/);
+    await expectUnavailable(remote(fetchAnswering(() => Response.json({ keys: "none" }))), /JWKSInvalid/);
+  });
+
+  it("recovers once JWKS_URL does: a failed fetch is not remembered", async () => {
+    captureLogs();
+    const fetchJwks = fetchAnswering(() => new Response("down", { status: 503 }), serving);
+    const config = remote(fetchJwks);
+    const jwt = await remoteToken();
+    expect((await rejection(verifyToken(jwt, config))).code).toBe("auth_unavailable");
+    await expect(verifyToken(jwt, config)).resolves.toMatchObject({ userId: "remote-user" });
+    expect(fetchJwks.calls).toBe(2);
+  });
+
+  it("still rejects bad tokens with 401: unknown kid, wrong signature, and malformed while JWKS_URL is down", async () => {
+    const config = remote(fetchAnswering(serving));
+    await expectRejected(await remoteToken("remote-unknown"), config, "unauthorized", /kid/);
+    await expectRejected(await remoteToken("remote-1", (await generateKeyPair("ES256")).privateKey), config, "unauthorized", /signature/);
+    // A token that is not even a JWS never needs the key set.
+    const down = remote();
+    await expectRejected("a.b.c", down, "unauthorized");
+    await expectRejected(await signHS(), down, "unauthorized", /algorithm/);
+  });
 });
 
 // ---- capabilities -------------------------------------------------------------
@@ -341,6 +454,12 @@ describe("room capabilities", () => {
 });
 
 // ---- through the Worker -------------------------------------------------------
+
+/** A request to the Worker with some variables changed (the room binding stays the real one). */
+function fetchWorkerWith(vars: Record<string, string>, path: string, init?: RequestInit): Promise<Response> {
+  return Promise.resolve(app.request(`${BASE}${path}`, init, { ...env, ...vars }));
+}
+const wsHeaders = (jwt: string) => ({ Upgrade: "websocket", "Sec-WebSocket-Protocol": PROTOCOL_VERSION, Authorization: `Bearer ${jwt}` });
 
 /** Asserts the client got `status` with `{error:{code,message}}`, and that nothing echoes the token. */
 async function expectError(res: Response, status: number, code: ErrorCode, jwt?: string): Promise<void> {
@@ -462,6 +581,20 @@ describe("WebSocket upgrade auth", () => {
     // The boundary itself is a valid room.
     const longest = tooLong.slice(0, 128);
     await expectUpgraded(await upgrade(longest, jwt, { origin: ORIGIN }));
+  });
+});
+
+describe("auth configuration through the Worker", () => {
+  it("answers an upgrade and an HTTP request with 503 auth_unavailable while JWKS_URL is down", async () => {
+    captureLogs();
+    const pair = await generateKeyPair("ES256");
+    const jwt = await sign(claims(), pair.privateKey, { alg: "ES256", kid: "idp-1" });
+    // The runtime answers the key set fetch with 599.
+    const vars = { JWKS_URL: `https://${uniqueRoom("idp")}.test/jwks.json` };
+    const room = uniqueRoom();
+    await expectError(await fetchWorkerWith(vars, `/v1/rooms/${room}/ws`, { headers: wsHeaders(jwt) }), 503, "auth_unavailable", jwt);
+    await expectError(await fetchWorkerWith(vars, `/v1/rooms/${room}/messages`, { headers: { Authorization: `Bearer ${jwt}` } }), 503, "auth_unavailable", jwt);
+    expect(await roomObjectExists(room)).toBe(false);
   });
 });
 

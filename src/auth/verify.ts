@@ -3,14 +3,20 @@
  * never choose how it is checked: HS256 only against JWT_SECRET, the public key's
  * algorithm only against JWT_PUBLIC_KEY, asymmetric algorithms only against a JWKS.
  * `exp` and `sub` are required; `aud`/`iss` are checked when configured.
+ *
+ * Only a token that fails verification is `unauthorized`: when the key set itself
+ * cannot be had (JWKS_URL down, slow, or serving something that is not a key set),
+ * the answer is the retryable `auth_unavailable`, and the reason goes to the log.
  */
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  customFetch,
   errors as joseErrors,
   importSPKI,
   jwtVerify,
   type CryptoKey,
+  type FetchImplementation,
   type JWTHeaderParameters,
   type FlattenedJWSInput,
   type JWTPayload,
@@ -19,6 +25,7 @@ import * as v from "valibot";
 import { RoomcastError } from "@roomcast/protocol";
 import type { Env } from "../env.js";
 import { readLimit } from "../config.js";
+import { describeError, log } from "../log.js";
 import { CAPABILITY_CLAIM, CapabilityClaim } from "./capabilities.js";
 
 /** Prefix of the committed development secret; refused outside `ENVIRONMENT=development`. */
@@ -37,6 +44,8 @@ export interface AuthConfig {
   readonly issuer?: string;
   readonly clockToleranceSeconds: number;
   readonly development: boolean;
+  /** How JWKS_URL is fetched: the global fetch, unless a test injects one. */
+  readonly fetchJwks?: FetchImplementation;
 }
 
 export interface VerifiedToken {
@@ -73,6 +82,13 @@ const secretKeys = new Map<string, Uint8Array>();
 const publicKeys = new Map<string, Promise<CryptoKey>>();
 type KeySet = ReturnType<typeof createRemoteJWKSet>;
 const keySets = new Map<string, KeySet>();
+/** Key sets fetched through an injected fetch (tests), kept apart from the real ones. */
+const injectedKeySets = new WeakMap<FetchImplementation, Map<string, KeySet>>();
+
+/** JWKS_URL answered something other than 200 (jose itself would only say "Expected 200 OK"). */
+class KeySetHttpError extends Error {
+  override name = "KeySetHttpError";
+}
 
 function secretKey(secret: string): Uint8Array {
   let key = secretKeys.get(secret);
@@ -92,14 +108,49 @@ function publicKey(pem: string, alg: AsymmetricAlg): Promise<CryptoKey> {
   return key;
 }
 
+/** JWKS_URL without its query or credentials, for the log. */
+function urlForLog(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return "(invalid URL)";
+  }
+}
+
+function remoteKeySet(jwksUrl: string, fetchImpl: FetchImplementation | undefined): KeySet {
+  let url: URL;
+  try {
+    url = new URL(jwksUrl);
+  } catch (cause) {
+    throw new RoomcastError("server_misconfigured", "JWKS_URL is not a valid URL", { cause });
+  }
+  const doFetch: FetchImplementation = fetchImpl ?? ((href, init) => fetch(href, init));
+  const fetchSet: FetchImplementation = async (href, init) => {
+    const response = await doFetch(href, init);
+    if (response.status !== 200) {
+      await response.body?.cancel().catch(() => {});
+      throw new KeySetHttpError(`JWKS_URL answered HTTP ${response.status}`);
+    }
+    return response;
+  };
+  // jose caches the fetched set and refetches (rate-limited) when a token names an unknown `kid`.
+  // A failed fetch is not cached: the next verification tries again.
+  return createRemoteJWKSet(url, { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5_000, [customFetch]: fetchSet });
+}
+
 function keySet(config: AuthConfig): KeySet | undefined {
   const source = config.jwksUrl ?? config.jwks;
   if (!source) return undefined;
-  let set = keySets.get(source);
+  let cache = keySets;
+  if (config.jwksUrl && config.fetchJwks) {
+    cache = injectedKeySets.get(config.fetchJwks) ?? new Map();
+    injectedKeySets.set(config.fetchJwks, cache);
+  }
+  let set = cache.get(source);
   if (!set) {
     if (config.jwksUrl) {
-      // jose caches the fetched set and refetches (rate-limited) when a token names an unknown `kid`.
-      set = createRemoteJWKSet(new URL(config.jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5_000 });
+      set = remoteKeySet(config.jwksUrl, config.fetchJwks);
     } else {
       let parsed: unknown;
       try {
@@ -107,12 +158,41 @@ function keySet(config: AuthConfig): KeySet | undefined {
       } catch (cause) {
         throw new RoomcastError("server_misconfigured", "JWKS is not valid JSON", { cause });
       }
-      const local = createLocalJWKSet(parsed as Parameters<typeof createLocalJWKSet>[0]);
-      set = local as unknown as KeySet;
+      try {
+        set = createLocalJWKSet(parsed as Parameters<typeof createLocalJWKSet>[0]) as unknown as KeySet;
+      } catch (cause) {
+        throw new RoomcastError("server_misconfigured", 'JWKS is not a JSON Web Key Set ({"keys": [...]})', { cause });
+      }
     }
-    keySets.set(source, set);
+    cache.set(source, set);
   }
   return set;
+}
+
+/**
+ * The key for a token from the key set. Only "no key (or several) for this `kid`" is
+ * the token's fault. Anything else is the key set failing: JWKS_URL unreachable, timing
+ * out, answering non-200, not JSON, not a key set, or holding a key that cannot be
+ * imported. From JWKS_URL that is `auth_unavailable` (retry later); from the inline
+ * JWKS it is a configuration error.
+ */
+async function keyFromSet(
+  set: KeySet,
+  config: AuthConfig,
+  header: JWTHeaderParameters,
+  input: FlattenedJWSInput,
+): Promise<CryptoKey> {
+  try {
+    return await set(header, input);
+  } catch (err) {
+    if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err;
+    if (!config.jwksUrl) throw new RoomcastError("server_misconfigured", "a key in JWKS cannot be used", { cause: err });
+    const reason = describeError(err);
+    const cause = err instanceof Error && err.cause !== undefined ? { cause: describeError(err.cause) } : {};
+    // Facts about the key set only: neither the token nor its header is logged.
+    log("error", "auth.keyset_unavailable", { url: urlForLog(config.jwksUrl), error: reason, ...cause });
+    throw new RoomcastError("auth_unavailable", `the key set (JWKS_URL) could not be used: ${reason.message}`, { cause: err });
+  }
 }
 
 function allowedAlgorithms(config: AuthConfig): string[] {
@@ -141,7 +221,8 @@ function mapJoseError(err: unknown): RoomcastError {
   if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) {
     return unauthorized("no key matches the token's kid", err);
   }
-  if (err instanceof joseErrors.JWKSTimeout) return new RoomcastError("internal_error", "key set fetch timed out", { cause: err });
+  // keyFromSet maps key set failures itself; this is a safety net.
+  if (err instanceof joseErrors.JWKSTimeout) return new RoomcastError("auth_unavailable", "key set fetch timed out", { cause: err });
   if (err instanceof joseErrors.JWTInvalid || err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JOSEError) {
     return unauthorized("token is malformed", err);
   }
@@ -173,7 +254,7 @@ export async function verifyToken(token: string, config: AuthConfig, now?: Date)
     if (config.publicKeyPem && header.alg === config.publicKeyAlg && (!jwks || header.kid === undefined)) {
       return publicKey(config.publicKeyPem, config.publicKeyAlg);
     }
-    if (jwks) return jwks(header, input);
+    if (jwks) return keyFromSet(jwks, config, header, input);
     throw unauthorized("token algorithm is not allowed");
   };
 
