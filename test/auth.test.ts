@@ -220,6 +220,35 @@ describe("verifyToken with an HS256 secret", () => {
   it("refuses to verify anything with server_misconfigured when no key is configured", async () => {
     await expectRejected(await signHS(), baseConfig, "server_misconfigured");
   });
+
+  it("refuses a JWT_SECRET under 32 bytes with server_misconfigured outside development, and logs why without the secret", async () => {
+    const logs = captureLogs();
+    const short = "short-secret-7f3a9c-abcdefghijk"; // 31 bytes
+    expect(new TextEncoder().encode(short)).toHaveLength(31);
+    const jwt = await signHS(claims(), short);
+    await expectRejected(jwt, hsConfig({ secret: short }), "server_misconfigured", /31 bytes.*at least 32 bytes/);
+    const err = await rejection(verifyToken(jwt, hsConfig({ secret: short })));
+    expect(err.message).not.toContain(short);
+    expect(logs.events("auth.secret_too_short")).toEqual([
+      expect.objectContaining({ level: "error", bytes: 31, minimum: 32, message: expect.stringMatching(/RFC 7518/) }),
+    ]);
+    for (const line of logs.lines) expect(line).not.toContain(short);
+    expectNotLogged(logs.lines, jwt);
+
+    // The length is counted in UTF-8 bytes: 16 two-byte characters are enough.
+    const wide = "é".repeat(16);
+    await expect(verifyToken(await signHS(claims(), wide), hsConfig({ secret: wide }))).resolves.toMatchObject({ userId: "alice" });
+    const exact = "0123456789abcdef0123456789abcdef";
+    await expect(verifyToken(await signHS(claims(), exact), hsConfig({ secret: exact }))).resolves.toMatchObject({ userId: "alice" });
+  });
+
+  it("accepts a short JWT_SECRET in development, with one warning", async () => {
+    const logs = captureLogs();
+    const jwt = await signHS(claims(), "x");
+    await expect(verifyToken(jwt, hsConfig({ secret: "x", development: true }))).resolves.toMatchObject({ userId: "alice" });
+    await expect(verifyToken(jwt, hsConfig({ secret: "x", development: true }))).resolves.toMatchObject({ userId: "alice" });
+    expect(logs.events("auth.secret_too_short")).toEqual([expect.objectContaining({ level: "warn", bytes: 1 })]);
+  });
 });
 
 describe("verifyToken with a public key (JWT_PUBLIC_KEY)", () => {
@@ -595,6 +624,14 @@ describe("auth configuration through the Worker", () => {
     await expectError(await fetchWorkerWith(vars, `/v1/rooms/${room}/ws`, { headers: wsHeaders(jwt) }), 503, "auth_unavailable", jwt);
     await expectError(await fetchWorkerWith(vars, `/v1/rooms/${room}/messages`, { headers: { Authorization: `Bearer ${jwt}` } }), 503, "auth_unavailable", jwt);
     expect(await roomObjectExists(room)).toBe(false);
+  });
+
+  it("answers 500 server_misconfigured with JWT_SECRET=x outside development", async () => {
+    captureLogs();
+    const jwt = await token({ secret: "x" });
+    const room = uniqueRoom();
+    await expectError(await fetchWorkerWith({ JWT_SECRET: "x" }, `/v1/rooms/${room}/messages`, { headers: { Authorization: `Bearer ${jwt}` } }), 500, "server_misconfigured", jwt);
+    await expectError(await fetchWorkerWith({ JWT_SECRET: "x" }, `/v1/rooms/${room}/ws`, { headers: wsHeaders(jwt) }), 500, "server_misconfigured", jwt);
   });
 });
 

@@ -30,6 +30,8 @@ import { CAPABILITY_CLAIM, CapabilityClaim } from "./capabilities.js";
 
 /** Prefix of the committed development secret; refused outside `ENVIRONMENT=development`. */
 export const DEV_SECRET_PREFIX = "roomcast-dev-only-";
+/** RFC 7518 §3.2: an HS256 key must be at least as long as the hash, 256 bits. Enforced outside development. */
+export const MIN_SECRET_BYTES = 32;
 const ASYMMETRIC_ALGS = ["RS256", "ES256", "EdDSA"] as const;
 type AsymmetricAlg = (typeof ASYMMETRIC_ALGS)[number];
 const MAX_TOKEN_LENGTH = 8_192;
@@ -84,6 +86,14 @@ type KeySet = ReturnType<typeof createRemoteJWKSet>;
 const keySets = new Map<string, KeySet>();
 /** Key sets fetched through an injected fetch (tests), kept apart from the real ones. */
 const injectedKeySets = new WeakMap<FetchImplementation, Map<string, KeySet>>();
+
+/** Configuration warnings already logged by this isolate. */
+const logged = new Set<string>();
+function logOnce(key: string, write: () => void): void {
+  if (logged.has(key)) return;
+  logged.add(key);
+  write();
+}
 
 /** JWKS_URL answered something other than 200 (jose itself would only say "Expected 200 OK"). */
 class KeySetHttpError extends Error {
@@ -229,13 +239,31 @@ function mapJoseError(err: unknown): RoomcastError {
   return new RoomcastError("internal_error", "token verification failed unexpectedly", { cause: err });
 }
 
-export async function verifyToken(token: string, config: AuthConfig, now?: Date): Promise<VerifiedToken> {
-  if (config.secret?.startsWith(DEV_SECRET_PREFIX) && !config.development) {
+/** Refuses the committed development secret and short secrets outside development. Never logs the secret. */
+function checkSecret(secret: string, development: boolean): void {
+  if (secret.startsWith(DEV_SECRET_PREFIX) && !development) {
     throw new RoomcastError(
       "server_misconfigured",
       "the development JWT secret is refused outside ENVIRONMENT=development; set a real secret with `wrangler secret put JWT_SECRET`",
     );
   }
+  const bytes = secretKey(secret).byteLength;
+  if (bytes >= MIN_SECRET_BYTES) return;
+  const why = `JWT_SECRET is ${bytes} bytes; HS256 needs at least ${MIN_SECRET_BYTES} bytes (256 bits, RFC 7518 §3.2)`;
+  if (development) {
+    logOnce(`short-secret:${bytes}`, () =>
+      log("warn", "auth.secret_too_short", { bytes, minimum: MIN_SECRET_BYTES, message: `${why}; accepted only because ENVIRONMENT=development` }),
+    );
+    return;
+  }
+  logOnce(`short-secret:${bytes}`, () =>
+    log("error", "auth.secret_too_short", { bytes, minimum: MIN_SECRET_BYTES, message: `${why}; every token is refused until it is replaced` }),
+  );
+  throw new RoomcastError("server_misconfigured", `${why}; set a longer one with \`wrangler secret put JWT_SECRET\` (e.g. \`openssl rand -base64 32\`)`);
+}
+
+export async function verifyToken(token: string, config: AuthConfig, now?: Date): Promise<VerifiedToken> {
+  if (config.secret) checkSecret(config.secret, config.development);
   const algorithms = allowedAlgorithms(config);
   if (algorithms.length === 0) {
     throw new RoomcastError("server_misconfigured", "no JWT key is configured (JWT_SECRET, JWT_PUBLIC_KEY, JWKS_URL or JWKS)");
