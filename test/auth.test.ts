@@ -9,7 +9,7 @@ import { listDurableObjectIds } from "cloudflare:test";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type FetchImplementation, type JWK, type JWTPayload } from "jose";
 import { PROTOCOL_VERSION, RoomcastError, type ErrorCode } from "@roomcast/protocol";
 import { app } from "../src/index.js";
-import { DEV_SECRET_PREFIX, verifyToken, type AuthConfig } from "../src/auth/verify.js";
+import { authConfigFromEnv, DEV_SECRET_PREFIX, verifyToken, type AuthConfig } from "../src/auth/verify.js";
 import { permissionsFor, roomMatches } from "../src/auth/capabilities.js";
 import { AUDIENCE, BASE, fetchWorker, ISSUER, ORIGIN, token, uniqueRoom, upgrade } from "./helpers.js";
 
@@ -24,6 +24,7 @@ const baseConfig: AuthConfig = {
   audience: AUDIENCE,
   issuer: ISSUER,
   clockToleranceSeconds: 5,
+  maxLifetimeSeconds: 0,
   development: false,
 };
 
@@ -248,6 +249,43 @@ describe("verifyToken with an HS256 secret", () => {
     await expect(verifyToken(jwt, hsConfig({ secret: "x", development: true }))).resolves.toMatchObject({ userId: "alice" });
     await expect(verifyToken(jwt, hsConfig({ secret: "x", development: true }))).resolves.toMatchObject({ userId: "alice" });
     expect(logs.events("auth.secret_too_short")).toEqual([expect.objectContaining({ level: "warn", bytes: 1 })]);
+  });
+});
+
+describe("verifyToken with JWT_MAX_LIFETIME_SECONDS", () => {
+  const at = (seconds: number) => new Date(seconds * 1000);
+  const capped = (maxLifetimeSeconds: number) => hsConfig({ maxLifetimeSeconds });
+
+  it("reads JWT_MAX_LIFETIME_SECONDS from the environment (0, no maximum, by default)", () => {
+    expect(authConfigFromEnv(env).maxLifetimeSeconds).toBe(0);
+    expect(authConfigFromEnv({ ...env, JWT_MAX_LIFETIME_SECONDS: "3600" }).maxLifetimeSeconds).toBe(3600);
+  });
+
+  it("rejects a token whose exp - iat is over the maximum as unauthorized, and accepts one at it", async () => {
+    const now = nowSeconds();
+    await expectRejected(await signHS(claims({ iat: now, exp: now + 3601 })), capped(3600), "unauthorized", /lifetime.*3601 s.*3600 s/, at(now));
+    await expect(verifyToken(await signHS(claims({ iat: now, exp: now + 3600 })), capped(3600), at(now))).resolves.toMatchObject({ userId: "alice" });
+    // Measured from iat, not from now: a token issued 10 minutes ago with a 2 h lifetime is refused.
+    await expectRejected(await signHS(claims({ iat: now - 600, exp: now + 6600 })), capped(3600), "unauthorized", /lifetime/, at(now));
+  });
+
+  it("measures exp - now for a token without iat, allowing the clock tolerance", async () => {
+    const now = nowSeconds();
+    const config = capped(3600); // clock tolerance 5 s
+    await expect(verifyToken(await signHS(claims({ iat: undefined, exp: now + 3605 })), config, at(now))).resolves.toMatchObject({ userId: "alice" });
+    await expectRejected(await signHS(claims({ iat: undefined, exp: now + 3606 })), config, "unauthorized", /maximum token lifetime of 3600 s/, at(now));
+  });
+
+  it("is not fooled by an iat in the future", async () => {
+    const now = nowSeconds();
+    const jwt = await signHS(claims({ iat: now + 86_400, exp: now + 86_460 }));
+    await expectRejected(jwt, capped(3600), "unauthorized", /maximum token lifetime/, at(now));
+  });
+
+  it("accepts any lifetime when it is 0", async () => {
+    const now = nowSeconds();
+    const jwt = await signHS(claims({ iat: now, exp: now + 10 * 365 * 86_400 }));
+    await expect(verifyToken(jwt, capped(0), at(now))).resolves.toMatchObject({ userId: "alice" });
   });
 });
 
@@ -632,6 +670,16 @@ describe("auth configuration through the Worker", () => {
     const room = uniqueRoom();
     await expectError(await fetchWorkerWith({ JWT_SECRET: "x" }, `/v1/rooms/${room}/messages`, { headers: { Authorization: `Bearer ${jwt}` } }), 500, "server_misconfigured", jwt);
     await expectError(await fetchWorkerWith({ JWT_SECRET: "x" }, `/v1/rooms/${room}/ws`, { headers: wsHeaders(jwt) }), 500, "server_misconfigured", jwt);
+  });
+
+  it("refuses a token longer-lived than JWT_MAX_LIFETIME_SECONDS at the handshake and over HTTP", async () => {
+    const vars = { JWT_MAX_LIFETIME_SECONDS: "600" };
+    const room = uniqueRoom();
+    const long = await token({ expiresIn: 3600 });
+    await expectError(await fetchWorkerWith(vars, `/v1/rooms/${room}/ws`, { headers: wsHeaders(long) }), 401, "unauthorized", long);
+    await expectError(await fetchWorkerWith(vars, `/v1/rooms/${room}/messages`, { headers: { Authorization: `Bearer ${long}` } }), 401, "unauthorized", long);
+    const ok = await fetchWorkerWith(vars, `/v1/rooms/${room}/messages`, { headers: { Authorization: `Bearer ${await token({ expiresIn: 600 })}` } });
+    expect(ok.status, await ok.clone().text()).toBe(200);
   });
 });
 

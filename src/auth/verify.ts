@@ -2,7 +2,8 @@
  * JWT verification with jose. Algorithms are pinned per key type, so a token can
  * never choose how it is checked: HS256 only against JWT_SECRET, the public key's
  * algorithm only against JWT_PUBLIC_KEY, asymmetric algorithms only against a JWKS.
- * `exp` and `sub` are required; `aud`/`iss` are checked when configured.
+ * `exp` and `sub` are required; `aud`/`iss` are checked when configured, and the
+ * lifetime when JWT_MAX_LIFETIME_SECONDS is set.
  *
  * Only a token that fails verification is `unauthorized`: when the key set itself
  * cannot be had (JWKS_URL down, slow, or serving something that is not a key set),
@@ -45,6 +46,8 @@ export interface AuthConfig {
   readonly audience?: string;
   readonly issuer?: string;
   readonly clockToleranceSeconds: number;
+  /** JWT_MAX_LIFETIME_SECONDS: the longest `exp - iat` (and `exp - now`) accepted; 0 means no maximum. */
+  readonly maxLifetimeSeconds: number;
   readonly development: boolean;
   /** How JWKS_URL is fetched: the global fetch, unless a test injects one. */
   readonly fetchJwks?: FetchImplementation;
@@ -73,6 +76,7 @@ export function authConfigFromEnv(env: Env): AuthConfig {
     audience: nonEmpty(env.JWT_AUDIENCE),
     issuer: nonEmpty(env.JWT_ISSUER),
     clockToleranceSeconds: readLimit(env, "JWT_CLOCK_TOLERANCE_SECONDS"),
+    maxLifetimeSeconds: readLimit(env, "JWT_MAX_LIFETIME_SECONDS"),
     development: env.ENVIRONMENT === "development",
   };
 }
@@ -262,6 +266,20 @@ function checkSecret(secret: string, development: boolean): void {
   throw new RoomcastError("server_misconfigured", `${why}; set a longer one with \`wrangler secret put JWT_SECRET\` (e.g. \`openssl rand -base64 32\`)`);
 }
 
+/** JWT_MAX_LIFETIME_SECONDS: `exp - iat`, and `exp - now` (so a missing or future `iat` does not get around it). */
+function checkLifetime(payload: JWTPayload, config: AuthConfig, now: Date | undefined): void {
+  const max = config.maxLifetimeSeconds;
+  if (max <= 0) return;
+  const exp = payload.exp!;
+  if (typeof payload.iat === "number" && exp - payload.iat > max) {
+    throw unauthorized(`token lifetime (exp - iat = ${exp - payload.iat} s) is longer than this server's maximum of ${max} s`);
+  }
+  const remaining = exp - Math.floor((now ?? new Date()).getTime() / 1000);
+  if (remaining > max + config.clockToleranceSeconds) {
+    throw unauthorized(`token expires in ${remaining} s, later than this server's maximum token lifetime of ${max} s allows`);
+  }
+}
+
 export async function verifyToken(token: string, config: AuthConfig, now?: Date): Promise<VerifiedToken> {
   if (config.secret) checkSecret(config.secret, config.development);
   const algorithms = allowedAlgorithms(config);
@@ -299,6 +317,7 @@ export async function verifyToken(token: string, config: AuthConfig, now?: Date)
   } catch (err) {
     throw mapJoseError(err);
   }
+  checkLifetime(payload, config, now);
 
   const cap = v.safeParse(CapabilityClaim, payload[CAPABILITY_CLAIM] ?? {});
   if (!cap.success) throw unauthorized(`token claim "${CAPABILITY_CLAIM}" is malformed: it must map at most 64 room patterns (1-256 characters) to arrays of "subscribe", "publish", "presence", "admin"`);
