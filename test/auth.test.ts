@@ -376,6 +376,36 @@ describe("verifyToken with an inline JWKS", () => {
   });
 });
 
+describe("a key set used without JWT_AUDIENCE", () => {
+  /** A fresh inline key set (its own source, so its warning is its own) and a token for it. */
+  async function keySetAndToken(): Promise<{ jwks: string; jwt: string }> {
+    const pair = await generateKeyPair("ES256", { extractable: true });
+    const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: "k", alg: "ES256" }] });
+    return { jwks, jwt: await sign(claims({ aud: undefined }), pair.privateKey, { alg: "ES256", kid: "k" }) };
+  }
+
+  it("logs one auth.no_audience warning outside development", async () => {
+    const logs = captureLogs();
+    const { jwks, jwt } = await keySetAndToken();
+    const config: AuthConfig = { ...baseConfig, audience: undefined, jwks };
+    await expect(verifyToken(jwt, config)).resolves.toMatchObject({ userId: "alice" });
+    await expect(verifyToken(jwt, config)).resolves.toMatchObject({ userId: "alice" });
+    expect(logs.events("auth.no_audience")).toEqual([
+      expect.objectContaining({ level: "warn", keySet: "JWKS", message: expect.stringMatching(/JWT_AUDIENCE/) }),
+    ]);
+    expectNotLogged(logs.lines, jwt);
+  });
+
+  it("does not warn with JWT_AUDIENCE set, in development, or without a key set", async () => {
+    const logs = captureLogs();
+    const { jwks, jwt } = await keySetAndToken();
+    await expectRejected(jwt, { ...baseConfig, jwks }, "unauthorized", /"aud"/); // the token has no aud
+    await expect(verifyToken(jwt, { ...baseConfig, audience: undefined, jwks, development: true })).resolves.toMatchObject({ userId: "alice" });
+    await expect(verifyToken(await signHS(claims({ aud: undefined })), hsConfig({ audience: undefined }))).resolves.toMatchObject({ userId: "alice" });
+    expect(logs.events("auth.no_audience")).toEqual([]);
+  });
+});
+
 describe("verifyToken with a remote JWKS (JWKS_URL)", () => {
   let es: { publicKey: CryptoKey; privateKey: CryptoKey };
   let jwksBody: string;

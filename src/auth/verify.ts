@@ -286,6 +286,15 @@ export async function verifyToken(token: string, config: AuthConfig, now?: Date)
   if (algorithms.length === 0) {
     throw new RoomcastError("server_misconfigured", "no JWT key is configured (JWT_SECRET, JWT_PUBLIC_KEY, JWKS_URL or JWKS)");
   }
+  if ((config.jwksUrl || config.jwks) && !config.audience && !config.development) {
+    // Once per key set, which is once per isolate in a deployment.
+    logOnce(`no-audience:${config.jwksUrl ?? config.jwks}`, () =>
+      log("warn", "auth.no_audience", {
+        keySet: config.jwksUrl ? "JWKS_URL" : "JWKS",
+        message: "a key set is configured without JWT_AUDIENCE: tokens its identity provider issues for other applications are accepted too",
+      }),
+    );
+  }
   if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw unauthorized("token is missing or too long");
 
   const jwks = keySet(config);
