@@ -58,7 +58,21 @@ export interface VerifiedToken {
   readonly cap: CapabilityClaim;
   /** Seconds since the epoch. */
   readonly expiresAt: number;
+  /** The `rate` claim: a per-user rate budget for a backend (bounded; never unlimited). */
+  readonly rate?: RateClaim;
 }
+
+/**
+ * `"rate": {"perSecond": N, "burst": M}`: the rate budget the token's user gets in a
+ * room, shared by its sockets and its HTTP requests, in place of PUBLISH_RATE_PER_SECOND
+ * and PUBLISH_BURST. For a backend that publishes over HTTP. Bounded like those
+ * settings (10,000/s, burst 100,000): there is no unlimited budget.
+ */
+export const RateClaim = v.object({
+  perSecond: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)),
+  burst: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000)),
+});
+export type RateClaim = v.InferOutput<typeof RateClaim>;
 
 const nonEmpty = (s: string | undefined) => (s && s.trim() !== "" ? s.trim() : undefined);
 
@@ -333,5 +347,11 @@ export async function verifyToken(token: string, config: AuthConfig, now?: Date)
   if (typeof payload.sub !== "string" || payload.sub.length === 0 || payload.sub.length > 200) {
     throw unauthorized('token claim "sub" must be a non-empty string of at most 200 characters');
   }
-  return { userId: payload.sub, cap: cap.output, expiresAt: payload.exp! };
+  let rate: RateClaim | undefined;
+  if (payload.rate !== undefined) {
+    const parsed = v.safeParse(RateClaim, payload.rate);
+    if (!parsed.success) throw unauthorized('token claim "rate" is malformed: it must be {"perSecond": 1-10000, "burst": 1-100000} (integers)');
+    rate = parsed.output;
+  }
+  return { userId: payload.sub, cap: cap.output, expiresAt: payload.exp!, ...(rate ? { rate } : {}) };
 }
