@@ -9,12 +9,16 @@ type Row = { connection_id: string; user_id: string; state: string; joined_at: n
 
 export class GraceStore {
   readonly #sql: SqlStorage;
+  readonly #log: { readonly stored: boolean; ensureStored(): void };
 
-  constructor(sql: SqlStorage) {
+  /** `log` says whether the room has a schema yet, and creates it before the first write. */
+  constructor(sql: SqlStorage, log: { readonly stored: boolean; ensureStored(): void }) {
     this.#sql = sql;
+    this.#log = log;
   }
 
   all(): (PresenceConnection & { graceUntil: number })[] {
+    if (!this.#log.stored) return [];
     return this.#sql
       .exec<Row>("SELECT connection_id, user_id, state, joined_at, grace_until FROM presence_grace")
       .toArray()
@@ -28,6 +32,7 @@ export class GraceStore {
   }
 
   put(conn: PresenceConnection, graceUntil: number): void {
+    this.#log.ensureStored();
     this.#sql.exec(
       `INSERT INTO presence_grace (connection_id, user_id, state, joined_at, grace_until) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (connection_id) DO UPDATE SET grace_until = excluded.grace_until`,
@@ -40,11 +45,13 @@ export class GraceStore {
   }
 
   delete(connectionIds: readonly string[]): void {
+    if (!this.#log.stored) return;
     // One statement per id keeps us far from the 100-bound-parameter limit.
     for (const id of connectionIds) this.#sql.exec("DELETE FROM presence_grace WHERE connection_id = ?", id);
   }
 
   deleteUser(userId: string): void {
+    if (!this.#log.stored) return;
     this.#sql.exec("DELETE FROM presence_grace WHERE user_id = ?", userId);
   }
 }

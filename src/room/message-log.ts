@@ -7,7 +7,7 @@
  * Every write is one `transactionSync`, so a message and the new head commit together.
  */
 import type { Message } from "@roomcast/protocol";
-import { migrate } from "./schema.js";
+import { hasSchema, migrate } from "./schema.js";
 
 /** A message as stored: `data` is kept as its JSON text and never re-parsed on the way out. */
 export interface StoredMessage {
@@ -46,12 +46,41 @@ export class MessageLog {
   #epoch = "";
   /** The oldest retained message's seq and ts, cached; undefined when the log is empty. */
   #oldest: { seq: number; ts: number } | undefined;
+  /** False until the first write: a room that is only read stores nothing (schema.ts). */
+  #stored: boolean;
+  /** Meta values waiting for the first write (the room's name, remembered on a read path). */
+  readonly #pendingMeta = new Map<string, string>();
 
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
     this.#sql = storage.sql;
-    migrate(storage);
-    this.#load();
+    this.#stored = hasSchema(this.#sql);
+    if (this.#stored) {
+      migrate(storage); // later migrations of an existing room
+      this.#load();
+    } else {
+      // A room never written: its epoch lives in memory until something is stored. If
+      // the instance goes before that, the next one draws another epoch, which is
+      // lossless: a client holding this one gets `epoch_changed` for an empty log.
+      this.#epoch = crypto.randomUUID();
+    }
+  }
+
+  /** Whether the room has stored anything yet. */
+  get stored(): boolean {
+    return this.#stored;
+  }
+
+  /** Creates the schema and writes what waited for it, before the room's first write. */
+  ensureStored(): void {
+    if (this.#stored) return;
+    migrate(this.#storage); // one transaction of its own
+    this.#storage.transactionSync(() => {
+      this.#writeMeta("epoch", this.#epoch);
+      for (const [key, value] of this.#pendingMeta) this.#writeMeta(key, value);
+    });
+    this.#pendingMeta.clear();
+    this.#stored = true;
   }
 
   /** Sequence number of the newest message ever appended (0: none). */
@@ -65,18 +94,25 @@ export class MessageLog {
   }
 
   getMeta(key: string): string | undefined {
+    if (!this.#stored) return this.#pendingMeta.get(key);
     const row = this.#sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
     return row?.value;
   }
 
+  /** Sets a meta value; in a room that has stored nothing yet, it waits for the first write. */
   setMeta(key: string, value: string): void {
+    if (!this.#stored) this.#pendingMeta.set(key, value);
+    else this.#writeMeta(key, value);
+  }
+
+  #writeMeta(key: string, value: string): void {
     this.#sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
   }
 
   #load(): void {
     this.#storage.transactionSync(() => {
       let epoch = this.getMeta("epoch");
-      if (!epoch) this.setMeta("epoch", (epoch = crypto.randomUUID()));
+      if (!epoch) this.#writeMeta("epoch", (epoch = crypto.randomUUID()));
       this.#epoch = epoch;
       // `head` is written to meta only when trimming could empty the log; otherwise it
       // is the newest stored seq (one write fewer per publish).
@@ -106,6 +142,7 @@ export class MessageLog {
    * the original sequence number is returned and nothing is written.
    */
   append(sender: string, clientId: string, data: string, ts: number): AppendResult {
+    this.ensureStored();
     return this.#storage.transactionSync(() => {
       // One statement in the common case: the unique (sender, client_id) index turns a
       // repeat into a no-op, and only then is the original seq looked up.
@@ -135,7 +172,7 @@ export class MessageLog {
    * many went. Sequence numbers are never reused (`head` is kept in meta).
    */
   trim(upTo: number, batch: number): number {
-    if (!this.#oldest || upTo < this.#oldest.seq) return 0;
+    if (!this.#stored || !this.#oldest || upTo < this.#oldest.seq) return 0;
     const bound = Math.min(upTo, this.#oldest.seq + batch - 1, this.#head);
     const before = this.oldestSeq;
     this.#storage.transactionSync(() => {
@@ -150,6 +187,7 @@ export class MessageLog {
 
   /** The newest seq whose message is older than `ts` (0 when none is). */
   lastSeqBefore(ts: number): number {
+    if (!this.#stored) return 0;
     const row = this.#sql.exec<{ seq: number | null }>("SELECT max(seq) AS seq FROM messages WHERE ts < ?", ts).toArray()[0];
     return row?.seq ?? 0;
   }
@@ -161,6 +199,7 @@ export class MessageLog {
    * made by SQLite, so rows past it are never read into memory.
    */
   page(after: number, limit: number, maxChars: number = MAX_PAGE_CHARS): Page {
+    if (!this.#stored) return { messages: [], hasMore: false };
     const rows = this.#sql
       .exec<Row>(
         `SELECT seq, client_id, sender, data, ts FROM (
@@ -182,7 +221,7 @@ export class MessageLog {
 
   /** The newest `count` messages, oldest first. */
   recent(count: number): StoredMessage[] {
-    if (count <= 0) return [];
+    if (count <= 0 || !this.#stored) return [];
     return this.#sql
       .exec<Row>("SELECT seq, client_id, sender, data, ts FROM messages ORDER BY seq DESC LIMIT ?", count)
       .toArray()

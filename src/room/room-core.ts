@@ -48,7 +48,7 @@ export class RoomCore {
     this.env = env;
     this.limits = limits;
     this.log = new MessageLog(ctx.storage);
-    this.grace = new GraceStore(ctx.storage.sql);
+    this.grace = new GraceStore(ctx.storage.sql, this.log);
     this.#room = this.log.getMeta("room");
     this.connections = new ConnectionRegistry(ctx);
     // A connection found only when its (queued) close arrives after a wake: if the

@@ -25,6 +25,15 @@ const MIGRATIONS: readonly string[] = [
    );`,
 ];
 
+/**
+ * Whether this room has a schema yet. A room is created lazily: until something
+ * needs storing (a message, a grace period) nothing is written, so a room that was
+ * only read, or only visited by subscribers who left, leaves no database behind.
+ */
+export function hasSchema(sql: SqlStorage): boolean {
+  return sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").toArray().length > 0;
+}
+
 export function migrate(storage: DurableObjectStorage): void {
   const sql = storage.sql;
   storage.transactionSync(() => {
