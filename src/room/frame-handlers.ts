@@ -173,8 +173,11 @@ async function onRefresh(core: FrameHost, conn: Connection, frame: RefreshFrame)
   try {
     verified = await verifyToken(frame.token, authConfigFromEnv(core.env));
   } catch (err) {
-    const code = err instanceof RoomcastError && err.status < 500 ? err.code : "internal_error";
-    replyError(conn, code, code === "internal_error" ? undefined : (err as Error).message, frame.id);
+    // A token problem says what it is; a key-set outage is retryable (auth_unavailable);
+    // anything else is internal. Server-side causes stay in the log, never in the frame.
+    const known = err instanceof RoomcastError && (err.status < 500 || err.code === "auth_unavailable");
+    const code = known ? (err as RoomcastError).code : "internal_error";
+    replyError(conn, code, known && (err as RoomcastError).status < 500 ? (err as Error).message : undefined, frame.id);
     return;
   }
   if (verified.userId !== session.userId) {
