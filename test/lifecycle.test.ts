@@ -2,7 +2,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ServerFrame } from "@roomcast/protocol";
-import { connect, editSessions, fetchWorker, publish, token, uniqueRoom } from "./helpers.js";
+import { connect, editSessions, fetchWorker, publish, token, uniqueRoom, upgrade } from "./helpers.js";
 
 const stub = (room: string) => env.ROOMS.getByName(room);
 type Diff = Extract<ServerFrame, { type: "presence_diff" }>;
@@ -157,5 +157,43 @@ describe("kick", () => {
     expect(await (await admin("DELETE", `/v1/rooms/${room}/connections/nobody`)).json()).toEqual({ closed: 0 });
     const res = await admin("DELETE", `/v1/rooms/${room}/connections/nobody`, undefined, await token());
     expect(res.status).toBe(403);
+  });
+});
+
+describe("kick with a ban", () => {
+  it("keeps the user out of the room for banSeconds (403 kicked), not out of other rooms, and lets them back after", async () => {
+    const room = uniqueRoom();
+    const jwt = await token({ sub: "troll" });
+    const troll = await connect(room, jwt);
+    await troll.next("welcome");
+    const res = await admin("DELETE", `/v1/rooms/${room}/connections/troll?banSeconds=60`);
+    expect(await res.json()).toMatchObject({ closed: 1, bannedUntil: expect.any(Number) });
+    expect((await troll.closed).code).toBe(4502);
+
+    const again = await upgrade(room, jwt);
+    expect(again.status).toBe(403);
+    expect(await again.json()).toMatchObject({ error: { code: "kicked" } });
+    const elsewhere = await connect(uniqueRoom(), jwt);
+    expect((await elsewhere.next("welcome")).userId).toBe("troll");
+    elsewhere.close();
+
+    // The ban survives an eviction, and ends when its time is up (the alarm deletes it).
+    await evictDurableObject(env.ROOMS.getByName(room), { webSockets: "hibernate" });
+    expect((await upgrade(room, jwt)).status).toBe(403);
+    await runInDurableObject(env.ROOMS.getByName(room), (_i, state) => state.storage.sql.exec("UPDATE bans SET until = ?", Date.now() - 1));
+    await runDurableObjectAlarm(env.ROOMS.getByName(room));
+    const back = await connect(room, jwt);
+    expect((await back.next("welcome")).userId).toBe("troll");
+    back.close();
+  });
+
+  it("refuses a bad banSeconds and bans nobody without one", async () => {
+    const room = uniqueRoom();
+    for (const q of ["-1", "abc", String(31 * 24 * 3600)]) {
+      const res = await admin("DELETE", `/v1/rooms/${room}/connections/x?banSeconds=${q}`);
+      expect(res.status, q).toBe(400);
+    }
+    expect(await (await admin("DELETE", `/v1/rooms/${room}/connections/x`)).json()).toEqual({ closed: 0 });
+    expect((await upgrade(room, await token({ sub: "x" }))).status).toBe(101);
   });
 });

@@ -14,7 +14,7 @@ import type { RoomCore } from "./room-core.js";
 /** What the alarm's duties use of the room, and nothing else. */
 export type AlarmHost = Pick<
   RoomCore,
-  "alarmStarted" | "setNextAlarm" | "presence" | "grace" | "broadcastPresence" | "connections" | "tokenDeadline" | "graceDeadline" | "lastSeen" | "close" | "limits" | "log" | "replays"
+  "alarmStarted" | "setNextAlarm" | "presence" | "grace" | "bans" | "broadcastPresence" | "connections" | "tokenDeadline" | "graceDeadline" | "lastSeen" | "close" | "limits" | "log" | "replays"
 >;
 
 /** Most messages deleted per alarm run; the alarm comes back soon for the rest. */
@@ -55,6 +55,9 @@ export async function runAlarm(core: AlarmHost, now: number): Promise<void> {
 
   // 3. Retention.
   next.add(trim(core, now));
+
+  // 4. Bans from kicks that have run out.
+  next.add(core.bans.expire(now));
 
   await core.setNextAlarm(next.value);
 }

@@ -15,6 +15,7 @@ import type { Session } from "./attachment.js";
 import { ConnectionRegistry, type Connection } from "./connections.js";
 import { MAX_PAGE_CHARS, MessageLog, type Page } from "./message-log.js";
 import { GraceStore } from "./grace-store.js";
+import { BanStore } from "./ban-store.js";
 import { Presence, type PresenceDiff } from "./presence.js";
 import { PresenceFanout } from "./presence-fanout.js";
 import { planReplay, type ResumeRequest } from "./resume.js";
@@ -29,6 +30,7 @@ export class RoomCore {
   readonly limits: Limits;
   readonly log: MessageLog;
   readonly grace: GraceStore;
+  readonly bans: BanStore;
   readonly connections: ConnectionRegistry;
   readonly replays: ReplayRunner;
   readonly broadcaster: Broadcaster;
@@ -49,6 +51,7 @@ export class RoomCore {
     this.limits = limits;
     this.log = new MessageLog(ctx.storage);
     this.grace = new GraceStore(ctx.storage.sql, this.log);
+    this.bans = new BanStore(ctx.storage.sql, this.log);
     this.#room = this.log.getMeta("room");
     this.connections = new ConnectionRegistry(ctx);
     // A connection found only when its (queued) close arrives after a wake: if the
@@ -193,6 +196,8 @@ export class RoomCore {
     if (Math.max(this.connections.size, this.connections.socketCount()) >= this.limits.MAX_CONNECTIONS_PER_ROOM) {
       return errorResponse("room_full", `the room already holds ${this.limits.MAX_CONNECTIONS_PER_ROOM} connections`);
     }
+    const banned = this.bans.bannedUntil(identity.userId, Date.now());
+    if (banned !== undefined) return errorResponse("kicked", `banned from this room until ${new Date(banned).toISOString()}`);
     // One user may not take the room: a cap per user, with its own code (several tabs and devices fit).
     if (this.connections.countOf(identity.userId) >= this.limits.MAX_CONNECTIONS_PER_USER) {
       return errorResponse("too_many_connections", `this user already holds ${this.limits.MAX_CONNECTIONS_PER_USER} connections in the room`);
@@ -285,7 +290,13 @@ export class RoomCore {
     return count;
   }
 
-  kick(userId: string): number {
+  /** Closes every connection of a user (4502) and, with `banSeconds`, keeps them out that long. */
+  kick(userId: string, banSeconds = 0): number {
+    if (banSeconds > 0) {
+      const until = Date.now() + banSeconds * 1000;
+      this.bans.put(userId, until);
+      this.ensureAlarm(until);
+    }
     const presence = this.presence(); // built before any connection is retired
     const conns = this.connections.ofUser(userId);
     this.#kicked.add(userId);

@@ -23,6 +23,8 @@ const MIGRATIONS: readonly string[] = [
      joined_at INTEGER NOT NULL,
      grace_until INTEGER NOT NULL
    );`,
+  // 2: room-scoped bans from a kick with banSeconds.
+  `CREATE TABLE IF NOT EXISTS bans (user_id TEXT PRIMARY KEY, until INTEGER NOT NULL);`,
 ];
 
 /**
