@@ -44,3 +44,40 @@ export function authorize(permission: Permission) {
     await next();
   });
 }
+
+// ---- request bodies ----------------------------------------------------------
+
+/**
+ * Reads a request body as UTF-8 text of at most `maxBytes` bytes, without ever holding
+ * more than that: a `Content-Length` over the cap is refused before a byte is read, and
+ * the stream itself is read chunk by chunk and cancelled as soon as it passes the cap
+ * (chunked bodies, or a `Content-Length` the stream does not keep to). `tooLarge`
+ * throws the route's error. (hono/body-limit trusts a `Content-Length` and then reads
+ * the stream uncapped, so it is not used.)
+ */
+export async function readBodyText(request: Request, maxBytes: number, tooLarge: () => never): Promise<string> {
+  const declared = request.headers.get("Content-Length");
+  if (declared !== null && /^\d+$/.test(declared.trim()) && Number(declared.trim()) > maxBytes) tooLarge();
+  const body = request.body;
+  if (body === null) return "";
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      reader.cancel().catch(() => {});
+      tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}

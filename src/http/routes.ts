@@ -1,12 +1,12 @@
 import { Hono } from "hono";
 import * as v from "valibot";
-import { MESSAGE_ID, PROTOCOL_VERSION, utf8Length } from "@roomcast/protocol";
+import { MESSAGE_ID, PROTOCOL_VERSION } from "@roomcast/protocol";
 import type { AppEnv } from "../env.js";
 import { LIMIT_SPECS, readLimits } from "../config.js";
 import { IDENTITY_HEADER, RESUME_HEADER } from "../room/room.js";
 import { historyBody } from "../room/wire.js";
 import { readCredentials } from "../auth/token-source.js";
-import { authorize, checkOrigin, roomParam } from "./middleware.js";
+import { authorize, checkOrigin, readBodyText, roomParam } from "./middleware.js";
 import { fail } from "./errors.js";
 
 const PublishBody = v.object({
@@ -19,6 +19,9 @@ const nonNegativeInt = (raw: string | undefined, name: string, fallback: number)
   if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) fail("invalid_request", `${name} must be a non-negative integer`);
   return Number(raw);
 };
+
+/** Largest `POST /drain` body: `{"windowSeconds": N}` needs a few dozen bytes. */
+export const MAX_DRAIN_BODY_BYTES = 1_024;
 
 export const rooms = new Hono<AppEnv>();
 
@@ -47,8 +50,10 @@ rooms.get("/:room/ws", async (c, next) => {
 
 rooms.post("/:room/messages", authorize("publish"), async (c) => {
   const limits = readLimits(c.env);
-  const text = await c.req.text();
-  if (utf8Length(text) > limits.MAX_MESSAGE_BYTES + 1_024) fail("message_too_large", `body exceeds ${limits.MAX_MESSAGE_BYTES} bytes of data`);
+  // Refused by Content-Length before reading, and the read stops once past the cap.
+  const text = await readBodyText(c.req.raw, limits.MAX_MESSAGE_BYTES + 1_024, () =>
+    fail("message_too_large", `body exceeds ${limits.MAX_MESSAGE_BYTES} bytes of data`),
+  );
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -94,7 +99,9 @@ const DrainBody = v.strictObject({
 });
 
 rooms.post("/:room/drain", authorize("admin"), async (c) => {
-  const text = await c.req.text();
+  const text = await readBodyText(c.req.raw, MAX_DRAIN_BODY_BYTES, () =>
+    fail("invalid_request", `the body may be at most ${MAX_DRAIN_BODY_BYTES} bytes: {"windowSeconds"?: number}`),
+  );
   let json: unknown = {};
   if (text.trim() !== "") {
     try {
