@@ -1,7 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../src/index.js";
-import { fetchWorker, token, uniqueRoom } from "./helpers.js";
+import { IDENTITY_HEADER, RESUME_HEADER } from "../src/room/room.js";
+import { PROTOCOL_VERSION } from "@roomcast/protocol";
+import { connect, fetchWorker, httpPublish, presentUsers, TestSocket, token, uniqueRoom, upgrade } from "./helpers.js";
 
 // vitest.config.ts sets MAX_MESSAGE_BYTES=1024: a publish body may be 1024 + 1024 bytes.
 const MESSAGE_BODY_CAP = 2_048;
@@ -157,5 +159,80 @@ describe("POST /drain body limit", () => {
     expect(await ok.json()).toEqual({ connections: 0, windowMs: 0 });
     const over = await fetchWorker(`/v1/rooms/${room}/drain`, { method: "POST", headers: await adminHeaders(), body: atCap + " " });
     expect(over.status).toBe(400);
+  });
+});
+
+describe("non-ASCII user ids", () => {
+  // verify.ts counts `sub` in UTF-16 code units (String#length): 100 × U+1F600 (4 UTF-8
+  // bytes, 2 units each) is the longest such `sub` accepted.
+  const sub = "😀".repeat(100);
+
+  it("the longest accepted sub of 4-byte characters connects, publishes and is listed exactly", async () => {
+    expect(sub.length).toBe(200);
+    const room = uniqueRoom();
+    const socket = await connect(room, await token({ sub }));
+    const welcome = await socket.next("welcome");
+    expect(socket.response.status).toBe(101);
+    expect(welcome.userId).toBe(sub);
+
+    const seq = await httpPublish(room, "emoji-1", { text: "hi" }, sub);
+    const message = await socket.next("message");
+    expect(message).toMatchObject({ seq, id: "emoji-1", from: sub });
+
+    expect(await presentUsers(room)).toEqual([sub]);
+    socket.close();
+  });
+
+  it("reaches the room in an ASCII identity header (header values are ByteStrings)", async () => {
+    // The app with a ROOMS binding that records what the Worker hands the room.
+    const room = uniqueRoom();
+    const sent: Headers[] = [];
+    const rooms = {
+      getByName: (name: string) => ({
+        fetch: (url: string, init: RequestInit) => {
+          sent.push(new Headers(init.headers));
+          return env.ROOMS.getByName(name).fetch(url, init);
+        },
+      }),
+    };
+    const res = await app.fetch(
+      new Request(`https://roomcast.test/v1/rooms/${room}/ws?epoch=e-1&after=0`, {
+        headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": PROTOCOL_VERSION, Authorization: `Bearer ${await token({ sub })}` },
+      }),
+      { ...env, ROOMS: rooms },
+    );
+    expect(res.status).toBe(101);
+    res.webSocket!.accept();
+    const socket = new TestSocket(res.webSocket!, res);
+    expect((await socket.next("welcome")).userId).toBe(sub);
+    expect(sent).toHaveLength(1);
+    for (const name of [IDENTITY_HEADER, RESUME_HEADER]) {
+      const value = sent[0]!.get(name)!;
+      expect(value).toMatch(/^[\x21-\x7e]+$/);
+    }
+    expect(JSON.parse(decodeURIComponent(sent[0]!.get(IDENTITY_HEADER)!))).toMatchObject({ userId: sub, room });
+    socket.close();
+  });
+
+  it("one character more is refused (401)", async () => {
+    const res = await upgrade(uniqueRoom(), await token({ sub: `${sub}a` }));
+    expect(res.status).toBe(401);
+  });
+
+  it("the room decodes the identity header, and refuses a malformed encoding as a malformed identity", async () => {
+    const room = uniqueRoom();
+    const identity = { userId: sub, room, permissions: ["subscribe"], expiresAt: Math.floor(Date.now() / 1000) + 300 };
+    const good = encodeURIComponent(JSON.stringify(identity));
+    const accepted = await env.ROOMS.getByName(room).fetch("https://room.internal/connect", { headers: { Upgrade: "websocket", [IDENTITY_HEADER]: good } });
+    expect(accepted.status).toBe(101);
+    accepted.webSocket!.accept();
+    const socket = new TestSocket(accepted.webSocket!, accepted);
+    expect((await socket.next("welcome")).userId).toBe(sub);
+    socket.close();
+    for (const header of [good.slice(0, -1) + "%", "%E0%A4%A", encodeURIComponent("{not json")]) {
+      const res = await env.ROOMS.getByName(room).fetch("https://room.internal/connect", { headers: { Upgrade: "websocket", [IDENTITY_HEADER]: header } });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ error: { code: "invalid_request", message: "missing or malformed internal identity" } });
+    }
   });
 });

@@ -23,6 +23,12 @@ const nonNegativeInt = (raw: string | undefined, name: string, fallback: number)
 /** Largest `POST /drain` body: `{"windowSeconds": N}` needs a few dozen bytes. */
 export const MAX_DRAIN_BODY_BYTES = 1_024;
 
+/**
+ * The value of an internal header (IDENTITY_HEADER, RESUME_HEADER): JSON, percent-encoded
+ * so a non-ASCII user id still makes an ASCII header value; room.ts `readHeader` decodes it.
+ */
+const internalHeader = (value: unknown): string => encodeURIComponent(JSON.stringify(value));
+
 export const rooms = new Hono<AppEnv>();
 
 rooms.use("/:room/*", roomParam, checkOrigin);
@@ -35,14 +41,14 @@ rooms.get("/:room/ws", async (c, next) => {
   await next();
 }, authorize("subscribe"), async (c) => {
   const identity = c.get("identity");
-  const headers: Record<string, string> = { Upgrade: "websocket", [IDENTITY_HEADER]: JSON.stringify(identity) };
+  const headers: Record<string, string> = { Upgrade: "websocket", [IDENTITY_HEADER]: internalHeader(identity) };
   // Resume position: `?epoch=E&after=SEQ` (both or neither).
   const epoch = c.req.query("epoch");
   const afterRaw = c.req.query("after");
   if ((epoch === undefined) !== (afterRaw === undefined)) fail("invalid_request", "resume needs both epoch and after");
   if (epoch !== undefined) {
     if (!/^[A-Za-z0-9-]{1,64}$/.test(epoch)) fail("invalid_request", "epoch must be 1-64 characters of A-Z a-z 0-9 -");
-    headers[RESUME_HEADER] = JSON.stringify({ epoch, after: nonNegativeInt(afterRaw, "after", 0) });
+    headers[RESUME_HEADER] = internalHeader({ epoch, after: nonNegativeInt(afterRaw, "after", 0) });
   }
   // A fresh request: nothing the client sent (least of all its token) reaches the room.
   return c.env.ROOMS.getByName(identity.room).fetch("https://room.internal/connect", { headers });

@@ -20,7 +20,11 @@ import { RoomCore } from "./room-core.js";
 import { handleFrame } from "./frame-handlers.js";
 import { runAlarm } from "./lifecycle.js";
 
-/** Headers the Worker uses to hand the room a verified identity and resume request; never read from clients. */
+/**
+ * Headers the Worker uses to hand the room a verified identity and resume request; never
+ * read from clients. Values are JSON, percent-encoded (`encodeURIComponent`) so they stay
+ * ASCII whatever the user id holds; `readHeader` decodes, then validates.
+ */
 export const IDENTITY_HEADER = "X-Roomcast-Identity";
 export const RESUME_HEADER = "X-Roomcast-Resume";
 
@@ -163,7 +167,7 @@ function readHeader<T>(request: Request, name: string, schema: v.GenericSchema<u
   if (!header) return undefined;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(header);
+    parsed = JSON.parse(decodeURIComponent(header)); // a malformed encoding throws URIError
   } catch {
     return undefined;
   }
