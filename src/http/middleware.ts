@@ -40,7 +40,7 @@ export function authorize(permission: Permission) {
     if (!permissions.includes(permission)) {
       throw new RoomcastError("forbidden", `the token does not grant "${permission}" on this room`);
     }
-    c.set("identity", { userId: verified.userId, room, permissions, expiresAt: verified.expiresAt });
+    c.set("identity", { userId: verified.userId, room, permissions, expiresAt: verified.expiresAt, ...(verified.rate ? { rate: verified.rate } : {}) });
     await next();
   });
 }

@@ -29,6 +29,9 @@ export const MAX_DRAIN_BODY_BYTES = 1_024;
  */
 const internalHeader = (value: unknown): string => encodeURIComponent(JSON.stringify(value));
 
+/** The longest ban a kick can set: 30 days. */
+const MAX_BAN_SECONDS = 30 * 24 * 3_600;
+
 export const rooms = new Hono<AppEnv>();
 
 rooms.use("/:room/*", roomParam, checkOrigin);
@@ -87,7 +90,8 @@ rooms.get("/:room/messages", authorize("subscribe"), async (c) => {
   const limit = nonNegativeInt(c.req.query("limit"), "limit", limits.HISTORY_PAGE_MAX);
   if (limit < 1) fail("invalid_request", "limit must be at least 1");
   const room = c.get("room");
-  const page = await c.env.ROOMS.getByName(room).history(after, limit);
+  const page = await c.env.ROOMS.getByName(room).history(c.get("identity"), after, limit);
+  if (!page.ok) fail(page.code, page.message);
   // `data` is spliced in as stored JSON text rather than parsed and re-serialised.
   const body = historyBody({ room, epoch: page.epoch, head: page.head, hasMore: page.hasMore }, page.messages);
   return c.body(body, 200, { "Content-Type": "application/json" });
@@ -131,5 +135,8 @@ rooms.post("/:room/drain", authorize("admin"), async (c) => {
 rooms.delete("/:room/connections/:userId", authorize("admin"), async (c) => {
   const userId = c.req.param("userId");
   if (userId.length === 0 || userId.length > 200) fail("invalid_request", "userId must be 1-200 characters");
-  return c.json(await c.env.ROOMS.getByName(c.get("room")).kick(userId));
+  // Optional room-scoped ban: the user cannot reconnect (with any token) for that long.
+  const banSeconds = nonNegativeInt(c.req.query("banSeconds"), "banSeconds", 0);
+  if (banSeconds > MAX_BAN_SECONDS) fail("invalid_request", `banSeconds must be at most ${MAX_BAN_SECONDS} (30 days)`);
+  return c.json(await c.env.ROOMS.getByName(c.get("room")).kick(userId, banSeconds));
 });

@@ -14,7 +14,7 @@ import { readLimits, type Limits } from "../config.js";
 import { Identity } from "../auth/identity.js";
 import { errorResponse } from "../error-response.js";
 import { describeError, log } from "../log.js";
-import type { Page } from "./message-log.js";
+import { MAX_PAGE_CHARS, type Page } from "./message-log.js";
 import { closeWith } from "./send.js";
 import { RoomCore } from "./room-core.js";
 import { handleFrame } from "./frame-handlers.js";
@@ -30,13 +30,22 @@ export const RESUME_HEADER = "X-Roomcast-Resume";
 
 const ResumeHeader = v.object({ epoch: v.pipe(v.string(), v.maxLength(64)), after: v.pipe(v.number(), v.integer(), v.minValue(0)) });
 
-export type PublishResult =
-  | { ok: true; seq: number; id: string; duplicate: boolean }
-  | { ok: false; code: ErrorCode; message: string };
+export type Refused = { ok: false; code: ErrorCode; message: string };
+
+export type PublishResult = { ok: true; seq: number; id: string; duplicate: boolean } | Refused;
 
 export interface HistoryResult extends Page {
+  readonly ok: true;
   readonly epoch: string;
   readonly head: number;
+}
+
+function rateLimited(limits: Limits): Refused {
+  return {
+    ok: false,
+    code: "rate_limited",
+    message: `at most ${limits.PUBLISH_RATE_PER_SECOND} requests per second per user in a room (burst ${limits.PUBLISH_BURST}), shared with the user's sockets`,
+  };
 }
 
 export class Room extends DurableObject<Env> {
@@ -125,14 +134,21 @@ export class Room extends DurableObject<Env> {
     this.#core.rememberRoom(identity.room);
     const max = this.#core.limits.MAX_MESSAGE_BYTES;
     if (utf8Length(data) > max) return { ok: false, code: "message_too_large", message: `data exceeds ${max} bytes` };
+    // The same bucket as the user's sockets: HTTP is no way around the rate limit.
+    if (!this.#core.buckets.of(identity.userId, identity.rate).take()) return rateLimited(this.#core.limits);
     const result = this.#core.append(identity.userId, id, data);
     return { ok: true, seq: result.seq, id, duplicate: result.duplicate };
   }
 
-  /** The HTTP history page (cut at about 1 MiB like every page, see message-log.ts). */
-  async history(after: number, limit: number): Promise<HistoryResult> {
+  /**
+   * The HTTP history page: cut at about 1 MiB like every page (message-log.ts) and paid
+   * from the user's bucket by request and by size, like history over the socket.
+   */
+  async history(identity: Identity, after: number, limit: number): Promise<HistoryResult | Refused> {
+    const page = this.#core.historyPage(identity.userId, after, limit, MAX_PAGE_CHARS, identity.rate);
+    if (!page) return rateLimited(this.#core.limits);
     const log = this.#core.log;
-    return { ...log.page(after, Math.min(limit, this.#core.limits.HISTORY_PAGE_MAX)), epoch: log.epoch, head: log.head };
+    return { ok: true, ...page, epoch: log.epoch, head: log.head };
   }
 
   async presence(): Promise<Member[]> {
@@ -149,8 +165,9 @@ export class Room extends DurableObject<Env> {
   }
 
   /** Disconnects every connection of a user with the terminal `kicked` code. */
-  async kick(userId: string): Promise<{ closed: number }> {
-    return { closed: this.#core.kick(userId) };
+  async kick(userId: string, banSeconds = 0): Promise<{ closed: number; bannedUntil?: number }> {
+    const closed = this.#core.kick(userId, banSeconds);
+    return banSeconds > 0 ? { closed, bannedUntil: Date.now() + banSeconds * 1000 } : { closed };
   }
 
   #safely(event: string, fn: () => void): void {
