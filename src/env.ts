@@ -4,6 +4,8 @@ import type { Identity } from "./auth/identity.js";
 /** Bindings and vars from wrangler.toml, `.dev.vars` and `wrangler secret put`. */
 export interface Env {
   ROOMS: DurableObjectNamespace<Room>;
+  /** Rate Limiting binding: WebSocket connection attempts per user per room (wrangler.toml [[ratelimits]]). Optional. */
+  CONNECT_LIMITER?: RateLimit;
   /** "development" only under `wrangler dev` (set in .dev.vars); anything else is treated as production. */
   ENVIRONMENT?: string;
   ALLOWED_ORIGINS?: string;

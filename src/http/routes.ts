@@ -44,6 +44,12 @@ rooms.get("/:room/ws", async (c, next) => {
   await next();
 }, authorize("subscribe"), async (c) => {
   const identity = c.get("identity");
+  // Connection attempts per user per room, at the edge, before the room is woken: a
+  // reconnect loop (or a flood) of one user costs the room nothing past the limit.
+  if (c.env.CONNECT_LIMITER) {
+    const { success } = await c.env.CONNECT_LIMITER.limit({ key: `${identity.room}\n${identity.userId}` });
+    if (!success) fail("rate_limited", "too many connection attempts for this user in this room; retry with backoff");
+  }
   const headers: Record<string, string> = { Upgrade: "websocket", [IDENTITY_HEADER]: internalHeader(identity) };
   // Resume position: `?epoch=E&after=SEQ` (both or neither).
   const epoch = c.req.query("epoch");
