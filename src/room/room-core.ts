@@ -192,12 +192,12 @@ export class RoomCore {
 
   connect(identity: Identity, resume: ResumeRequest | undefined): Response {
     this.rememberRoom(identity.room);
+    const banned = this.bans.bannedUntil(identity.userId, Date.now());
+    if (banned !== undefined) return errorResponse("kicked", `banned from this room until ${new Date(banned).toISOString()}`);
     // Sockets the room closed but the runtime still holds count too, until they are gone.
     if (Math.max(this.connections.size, this.connections.socketCount()) >= this.limits.MAX_CONNECTIONS_PER_ROOM) {
       return errorResponse("room_full", `the room already holds ${this.limits.MAX_CONNECTIONS_PER_ROOM} connections`);
     }
-    const banned = this.bans.bannedUntil(identity.userId, Date.now());
-    if (banned !== undefined) return errorResponse("kicked", `banned from this room until ${new Date(banned).toISOString()}`);
     // One user may not take the room: a cap per user, with its own code (several tabs and devices fit).
     if (this.connections.countOf(identity.userId) >= this.limits.MAX_CONNECTIONS_PER_USER) {
       return errorResponse("too_many_connections", `this user already holds ${this.limits.MAX_CONNECTIONS_PER_USER} connections in the room`);
