@@ -31,8 +31,9 @@ describe("joins and resumes during live traffic in a busy room", () => {
   it("gives every newcomer its welcome first, then every seq once and in order", async () => {
     const room = uniqueRoom("busy");
     const crowd: TestSocket[] = [];
-    const jwt = await token({ sub: "crowd", cap: { "*": ["subscribe"] } });
-    for (let i = 0; i < 110; i++) crowd.push(await connect(room, jwt));
+    // Two users of 55 sockets each (under MAX_CONNECTIONS_PER_USER and the Worker's connect limiter).
+    const jwts = [await token({ sub: "crowd-a", cap: { "*": ["subscribe"] } }), await token({ sub: "crowd-b", cap: { "*": ["subscribe"] } })];
+    for (let i = 0; i < 110; i++) crowd.push(await connect(room, jwts[i % 2]));
     const publisher = await connect(room, await token({ sub: "pub", cap: { "*": ["subscribe", "publish"] } }));
     const { epoch } = await publisher.next("welcome");
 
