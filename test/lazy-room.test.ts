@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { connect, fetchWorker, httpPublish, token, uniqueRoom } from "./helpers.js";
@@ -59,5 +59,27 @@ describe("a room that is only read stores nothing", () => {
     const res = await fetchWorker(`/v1/rooms/${room}/messages`, { headers: { Authorization: `Bearer ${await token()}` } });
     expect(await res.json()).toMatchObject({ epoch, head: 1 });
     early.close();
+  });
+});
+
+describe("a room that has stored nothing, across a wake with clients connected", () => {
+  it("keeps the epoch its clients were told and its name (a refresh still works)", async () => {
+    const room = uniqueRoom();
+    const alice = await connect(room, await token({ sub: "alice", cap: { [room]: ["subscribe"] } }));
+    const { epoch } = await alice.next("welcome");
+    expect(await storedTables(room)).toEqual([]);
+    await evictDurableObject(stub(room), { webSockets: "hibernate" });
+
+    // The woken room knows its name: a refresh for this room is granted.
+    alice.send({ type: "refresh", id: "r", token: await token({ sub: "alice", cap: { [room]: ["subscribe"] } }) });
+    expect((await alice.next("refreshed")).permissions).toEqual(["subscribe"]);
+    // And its epoch: the first message is stored under the epoch alice holds, and a newcomer is told it.
+    expect(await httpPublish(room, "first", 1)).toBe(1);
+    expect((await alice.next("message")).seq).toBe(1);
+    const late = await connect(room, await token({ sub: "late" }));
+    expect((await late.next("welcome")).epoch).toBe(epoch);
+    const again = await connect(room, await token({ sub: "alice2" }), { resume: { epoch, after: 1 } });
+    expect((await again.next("welcome")).resume).toEqual({ recovered: true });
+    for (const s of [alice, late, again]) s.close();
   });
 });

@@ -173,6 +173,13 @@ describe("kick with a ban", () => {
     const again = await upgrade(room, jwt);
     expect(again.status).toBe(403);
     expect(await again.json()).toMatchObject({ error: { code: "kicked" } });
+    // Over HTTP too.
+    const post = await fetchWorker(`/v1/rooms/${room}/messages`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${jwt}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ id: "sneak", data: 1 }),
+    });
+    expect(post.status).toBe(403);
     const elsewhere = await connect(uniqueRoom(), jwt);
     expect((await elsewhere.next("welcome")).userId).toBe("troll");
     elsewhere.close();

@@ -8,6 +8,7 @@ import { historyBody } from "../room/wire.js";
 import { readCredentials } from "../auth/token-source.js";
 import { authorize, checkOrigin, readBodyText, roomParam } from "./middleware.js";
 import { fail } from "./errors.js";
+import { describeError, log } from "../log.js";
 
 const PublishBody = v.object({
   id: v.optional(v.pipe(v.string(), v.regex(MESSAGE_ID, "id must be 1-64 characters of A-Z a-z 0-9 _ . : -"))),
@@ -29,6 +30,17 @@ export const MAX_DRAIN_BODY_BYTES = 1_024;
  */
 const internalHeader = (value: unknown): string => encodeURIComponent(JSON.stringify(value));
 
+/** The connect limiter's verdict; a limiter that fails lets the attempt through (and says so in the log). */
+async function connectAllowed(limiter: RateLimit | undefined, key: string): Promise<boolean> {
+  if (!limiter) return true;
+  try {
+    return (await limiter.limit({ key })).success;
+  } catch (err) {
+    log("warn", "http.connect_limiter_failed", { error: describeError(err) });
+    return true;
+  }
+}
+
 /** The longest ban a kick can set: 30 days. */
 const MAX_BAN_SECONDS = 30 * 24 * 3_600;
 
@@ -44,12 +56,6 @@ rooms.get("/:room/ws", async (c, next) => {
   await next();
 }, authorize("subscribe"), async (c) => {
   const identity = c.get("identity");
-  // Connection attempts per user per room, at the edge, before the room is woken: a
-  // reconnect loop (or a flood) of one user costs the room nothing past the limit.
-  if (c.env.CONNECT_LIMITER) {
-    const { success } = await c.env.CONNECT_LIMITER.limit({ key: `${identity.room}\n${identity.userId}` });
-    if (!success) fail("rate_limited", "too many connection attempts for this user in this room; retry with backoff");
-  }
   const headers: Record<string, string> = { Upgrade: "websocket", [IDENTITY_HEADER]: internalHeader(identity) };
   // Resume position: `?epoch=E&after=SEQ` (both or neither).
   const epoch = c.req.query("epoch");
@@ -58,6 +64,11 @@ rooms.get("/:room/ws", async (c, next) => {
   if (epoch !== undefined) {
     if (!/^[A-Za-z0-9-]{1,64}$/.test(epoch)) fail("invalid_request", "epoch must be 1-64 characters of A-Z a-z 0-9 -");
     headers[RESUME_HEADER] = internalHeader({ epoch, after: nonNegativeInt(afterRaw, "after", 0) });
+  }
+  // Connection attempts per user per room, at the edge, before the room is woken: a
+  // reconnect loop (or a flood) of one user costs the room nothing past the limit.
+  if (!(await connectAllowed(c.env.CONNECT_LIMITER, `${identity.room}\n${identity.userId}`))) {
+    fail("rate_limited", "too many connection attempts for this user in this room; retry with backoff");
   }
   // A fresh request: nothing the client sent (least of all its token) reaches the room.
   return c.env.ROOMS.getByName(identity.room).fetch("https://room.internal/connect", { headers });

@@ -46,6 +46,13 @@ export const SessionV2 = v.object({
   announced: v.boolean(),
   confirmed: v.optional(v.number()),
   closing: v.optional(v.literal(true)),
+  /**
+   * The room's name and log epoch at the join. A room that has stored nothing yet
+   * keeps both only in memory; after a wake it takes them back from here, so its
+   * name and the epoch its clients were told survive hibernation.
+   */
+  room: v.optional(v.string()),
+  epoch: v.optional(v.string()),
   /** The token's `rate` claim, if any: the user's rate budget in this room. */
   rate: v.optional(v.object({ perSecond: v.number(), burst: v.number() })),
 });

@@ -20,13 +20,16 @@ export class BanStore {
     return row?.until;
   }
 
-  put(userId: string, until: number): void {
+  /** Bans the user until `until`, or longer if already banned longer; returns the ban's end. */
+  put(userId: string, until: number): number {
     this.#log.ensureStored();
-    this.#sql.exec(
-      "INSERT INTO bans (user_id, until) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET until = max(until, excluded.until)",
-      userId,
-      until,
-    );
+    return this.#sql
+      .exec<{ until: number }>(
+        "INSERT INTO bans (user_id, until) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET until = max(until, excluded.until) RETURNING until",
+        userId,
+        until,
+      )
+      .one().until;
   }
 
   /** Deletes the bans over by `now`; returns when the next one ends, if any. */

@@ -192,7 +192,7 @@ async function onRefresh(core: FrameHost, conn: Connection, frame: RefreshFrame)
   // The verify above awaited: the connection may have gone meanwhile.
   if (conn.phase === "gone") return;
   // Presence membership (`announced`) stays as it was at the join.
-  core.connections.update(conn, { expiresAt: verified.expiresAt, permissions });
+  core.connections.update(conn, { expiresAt: verified.expiresAt, permissions, rate: verified.rate });
   core.ensureAlarm(core.tokenDeadline(conn.session));
   replyFrame(conn, { type: "refreshed", id: frame.id, expiresAt: verified.expiresAt, permissions } satisfies RefreshedFrame);
 }

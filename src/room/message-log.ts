@@ -66,6 +66,15 @@ export class MessageLog {
     }
   }
 
+  /**
+   * A room that has stored nothing keeps its epoch in memory; after a wake with
+   * clients still connected, the epoch they were told (from their attachments) is
+   * taken back, so it does not change under them.
+   */
+  adoptEpoch(epoch: string): void {
+    if (!this.#stored) this.#epoch = epoch;
+  }
+
   /** Whether the room has stored anything yet. */
   get stored(): boolean {
     return this.#stored;

@@ -14,8 +14,9 @@ export class TokenBucket {
     readonly ratePerSecond: number,
     readonly burst: number,
     now: number = Date.now(),
+    tokens: number = burst,
   ) {
-    this.#tokens = burst;
+    this.#tokens = Math.min(tokens, burst);
     this.#updated = now;
   }
 
@@ -78,14 +79,18 @@ export class UserBuckets {
 
   /**
    * The user's bucket. `rate` (a token's `rate` claim) sizes it instead of the room's
-   * defaults; a request with another size replaces it (only a token the app's backend
-   * signed can carry one). Requests without a claim use whatever bucket the user has.
+   * defaults; a request with another size resizes it, keeping what was left (only a
+   * token the app's backend signed can carry one). Requests without a claim use
+   * whatever bucket the user has. After hibernation a user starts full: with a small
+   * claimed rate that can come earlier than a refill would.
    */
   of(userId: string, rate?: { perSecond: number; burst: number }): TokenBucket {
     let bucket = this.#buckets.get(userId);
     if (!bucket || (rate && (bucket.ratePerSecond !== rate.perSecond || bucket.burst !== rate.burst))) {
       if (!bucket && this.#buckets.size >= PRUNE_AT) this.prune();
-      bucket = new TokenBucket(rate?.perSecond ?? this.ratePerSecond, rate?.burst ?? this.burst);
+      // Resized, not refilled: what the user had left carries over (at most the new burst),
+      // so alternating tokens with different claims buys nothing.
+      bucket = new TokenBucket(rate?.perSecond ?? this.ratePerSecond, rate?.burst ?? this.burst, Date.now(), bucket?.available() ?? Infinity);
       this.#buckets.set(userId, bucket);
     }
     return bucket;

@@ -54,6 +54,14 @@ export class RoomCore {
     this.bans = new BanStore(ctx.storage.sql, this.log);
     this.#room = this.log.getMeta("room");
     this.connections = new ConnectionRegistry(ctx);
+    // Nothing stored yet, but clients connected before a wake: their attachments hold
+    // the room's name and the epoch they were told (message-log.ts keeps both in memory).
+    if (!this.log.stored) {
+      for (const conn of this.connections.open()) {
+        if (conn.session.epoch) this.log.adoptEpoch(conn.session.epoch);
+        if (conn.session.room && this.#room === undefined) this.rememberRoom(conn.session.room);
+      }
+    }
     // A connection found only when its (queued) close arrives after a wake: if the
     // presence index was built without it, put it back, so its leave is announced.
     // (A user kicked since this instance started is not put back: the kick removed them.)
@@ -217,6 +225,8 @@ export class RoomCore {
       joinedAt: now,
       state: null,
       announced,
+      room: identity.room,
+      epoch: this.log.epoch,
       ...(identity.rate ? { rate: identity.rate } : {}),
     };
     const conn = this.connections.accept(server, session, [userTag(identity.userId)]);
@@ -254,8 +264,8 @@ export class RoomCore {
       expiresAt: session.expiresAt,
       limits: {
         maxMessageBytes: this.limits.MAX_MESSAGE_BYTES,
-        publishRatePerSecond: this.limits.PUBLISH_RATE_PER_SECOND,
-        publishBurst: this.limits.PUBLISH_BURST,
+        publishRatePerSecond: session.rate?.perSecond ?? this.limits.PUBLISH_RATE_PER_SECOND,
+        publishBurst: session.rate?.burst ?? this.limits.PUBLISH_BURST,
         livenessTimeoutSeconds: this.limits.LIVENESS_TIMEOUT_SECONDS,
         maxUnconfirmedBytes: this.budget,
       },
@@ -292,11 +302,7 @@ export class RoomCore {
 
   /** Closes every connection of a user (4502) and, with `banSeconds`, keeps them out that long. */
   kick(userId: string, banSeconds = 0): number {
-    if (banSeconds > 0) {
-      const until = Date.now() + banSeconds * 1000;
-      this.bans.put(userId, until);
-      this.ensureAlarm(until);
-    }
+    if (banSeconds > 0) this.ensureAlarm(this.bans.put(userId, Date.now() + banSeconds * 1000));
     const presence = this.presence(); // built before any connection is retired
     const conns = this.connections.ofUser(userId);
     this.#kicked.add(userId);

@@ -134,6 +134,8 @@ export class Room extends DurableObject<Env> {
     this.#core.rememberRoom(identity.room);
     const max = this.#core.limits.MAX_MESSAGE_BYTES;
     if (utf8Length(data) > max) return { ok: false, code: "message_too_large", message: `data exceeds ${max} bytes` };
+    const banned = this.#bannedNow(identity.userId);
+    if (banned) return banned;
     // The same bucket as the user's sockets: HTTP is no way around the rate limit.
     if (!this.#core.buckets.of(identity.userId, identity.rate).take()) return rateLimited(this.#core.limits);
     const result = this.#core.append(identity.userId, id, data);
@@ -145,6 +147,8 @@ export class Room extends DurableObject<Env> {
    * from the user's bucket by request and by size, like history over the socket.
    */
   async history(identity: Identity, after: number, limit: number): Promise<HistoryResult | Refused> {
+    const banned = this.#bannedNow(identity.userId);
+    if (banned) return banned;
     const page = this.#core.historyPage(identity.userId, after, limit, MAX_PAGE_CHARS, identity.rate);
     if (!page) return rateLimited(this.#core.limits);
     const log = this.#core.log;
@@ -167,7 +171,14 @@ export class Room extends DurableObject<Env> {
   /** Disconnects every connection of a user with the terminal `kicked` code. */
   async kick(userId: string, banSeconds = 0): Promise<{ closed: number; bannedUntil?: number }> {
     const closed = this.#core.kick(userId, banSeconds);
-    return banSeconds > 0 ? { closed, bannedUntil: Date.now() + banSeconds * 1000 } : { closed };
+    const bannedUntil = banSeconds > 0 ? this.#core.bans.bannedUntil(userId, Date.now()) : undefined;
+    return bannedUntil !== undefined ? { closed, bannedUntil } : { closed };
+  }
+
+  /** A user banned from the room by a kick is refused over HTTP too. */
+  #bannedNow(userId: string): Refused | undefined {
+    const until = this.#core.bans.bannedUntil(userId, Date.now());
+    return until === undefined ? undefined : { ok: false, code: "kicked", message: `banned from this room until ${new Date(until).toISOString()}` };
   }
 
   #safely(event: string, fn: () => void): void {

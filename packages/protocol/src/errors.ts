@@ -31,7 +31,7 @@ export const ERRORS = {
   not_found: { status: 404, reconnect: "never", description: "No such route." },
   message_too_large: { status: 413, reconnect: "never", description: "The message exceeds MAX_MESSAGE_BYTES." },
   upgrade_required: { status: 426, reconnect: "never", description: "This route only accepts WebSocket upgrades." },
-  rate_limited: { status: 429, reconnect: "never", description: "Publishing faster than the per-connection rate limit allows." },
+  rate_limited: { status: 429, reconnect: "never", description: "Faster than the user's rate budget in this room allows (shared by all of the user's sockets and HTTP requests); retry later." },
   internal_error: { status: 500, close: 4002, reconnect: "retry", description: "An unexpected server error; safe to retry with backoff." },
   server_misconfigured: { status: 500, reconnect: "never", description: "The server refuses to run with its current configuration (for example the dev secret in production)." },
   too_many_connections: { status: 429, close: 4006, reconnect: "retry", description: "This user already holds MAX_CONNECTIONS_PER_USER connections in the room; close one, or retry with backoff." },
