@@ -60,14 +60,7 @@ export class Connection {
   }
 }
 
-export interface ConnectionViews {
-  /** Connections receiving live broadcasts. */
-  live(): readonly Connection[];
-  /** Joining and live connections (everyone presence diffs go to). */
-  open(): readonly Connection[];
-}
-
-export class ConnectionRegistry implements ConnectionViews {
+export class ConnectionRegistry {
   readonly #ctx: DurableObjectState;
   readonly #byWs = new Map<WebSocket, Connection>();
   /** Open connections per user id (a user's tabs and devices). */
@@ -166,10 +159,12 @@ export class ConnectionRegistry implements ConnectionViews {
     return true;
   }
 
+  /** Connections receiving live broadcasts. */
   live(): readonly Connection[] {
     return (this.#live ??= [...this.#byWs.values()].filter((c) => c.phase === "live"));
   }
 
+  /** Joining and live connections (everyone presence diffs go to). */
   open(): readonly Connection[] {
     return (this.#open ??= [...this.#byWs.values()]);
   }
