@@ -12,6 +12,15 @@ export function log(level: Level, event: string, fields: Record<string, unknown>
 }
 
 /** The parts of an unknown thrown value that are safe to log. */
+/** Runs `fn`; a throw is logged as `event` (with `fields`) instead of escaping. For cleanup that must not fail its caller. */
+export function safely(event: string, fields: Record<string, unknown>, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    log("error", event, { ...fields, error: describeError(err) });
+  }
+}
+
 export function describeError(err: unknown): { name: string; message: string } {
   if (err instanceof Error) return { name: err.name, message: err.message };
   return { name: typeof err, message: String(err) };

@@ -3,12 +3,13 @@
  * kicked user cannot come straight back with the same token. In SQLite, so a ban
  * outlives eviction; expired ones are deleted by the room's alarm.
  */
+import type { LazyStorage } from "./message-log.js";
 
 export class BanStore {
   readonly #sql: SqlStorage;
-  readonly #log: { readonly stored: boolean; ensureStored(): void };
+  readonly #log: LazyStorage;
 
-  constructor(sql: SqlStorage, log: { readonly stored: boolean; ensureStored(): void }) {
+  constructor(sql: SqlStorage, log: LazyStorage) {
     this.#sql = sql;
     this.#log = log;
   }

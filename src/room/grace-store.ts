@@ -4,15 +4,16 @@
  * announces a join again when the user comes back.
  */
 import type { PresenceConnection } from "./presence.js";
+import type { LazyStorage } from "./message-log.js";
 
 type Row = { connection_id: string; user_id: string; state: string; joined_at: number; grace_until: number };
 
 export class GraceStore {
   readonly #sql: SqlStorage;
-  readonly #log: { readonly stored: boolean; ensureStored(): void };
+  readonly #log: LazyStorage;
 
   /** `log` says whether the room has a schema yet, and creates it before the first write. */
-  constructor(sql: SqlStorage, log: { readonly stored: boolean; ensureStored(): void }) {
+  constructor(sql: SqlStorage, log: LazyStorage) {
     this.#sql = sql;
     this.#log = log;
   }

@@ -39,7 +39,13 @@ const MESSAGE_ENVELOPE_CHARS = 64;
 type Row = { seq: number; client_id: string; sender: string; data: string; ts: number };
 const toMessage = (r: Row): StoredMessage => ({ seq: r.seq, id: r.client_id, from: r.sender, data: r.data, ts: r.ts });
 
-export class MessageLog {
+/** What the stores beside the log need of it: whether the room has a schema yet, and to create it before a write. */
+export interface LazyStorage {
+  readonly stored: boolean;
+  ensureStored(): void;
+}
+
+export class MessageLog implements LazyStorage {
   readonly #storage: DurableObjectStorage;
   readonly #sql: SqlStorage;
   #head = 0;

@@ -10,7 +10,7 @@ import type { Env } from "../env.js";
 import type { Limits } from "../config.js";
 import type { Identity } from "../auth/identity.js";
 import { errorResponse } from "../error-response.js";
-import { describeError, log } from "../log.js";
+import { describeError, log, safely } from "../log.js";
 import type { Session } from "./attachment.js";
 import { ConnectionRegistry, type Connection } from "./connections.js";
 import { MAX_PAGE_CHARS, MessageLog, type Page } from "./message-log.js";
@@ -74,7 +74,7 @@ export class RoomCore {
     };
     this.budget = flowBudget(limits);
     this.buckets = new UserBuckets(limits.PUBLISH_RATE_PER_SECOND, limits.PUBLISH_BURST);
-    const slow = (conns: Connection[]) => conns.forEach((c) => this.#safely("room.slow_consumer", () => this.closeSlow(c)));
+    const slow = (conns: Connection[]) => conns.forEach((c) => safely("room.slow_consumer", { room: this.#room }, () => this.closeSlow(c)));
     this.broadcaster = new Broadcaster(
       { live: () => this.connections.live(), slow },
       { batching: env.BROADCAST_BATCHING !== "off", maxDelayMs: limits.BROADCAST_MAX_DELAY_MS, budget: this.budget, maxBatchChars: this.pageChars },
@@ -235,7 +235,7 @@ export class RoomCore {
       this.#join(conn, presence, resume);
     } catch (err) {
       // Half-joined: take it out of every view (and presence) before the failure is answered.
-      this.#safely("room.connect", () => this.close(conn, "internal_error", undefined));
+      safely("room.connect", { room: this.#room }, () => this.close(conn, "internal_error", undefined));
       throw err;
     }
     return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": PROTOCOL_VERSION } });
@@ -399,13 +399,6 @@ export class RoomCore {
     }
   }
 
-  #safely(event: string, fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      log("error", event, { room: this.#room, error: describeError(err) });
-    }
-  }
 }
 
 /**

@@ -13,7 +13,7 @@ import type { Env } from "../env.js";
 import { readLimits, type Limits } from "../config.js";
 import { Identity } from "../auth/identity.js";
 import { errorResponse } from "../error-response.js";
-import { describeError, log } from "../log.js";
+import { describeError, log, safely } from "../log.js";
 import { MAX_PAGE_CHARS, type Page } from "./message-log.js";
 import { closeWith } from "./send.js";
 import { RoomCore } from "./room-core.js";
@@ -88,7 +88,7 @@ export class Room extends DurableObject<Env> {
       await handleFrame(this.#core, conn, raw);
     } catch (err) {
       log("error", "room.webSocketMessage", { room: this.#core.room, connectionId: conn.id, error: describeError(err) });
-      this.#safely("room.webSocketMessage", () => this.#core.close(conn, "internal_error", this.#core.graceDeadline()));
+      safely("room.webSocketMessage", { room: this.#core.room }, () => this.#core.close(conn, "internal_error", this.#core.graceDeadline()));
     }
   }
 
@@ -110,7 +110,7 @@ export class Room extends DurableObject<Env> {
 
   /** The client (or the network) ended a connection; a second event for it changes nothing. */
   #departed(event: string, ws: WebSocket): void {
-    this.#safely(event, () => {
+    safely(event, { room: this.#core.room }, () => {
       const conn = this.#core.connections.get(ws);
       if (conn) this.#core.disconnected(conn, this.#core.graceDeadline());
     });
@@ -181,13 +181,6 @@ export class Room extends DurableObject<Env> {
     return until === undefined ? undefined : { ok: false, code: "kicked", message: `banned from this room until ${new Date(until).toISOString()}` };
   }
 
-  #safely(event: string, fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      log("error", event, { room: this.#core.room, error: describeError(err) });
-    }
-  }
 }
 
 function readHeader<T>(request: Request, name: string, schema: v.GenericSchema<unknown, T>): T | undefined {
