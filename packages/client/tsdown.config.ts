@@ -7,8 +7,8 @@ export default defineConfig({
   target: "es2022",
   dts: { generator: "tsc", tsc: { eager: true } },
   clean: true,
-  // The protocol package is internal to this repo: bundle it (code and types) in.
   // The declaration build (tsc) takes most of the ~10 s; rolldown's timing report says only that.
   checks: { bundlerTimings: false },
+  // The protocol package is internal to this repo: bundle it (code and types) in.
   deps: { alwaysBundle: ["@roomcast/protocol"], neverBundle: ["react", "valibot"] },
 });
