@@ -24,9 +24,16 @@ const workerd = (bindings: Record<string, string>) =>
     miniflare: { bindings: { ...common, ...bindings }, outboundService },
   });
 
+/**
+ * The Worker's structured info lines (room.start, room.kicked, …) are one per room per test: noise in
+ * test output. Warnings and errors still show; ROOMCAST_TEST_LOGS=1 shows everything.
+ */
+const quietInfo = (line: string) => (process.env.ROOMCAST_TEST_LOGS !== "1" && line.startsWith('{"level":"info"') ? false : undefined);
+
 export default defineConfig({
   test: {
     testTimeout: 15_000,
+    onConsoleLog: quietInfo,
     projects: [
       {
         plugins: [
