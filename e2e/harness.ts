@@ -5,7 +5,7 @@
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { startServer, type TestServer } from "../packages/client/test/integration/server.js";
+import { mintToken, startServer, type TestServer } from "../packages/client/test/integration/server.js";
 
 export const SCREENSHOTS = fileURLToPath(new URL("../test-results/e2e/", import.meta.url));
 
@@ -115,4 +115,33 @@ export async function eventually<T>(what: string, read: () => Promise<T>, ok: (v
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value: ${JSON.stringify(value)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Stores messages in `room` over the HTTP API, as `from`, one after another (each acked before the next). */
+export async function publishOverHttp(server: TestServer, room: string, from: string, texts: string[]): Promise<void> {
+  const token = await mintToken({ sub: from });
+  for (const [i, text] of texts.entries()) {
+    const res = await fetch(`${server.url}/v1/rooms/${encodeURIComponent(room)}/messages`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ id: `http-${Date.now().toString(36)}-${i}`, data: { text } }),
+    });
+    if (!res.ok) throw new Error(`publish "${text}" answered ${res.status}: ${await res.text()}`);
+  }
+}
+
+/** Where the demo's message list stands: scroll metrics and whether its last row is fully visible in it. */
+export async function messageListView(page: Page): Promise<{ scrollTop: number; scrollHeight: number; clientHeight: number; lastText: string | null; lastInView: boolean }> {
+  return page.locator("[data-testid=message-list]").evaluate((list) => {
+    const last = list.lastElementChild;
+    const box = list.getBoundingClientRect();
+    const row = last?.getBoundingClientRect();
+    return {
+      scrollTop: list.scrollTop,
+      scrollHeight: list.scrollHeight,
+      clientHeight: list.clientHeight,
+      lastText: last?.querySelector(".text")?.textContent ?? null,
+      lastInView: !!row && row.top >= box.top - 1 && row.bottom <= box.bottom + 1,
+    };
+  });
 }

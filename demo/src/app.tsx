@@ -2,6 +2,7 @@ import { useEffect, useMemo, useState } from "react";
 import { createClient, indexedDbStorage } from "@roomcast/client";
 import { RoomcastProvider } from "@roomcast/client/react";
 import { Chat } from "./chat.js";
+import { InvalidRoom } from "./invalid-room.js";
 import { SignIn } from "./sign-in.js";
 import { roomFromUrl, saveName, savedName, setRoomInUrl, tokenProvider } from "./session.js";
 
@@ -30,6 +31,11 @@ export function App() {
   );
   useEffect(() => () => client?.close(), [client]);
 
+  const switchRoom = (next: string) => {
+    setRoomInUrl(next);
+    setRoom({ room: next });
+  };
+  if ("invalid" in room) return <InvalidRoom given={room.invalid} onSwitch={switchRoom} />;
   if (!name || !client) {
     return (
       <SignIn
@@ -43,13 +49,10 @@ export function App() {
   return (
     <RoomcastProvider client={client}>
       <Chat
-        key={room}
+        key={room.room}
         name={name}
-        room={room}
-        onSwitchRoom={(next) => {
-          setRoomInUrl(next);
-          setRoom(next);
-        }}
+        room={room.room}
+        onSwitchRoom={switchRoom}
         onSignOut={() => {
           saveName(null);
           setName(null);

@@ -1,8 +1,11 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
-import type { Member, Message } from "@roomcast/client";
+import type { Member } from "@roomcast/client";
 import { useMessages, usePresence, useRoom } from "@roomcast/client/react";
-import { useConnection, useTicker, type ConnectionView } from "./use-connection.js";
-import { useOutgoing, type Outgoing } from "./use-outgoing.js";
+import { MessageList } from "./message-list.js";
+import { DEMO_ROOM, roomLabel } from "./session.js";
+import { ConnectionNotice, StatusBadge } from "./status.js";
+import { useConnection, type ConnectionView } from "./use-connection.js";
+import { useOutgoing } from "./use-outgoing.js";
 
 interface ChatProps {
   name: string;
@@ -47,6 +50,11 @@ export function Chat({ name, room: roomName, onSwitchRoom, onSignOut }: ChatProp
   const waiting = [...outgoing.values()].filter((o) => !delivered.has(o.id) && !o.error);
   const failed = [...outgoing.values()].filter((o) => o.error);
   const typing = members.filter((m) => m.userId !== name && m.connections.some((c) => (c.state as { typing?: boolean } | null)?.typing));
+  const live = connection.state === "connected" && connection.online;
+
+  useEffect(() => {
+    document.title = `${roomLabel(roomName)} · Roomcast demo`;
+  }, [roomName]);
 
   return (
     <div className="chat">
@@ -60,30 +68,22 @@ export function Chat({ name, room: roomName, onSwitchRoom, onSignOut }: ChatProp
           </button>
         </span>
       </header>
-      {connection.wasLive && connection.state !== "connected" && (
-        <div className="banner" role="alert">
-          Connection lost. Messages you send now are kept and delivered when it is back.
-        </div>
-      )}
+      <ConnectionNotice view={connection} room={roomName} />
       <RoomSwitcher current={roomName} onSwitch={onSwitchRoom} />
       <div className="body">
-        <section className="messages" aria-label={`Messages in ${roomName}`}>
-          <ol aria-live="polite">
-            {messages.map((m) => (
-              <MessageItem key={m.seq} message={m} mine={m.from === name} outgoing={outgoing.get(m.id)} />
-            ))}
-            {waiting.map((o) => (
-              <li key={o.id} className="mine pending" data-testid="pending">
-                <span className="from">{name}</span> <span className="text">{o.text}</span>{" "}
-                <span className="status">{o.ack ? "acked" : connection.state === "connected" ? "sending…" : "queued (offline)"}</span>
-              </li>
-            ))}
-            {failed.map((o) => (
-              <li key={o.id} className="mine failed">
-                <span className="from">{name}</span> <span className="text">{o.text}</span> <span className="status">not sent: {o.error}</span>
-              </li>
-            ))}
-          </ol>
+        <section className="messages" aria-labelledby="room-title">
+          <h2 id="room-title" className="room-title" data-testid="room-title">
+            {roomLabel(roomName)} <small>{roomName}</small>
+          </h2>
+          <MessageList
+            room={roomName}
+            me={name}
+            messages={messages}
+            outgoing={outgoing}
+            waiting={waiting}
+            failed={failed}
+            phase={!connection.wasLive ? "loading" : live ? "live" : "offline"}
+          />
           <p className="typing" aria-live="polite">
             {typing.length > 0 ? `${typing.map((m) => m.userId).join(", ")} ${typing.length === 1 ? "is" : "are"} typing…` : " "}
           </p>
@@ -91,53 +91,31 @@ export function Chat({ name, room: roomName, onSwitchRoom, onSignOut }: ChatProp
             <label htmlFor="draft" className="visually-hidden">
               Message
             </label>
-            <input id="draft" value={draft} onChange={(e) => onDraft(e.target.value)} placeholder="Write a message" autoComplete="off" maxLength={2000} />
+            <input id="draft" value={draft} onChange={(e) => onDraft(e.target.value)} placeholder={`Message ${roomLabel(roomName)}`} autoComplete="off" maxLength={2000} />
             <button type="submit" disabled={!draft.trim()}>
               Send
             </button>
           </form>
         </section>
-        <Members members={members} me={name} stale={connection.state !== "connected"} />
+        <Members members={members} me={name} view={connection} />
       </div>
     </div>
   );
 }
 
-function StatusBadge({ view }: { view: ConnectionView }) {
-  const now = useTicker(view.state === "reconnecting");
-  let label: string;
-  let tone: string;
-  if (!view.online) [label, tone] = ["offline", "bad"];
-  else if (view.state === "connected") [label, tone] = ["live", "good"];
-  else if (view.state === "reconnecting") {
-    const seconds = view.retryAt ? Math.max(0, Math.ceil((view.retryAt - now) / 1000)) : 0;
-    [label, tone] = [`reconnecting in ${seconds}s`, "warn"];
-  } else if (view.state === "failed") [label, tone] = ["failed", "bad"];
-  else [label, tone] = ["connecting", "warn"];
+function Members({ members, me, view }: { members: Member[]; me: string; view: ConnectionView }) {
+  // Before the first connection there is nothing to show, not "nobody".
+  if (!view.wasLive) {
+    return (
+      <aside className="members" aria-label="Who is online" data-testid="members-panel">
+        <h2>Online</h2>
+        <p className="muted">{view.state === "failed" ? "Not connected." : "Connecting…"}</p>
+      </aside>
+    );
+  }
+  const stale = view.state !== "connected" || !view.online;
   return (
-    <span className={`badge ${tone}`} role="status" data-testid="connection-status">
-      {label}
-    </span>
-  );
-}
-
-function MessageItem({ message, mine, outgoing }: { message: Message; mine: boolean; outgoing: Outgoing | undefined }) {
-  const text = (message.data as { text?: unknown } | null)?.text;
-  return (
-    <li className={mine ? "mine" : undefined} data-seq={message.seq}>
-      <span className="from">{message.from}</span> <span className="text">{typeof text === "string" ? text : JSON.stringify(message.data)}</span>
-      {mine && (
-        <span className="status" title="stored by the server and acknowledged">
-          {outgoing?.latencyMs !== undefined ? `✓ acked in ${outgoing.latencyMs} ms` : "✓ acked"}
-        </span>
-      )}
-    </li>
-  );
-}
-
-function Members({ members, me, stale }: { members: Member[]; me: string; stale: boolean }) {
-  return (
-    <aside className={stale ? "members stale" : "members"} aria-label="Who is online">
+    <aside className={stale ? "members stale" : "members"} aria-label="Who is online" data-testid="members-panel">
       <h2>
         Online ({members.length}){stale ? <small> · as last seen</small> : null}
       </h2>
@@ -154,16 +132,16 @@ function Members({ members, me, stale }: { members: Member[]; me: string; stale:
   );
 }
 
-function RoomSwitcher({ current, onSwitch }: { current: string; onSwitch: (room: string) => void }) {
+export function RoomSwitcher({ current, onSwitch }: { current: string | undefined; onSwitch: (room: string) => void }) {
   const [custom, setCustom] = useState("");
   const rooms = ["demo:lobby", "demo:random", "demo:support"];
   useEffect(() => setCustom(""), [current]);
-  const valid = /^[A-Za-z0-9_.:-]{1,64}$/.test(custom);
+  const valid = DEMO_ROOM.test(`demo:${custom}`);
   return (
     <nav className="rooms" aria-label="Rooms">
       {rooms.map((r) => (
         <button key={r} type="button" aria-current={r === current ? "page" : undefined} onClick={() => onSwitch(r)}>
-          #{r.slice("demo:".length)}
+          {roomLabel(r)}
         </button>
       ))}
       <form
@@ -175,10 +153,23 @@ function RoomSwitcher({ current, onSwitch }: { current: string; onSwitch: (room:
         <label htmlFor="custom-room" className="visually-hidden">
           Other room
         </label>
-        <input id="custom-room" placeholder="other room" value={custom} onChange={(e) => setCustom(e.target.value.trim())} maxLength={64} />
+        <input
+          id="custom-room"
+          placeholder="other room"
+          value={custom}
+          onChange={(e) => setCustom(e.target.value.trim())}
+          maxLength={64}
+          aria-invalid={custom !== "" && !valid}
+          aria-describedby="custom-room-hint"
+        />
         <button type="submit" disabled={!valid}>
           Go
         </button>
+        {custom !== "" && !valid && (
+          <small id="custom-room-hint" className="field-error" role="alert">
+            Letters, digits and _ . : - only
+          </small>
+        )}
       </form>
     </nav>
   );

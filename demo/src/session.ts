@@ -10,14 +10,25 @@ export function saveName(name: string | null): void {
   else localStorage.setItem(NAME_KEY, name);
 }
 
+/** The token request never reached the server (it is down, or the network is): not a refusal. */
+export class ServerUnreachableError extends Error {
+  static readonly NAME = "ServerUnreachableError"; // a literal: minifiers rename classes
+  override name = ServerUnreachableError.NAME;
+}
+
 /** A token provider: called by the client on every connection attempt and before expiry. */
 export function tokenProvider(name: string): () => Promise<string> {
   return async () => {
-    const res = await fetch("/dev/token", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ name }),
-    });
+    let res: Response;
+    try {
+      res = await fetch("/dev/token", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name }),
+      });
+    } catch (cause) {
+      throw new ServerUnreachableError("the server did not answer", { cause });
+    }
     if (!res.ok) {
       const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
       throw new Error(body?.error?.message ?? `token endpoint answered ${res.status}`);
@@ -26,14 +37,26 @@ export function tokenProvider(name: string): () => Promise<string> {
   };
 }
 
-/** The room from the URL (`?room=demo:lobby`); rooms the demo token opens start with `demo:`. */
-export function roomFromUrl(): string {
+/** Rooms the demo token opens: `demo:` and 1-64 letters, digits or `_ . : -`. */
+export const DEMO_ROOM = /^demo:[A-Za-z0-9_.:-]{1,64}$/;
+export const DEFAULT_ROOM = "demo:lobby";
+
+/** The room the URL asks for (`?room=demo:lobby`), or what it asked for if that is not a demo room. */
+export type RoomChoice = { room: string } | { invalid: string };
+
+export function roomFromUrl(): RoomChoice {
   const room = new URLSearchParams(location.search).get("room");
-  return room && /^demo:[A-Za-z0-9_.:-]{1,64}$/.test(room) ? room : "demo:lobby";
+  if (room === null) return { room: DEFAULT_ROOM };
+  return DEMO_ROOM.test(room) ? { room } : { invalid: room };
 }
 
 export function setRoomInUrl(room: string): void {
   const url = new URL(location.href);
   url.searchParams.set("room", room);
   history.pushState(null, "", url);
+}
+
+/** `demo:lobby` → `#lobby`. */
+export function roomLabel(room: string): string {
+  return `#${room.startsWith("demo:") ? room.slice("demo:".length) : room}`;
 }
