@@ -59,6 +59,12 @@ export interface ConnectionOptions {
 export interface ConnectionHandler {
   /** The resume position to ask for, if any. */
   resumePosition(): { epoch: string; after: number } | undefined;
+  /**
+   * Called every time the connection obtained a token for an attempt (before the
+   * socket opens), with the token's `sub` decoded WITHOUT verification; undefined
+   * when it is not a decodable JWT. `welcome.userId` is authoritative once it arrives.
+   */
+  identity?(userId: string | undefined): void;
   welcome(frame: WelcomeFrame): void;
   /** A frame after the welcome; `chars` is the length of its text (what flow control counts). */
   frame(frame: ServerFrame, chars: number): void;

@@ -3,6 +3,11 @@
  * bounded, and it can be durable: with a persistent `OutboxStorage` (IndexedDB in
  * browsers), queued publishes survive a page reload and are sent again after it
  * with the same ids, which the server deduplicates, so each is stored exactly once.
+ *
+ * Entries belong to a user (the server dedupes and attributes on (user, id)): each
+ * is stored under (room, user) and only ever sent on a socket of that user. A
+ * publish made before the room knows its user (the first token not yet read) is
+ * held in memory and stored once the user is known.
  */
 import { RoomcastClientError } from "./errors.js";
 
@@ -14,27 +19,28 @@ export interface OutboxEntry {
   readonly createdAt: number;
 }
 
-/** Where queued publishes are kept. Every method may be async. */
+/** Where queued publishes are kept, per room and user. Every method may be async. */
 export interface OutboxStorage {
-  /** Entries of `room`, oldest first. */
-  load(room: string): Promise<OutboxEntry[]> | OutboxEntry[];
-  add(room: string, entry: OutboxEntry): Promise<void> | void;
-  remove(room: string, id: string): Promise<void> | void;
+  /** Entries `user` queued in `room`, oldest first. */
+  load(room: string, user: string): Promise<OutboxEntry[]> | OutboxEntry[];
+  add(room: string, user: string, entry: OutboxEntry): Promise<void> | void;
+  remove(room: string, user: string, id: string): Promise<void> | void;
 }
 
-/** The default: kept in memory, gone on reload. */
+/** The default: kept in memory (per client), gone on reload. */
 export function memoryStorage(): OutboxStorage {
-  const rooms = new Map<string, OutboxEntry[]>();
+  const lists = new Map<string, OutboxEntry[]>();
+  const key = (room: string, user: string) => JSON.stringify([room, user]);
   return {
-    load: (room) => [...(rooms.get(room) ?? [])],
-    add: (room, entry) => {
-      const list = rooms.get(room) ?? [];
+    load: (room, user) => [...(lists.get(key(room, user)) ?? [])],
+    add: (room, user, entry) => {
+      const list = lists.get(key(room, user)) ?? [];
       list.push(entry);
-      rooms.set(room, list);
+      lists.set(key(room, user), list);
     },
-    remove: (room, id) => {
-      const list = rooms.get(room);
-      if (list) rooms.set(room, list.filter((e) => e.id !== id));
+    remove: (room, user, id) => {
+      const list = lists.get(key(room, user));
+      if (list) lists.set(key(room, user), list.filter((e) => e.id !== id));
     },
   };
 }
@@ -42,7 +48,7 @@ export function memoryStorage(): OutboxStorage {
 /**
  * What happens to a publish when the outbox is full:
  * - `"reject-new"` (default): the new publish rejects with `outbox_full`;
- * - `"drop-oldest"`: the oldest unsent publish rejects with `outbox_full` and makes room.
+ * - `"drop-oldest"`: the oldest never-sent publish rejects with `outbox_full` and makes room.
  */
 export type OverflowPolicy = "reject-new" | "drop-oldest";
 
@@ -53,72 +59,139 @@ export interface PublishAck {
   readonly duplicate: boolean;
 }
 
+/** A publish that ended without an ack (the `publish_failed` event). */
+export interface PublishFailure {
+  readonly id: string;
+  readonly data: unknown;
+  readonly error: RoomcastClientError;
+  /**
+   * True when the entry stays in the outbox's storage and is sent in a later session
+   * of the same user (the room was released, not left, or failed for a reason that
+   * says nothing about the message).
+   */
+  readonly kept: boolean;
+}
+
 interface Pending {
   entry: OutboxEntry;
+  /** The user it is queued for; undefined until the room learns its user. */
+  user: string | undefined;
+  /** Written to storage (so it must be removed from there when it settles). */
+  stored: boolean;
+  /** Sent on the current socket (reset on every disconnect). */
   sent: boolean;
+  /** Ever written to a socket: the server may have stored it. */
+  everSent: boolean;
   resolve?: (ack: PublishAck) => void;
   reject?: (err: RoomcastClientError) => void;
 }
 
+export interface OutboxOptions {
+  readonly storage: OutboxStorage;
+  readonly maxSize: number;
+  readonly overflow: OverflowPolicy;
+  /** A storage write failed. */
+  readonly onError: (err: unknown) => void;
+  /** An entry ended without an ack (whether or not it had a promise). */
+  readonly onFailed: (failure: PublishFailure) => void;
+}
+
 export class Outbox {
   readonly #room: string;
-  readonly #storage: OutboxStorage;
-  readonly #maxSize: number;
-  readonly #overflow: OverflowPolicy;
-  readonly #onError: (err: unknown) => void;
+  readonly #options: OutboxOptions;
+  #user: string | undefined;
   #queue: Pending[] = [];
+  /** Rejected for good (the room is gone): a late restore adds nothing. */
+  #closed = false;
 
-  constructor(room: string, options: { storage: OutboxStorage; maxSize: number; overflow: OverflowPolicy; onError: (err: unknown) => void }) {
+  constructor(room: string, options: OutboxOptions) {
     this.#room = room;
-    this.#storage = options.storage;
-    this.#maxSize = options.maxSize;
-    this.#overflow = options.overflow;
-    this.#onError = options.onError;
+    this.#options = options;
+  }
+
+  /** The user whose entries are sent now (undefined until known). */
+  get user(): string | undefined {
+    return this.#user;
   }
 
   get size(): number {
     return this.#queue.length;
   }
 
-  /** Pending entries, oldest first. */
+  /** The current user's pending entries (and those waiting for a user), oldest first. */
   entries(): OutboxEntry[] {
-    return this.#queue.map((p) => p.entry);
+    return this.#queue.filter((p) => this.#mine(p)).map((p) => p.entry);
   }
 
-  /** Loads entries a previous page left behind; they go before anything queued since. */
-  async restore(): Promise<OutboxEntry[]> {
-    const stored = await this.#storage.load(this.#room);
-    const known = new Set(this.#queue.map((p) => p.entry.id));
+  /**
+   * The room's user is `user` now. Entries queued before any user was known become
+   * theirs (and are stored); another user's entries stay queued (and stored) for
+   * that user, but are not sent while `user` is current.
+   */
+  setUser(user: string): void {
+    this.#user = user;
+    for (const p of this.#queue) {
+      if (p.user !== undefined) continue;
+      p.user = user;
+      this.#store(p);
+    }
+  }
+
+  /**
+   * Loads what `user` left in storage (a previous page); it goes before anything of
+   * theirs queued since. Synchronous when the storage is (memory).
+   */
+  restore(user: string): OutboxEntry[] | Promise<OutboxEntry[]> {
+    const stored = this.#options.storage.load(this.#room, user);
+    return stored instanceof Promise ? stored.then((entries) => this.#merge(user, entries)) : this.#merge(user, stored);
+  }
+
+  #merge(user: string, stored: OutboxEntry[]): OutboxEntry[] {
+    if (this.#closed) return [];
+    const known = new Set(this.#queue.filter((p) => p.user === user).map((p) => p.entry.id));
     const restored = stored.filter((e) => !known.has(e.id));
-    this.#queue = [...restored.map((entry) => ({ entry, sent: false })), ...this.#queue];
+    const rows: Pending[] = restored.map((entry) => ({ entry, user, stored: true, sent: false, everSent: false }));
+    this.#queue = [...rows, ...this.#queue];
     return restored;
   }
 
-  /** Queues a publish; the promise settles with its ack or error. */
+  /** Queues a publish for the current user; the promise settles with its ack or error. */
   push(entry: OutboxEntry): Promise<PublishAck> {
-    if (this.#queue.length >= this.#maxSize) {
-      const victim = this.#overflow === "drop-oldest" ? this.#queue.find((p) => !p.sent) : undefined;
-      if (!victim) return Promise.reject(new RoomcastClientError("outbox_full", `the outbox holds ${this.#maxSize} unacked publishes`));
+    if (this.#queue.length >= this.#options.maxSize) {
+      // Only a publish that never reached a socket can be dropped: it is surely not stored.
+      const victim = this.#options.overflow === "drop-oldest" ? this.#queue.find((p) => !p.everSent && this.#mine(p)) : undefined;
+      if (!victim) return Promise.reject(new RoomcastClientError("outbox_full", `the outbox holds ${this.#options.maxSize} unacked publishes`));
       this.settle(victim.entry.id, new RoomcastClientError("outbox_full", "dropped to make room for a newer publish (overflow: drop-oldest)"));
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ entry, sent: false, resolve, reject });
-      this.#persist(() => this.#storage.add(this.#room, entry));
+      const pending: Pending = { entry, user: this.#user, stored: false, sent: false, everSent: false, resolve, reject };
+      this.#queue.push(pending);
+      if (pending.user !== undefined) this.#store(pending);
     });
   }
 
-  /** The next entry not yet sent on this connection. */
+  /** The current user's next entry not yet sent on this socket. */
   nextUnsent(): OutboxEntry | undefined {
-    return this.#queue.find((p) => !p.sent)?.entry;
+    if (this.#user === undefined) return undefined;
+    return this.#queue.find((p) => p.user === this.#user && !p.sent)?.entry;
   }
 
   markSent(id: string): void {
-    const pending = this.#queue.find((p) => p.entry.id === id);
-    if (pending) pending.sent = true;
+    const pending = this.#find(id);
+    if (!pending) return;
+    pending.sent = true;
+    pending.everSent = true;
   }
 
-  isSent(id: string): boolean {
-    return this.#queue.find((p) => p.entry.id === id)?.sent ?? false;
+  /** Send it again on this socket (the server said "later"). */
+  markUnsent(id: string): void {
+    const pending = this.#find(id);
+    if (pending) pending.sent = false;
+  }
+
+  /** Whether it was ever written to a socket (then the server may have stored it). */
+  wasSent(id: string): boolean {
+    return this.#find(id)?.everSent ?? false;
   }
 
   /** After a disconnect everything unacked must be sent again. */
@@ -126,37 +199,78 @@ export class Outbox {
     for (const p of this.#queue) p.sent = false;
   }
 
+  /** Whether the current user has this entry queued. */
   has(id: string): boolean {
-    return this.#queue.some((p) => p.entry.id === id);
+    return this.#find(id) !== undefined;
   }
 
-  /** Removes an entry and settles its promise: with an ack, or with an error. */
+  /**
+   * The caller stops waiting (a timeout) but the entry stays queued and keeps being
+   * retried with the same id until acked; the outcome is reported only by events.
+   */
+  detach(id: string): void {
+    const pending = this.#find(id);
+    if (!pending) return;
+    delete pending.resolve;
+    delete pending.reject;
+  }
+
+  /** Removes the current user's entry and settles its promise: with an ack, or with an error. */
   settle(id: string, outcome: PublishAck | RoomcastClientError): boolean {
-    const index = this.#queue.findIndex((p) => p.entry.id === id);
-    if (index === -1) return false;
-    const [pending] = this.#queue.splice(index, 1);
-    this.#persist(() => this.#storage.remove(this.#room, id));
-    if (outcome instanceof RoomcastClientError) pending!.reject?.(outcome);
-    else pending!.resolve?.(outcome);
+    const pending = this.#find(id);
+    if (!pending) return false;
+    this.#queue.splice(this.#queue.indexOf(pending), 1);
+    if (pending.stored && pending.user !== undefined) {
+      const user = pending.user;
+      this.#persist(() => this.#options.storage.remove(this.#room, user, id));
+    }
+    if (outcome instanceof RoomcastClientError) {
+      pending.reject?.(outcome);
+      this.#options.onFailed({ id, data: pending.entry.data, error: outcome, kept: false });
+    } else {
+      pending.resolve?.(outcome);
+    }
     return true;
   }
 
-  /** Rejects every in-memory promise (the room is gone); durable entries stay stored for a later session. */
+  /**
+   * Rejects every entry (the room is gone). With `forget`, stored entries are removed
+   * too; without, they stay stored for a later session of their user. An entry that
+   * was never stored (no user yet) is gone either way.
+   */
   rejectAll(err: RoomcastClientError, { forget }: { forget: boolean }): void {
     const queue = this.#queue;
     this.#queue = [];
+    this.#closed = true;
     for (const p of queue) {
-      if (forget) this.#persist(() => this.#storage.remove(this.#room, p.entry.id));
+      const user = p.user;
+      if (forget && p.stored && user !== undefined) this.#persist(() => this.#options.storage.remove(this.#room, user, p.entry.id));
       p.reject?.(err);
+      this.#options.onFailed({ id: p.entry.id, data: p.entry.data, error: err, kept: !forget && p.stored });
     }
+  }
+
+  #mine(p: Pending): boolean {
+    return p.user === undefined || p.user === this.#user;
+  }
+
+  #find(id: string): Pending | undefined {
+    return this.#queue.find((p) => p.entry.id === id && this.#mine(p));
+  }
+
+  #store(p: Pending): void {
+    const user = p.user;
+    if (user === undefined || p.stored) return;
+    p.stored = true;
+    this.#persist(() => this.#options.storage.add(this.#room, user, p.entry));
   }
 
   #persist(write: () => Promise<void> | void): void {
     try {
       const result = write();
-      if (result instanceof Promise) result.catch(this.#onError);
+      if (result instanceof Promise) result.catch(this.#options.onError);
     } catch (err) {
-      this.#onError(err);
+      this.#options.onError(err);
     }
   }
 }

@@ -3,12 +3,12 @@
  * messages delivered exactly once and in order, presence, acked publishes through
  * the outbox, and history.
  */
-import type { Member, Message, ServerFrame, WelcomeFrame } from "@roomcast/protocol";
+import { ERRORS, isErrorCode, type Member, type Message, type ServerFrame, type WelcomeFrame } from "@roomcast/protocol";
 import { Connection, type ConnectionOptions, type ConnectionState, type StateChange } from "./connection.js";
 import { Emitter } from "./emitter.js";
 import { RoomcastClientError } from "./errors.js";
-import { Outbox, type OutboxEntry, type OutboxStorage, type OverflowPolicy, type PublishAck } from "./outbox.js";
-import { PublishPacer } from "./pacer.js";
+import { Outbox, type OutboxEntry, type OutboxStorage, type OverflowPolicy, type PublishAck, type PublishFailure } from "./outbox.js";
+import { HISTORY_CHARS_PER_TOKEN, Pacer } from "./pacer.js";
 
 export interface GapInfo {
   /** Why the position could not be resumed. */
@@ -17,6 +17,13 @@ export interface GapInfo {
   readonly epoch: string;
   /** Messages after this seq follow; anything the app held from before may be incomplete. */
   readonly from: number;
+  /**
+   * True when the server's log is not the one the room held a position in (a new
+   * epoch, or `ahead`: the log is behind our position): seqs start over, and
+   * `room.messages` was emptied before this event; the replay that follows refills it.
+   * (Always set by `Room`; optional for handles that relay a room's events.)
+   */
+  readonly reset?: boolean;
 }
 
 export interface RoomEvents {
@@ -31,6 +38,13 @@ export interface RoomEvents {
   gap: GapInfo;
   /** A publish was acked (also for publishes restored from a durable outbox, which have no promise). */
   ack: PublishAck;
+  /**
+   * A publish ended without an ack: every one, with a promise or without (restored
+   * from a durable outbox, or after its `timeoutMs` ran out once it had been sent).
+   */
+  publish_failed: PublishFailure;
+  /** Publishes a previous page left in a durable outbox were loaded (now in `pending`). */
+  restored: OutboxEntry[];
   /** A server error not tied to a publish or history request. */
   error: RoomcastClientError;
 }
@@ -60,23 +74,50 @@ export interface HistoryPage {
 const DEFAULT_MAX_MESSAGE_BYTES = 65_536;
 let idCounter = 0;
 
+interface PendingHistory {
+  readonly frame: string;
+  /** Sent on the current socket. */
+  sent: boolean;
+  readonly resolve: (page: HistoryPage) => void;
+  readonly reject: (err: RoomcastClientError) => void;
+}
+
+/** This connection's presence state: re-sent after every welcome and after a "later" answer. */
+interface PresenceSlot {
+  readonly state: unknown;
+  /** Waiting to be sent on the current socket. */
+  dirty: boolean;
+  /** The id of the frame that carried it (to tell its error apart). */
+  id?: string;
+}
+
+/** A frame waiting for the pacer, and what to remember once it is on the socket. */
+interface Outgoing {
+  readonly text: string;
+  readonly sent: () => void;
+}
+
 export class Room extends Emitter<RoomEvents> {
   readonly name: string;
   readonly #connection: Connection;
   readonly #outbox: Outbox;
-  readonly #pacer = new PublishPacer();
+  readonly #pacer = new Pacer();
   readonly #onLeave: () => void;
   readonly #members = new Map<string, Member>();
-  readonly #history = new Map<string, { frame: string; resolve: (page: HistoryPage) => void; reject: (err: RoomcastClientError) => void }>();
+  readonly #history = new Map<string, PendingHistory>();
   #epoch: string | undefined;
   #lastSeq = 0;
   #userId: string | undefined;
   #maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
-  #restored: Promise<void>;
+  /** The current socket got its welcome (and the pacer, user and position are set for it). */
+  #live = false;
+  /** Users whose stored outbox was loaded, or is loading (then their publishes wait for it). */
+  readonly #restored = new Set<string>();
+  readonly #restoring = new Set<string>();
   #recent: Message[] = [];
   readonly #messageBuffer: number;
-  #presenceState: unknown = undefined;
+  #presence: PresenceSlot | undefined;
   /** Flow control: send `progress` once this many characters were handled; undefined: the server does none. */
   #progressEvery: number | undefined;
   /** Characters of frames (all but pongs) handled since the last `progress`. */
@@ -92,9 +133,14 @@ export class Room extends Emitter<RoomEvents> {
       maxSize: options.outboxMaxSize,
       overflow: options.outboxOverflow,
       onError: (err) => this.emit("error", new RoomcastClientError("internal_error", "outbox storage failed", { cause: err })),
+      onFailed: (failure) => this.emit("publish_failed", failure),
     });
     this.#connection = new Connection(options.connection, {
       resumePosition: () => (this.#epoch ? { epoch: this.#epoch, after: this.#lastSeq } : undefined),
+      // The token's user, before the socket opens: a durable outbox is loaded per user.
+      identity: (userId) => {
+        if (userId !== undefined) this.#setUser(userId);
+      },
       welcome: (frame) => this.#onWelcome(frame),
       frame: (frame, chars) => this.#onFrame(frame, chars),
       down: () => this.#onDown(),
@@ -103,12 +149,8 @@ export class Room extends Emitter<RoomEvents> {
       if (change.newState === "failed") this.#fail(change.error ?? new RoomcastClientError("internal_error", "connection failed"));
       this.emit("state", change);
     });
-    // Entries a previous page left in a durable outbox go first, then we connect.
-    this.#restored = this.#outbox.restore().then(
-      () => undefined,
-      (err) => this.emit("error", new RoomcastClientError("internal_error", "could not restore the outbox", { cause: err })),
-    );
-    void this.#restored.then(() => this.#connection.connect());
+    // A tick late, so listeners attached right after `client.room()` see every state.
+    void Promise.resolve().then(() => this.#connection.connect());
   }
 
   get state(): ConnectionState {
@@ -120,7 +162,7 @@ export class Room extends Emitter<RoomEvents> {
     return [...this.#members.values()];
   }
 
-  /** The most recent messages delivered (a new array after each one), oldest first. */
+  /** The most recent messages delivered (a new array after each one), oldest first; emptied on a `gap` with `reset`. */
   get messages(): Message[] {
     return this.#recent;
   }
@@ -135,7 +177,7 @@ export class Room extends Emitter<RoomEvents> {
     return this.#userId;
   }
 
-  /** Publishes waiting for an ack, oldest first. */
+  /** The current user's publishes waiting for an ack, oldest first. */
   get pending(): OutboxEntry[] {
     return this.#outbox.entries();
   }
@@ -144,7 +186,8 @@ export class Room extends Emitter<RoomEvents> {
    * Publishes `data` (any JSON value). Resolves with the server's ack once the
    * message is stored and broadcast; while offline it waits in the outbox and is
    * sent after reconnecting. Rejects with a RoomcastClientError: message_too_large,
-   * rate_limited, forbidden, invalid_frame, outbox_full, publish_timeout, room_closed.
+   * forbidden, invalid_frame, outbox_full, publish_timeout, room_closed. A
+   * `rate_limited` answer is not a failure: the publish is sent again later.
    */
   publish(data: unknown, options: PublishOptions = {}): Promise<PublishAck> {
     if (this.state === "closed" || this.state === "failed") {
@@ -166,22 +209,31 @@ export class Room extends Emitter<RoomEvents> {
     const promise = this.#outbox.push({ id, data: copy, createdAt: Date.now() });
     this.#flush();
     if (options.timeoutMs === undefined) return promise;
-    return withTimeout(promise, options.timeoutMs, () => {
-      const sent = this.#outbox.isSent(id);
-      const err = new RoomcastClientError("publish_timeout", `no ack within ${options.timeoutMs} ms`, { sent });
-      this.#outbox.settle(id, err);
+    const ms = options.timeoutMs;
+    return withTimeout(promise, ms, () => {
+      // Once written to a socket the server may have stored it (the ack can be lost):
+      // withdrawing it then would lie. It stays queued and is retried with the same id
+      // (the server dedupes) until acked; the `ack` event reports that.
+      const sent = this.#outbox.wasSent(id);
+      const err = new RoomcastClientError(
+        "publish_timeout",
+        sent ? `no ack within ${ms} ms; the message may be stored, and is still being sent until acked` : `no ack within ${ms} ms; never sent, so withdrawn`,
+        { sent },
+      );
+      if (sent) this.#outbox.detach(id);
+      else this.#outbox.settle(id, err);
       return err;
     });
   }
 
   /** Sets this connection's presence state (any small JSON value; null clears it). */
   setPresence(state: unknown): void {
-    this.#presenceState = state;
-    // With an id, the server's error for it (e.g. forbidden) is not taken for a close announcement.
-    this.#connection.send(JSON.stringify({ type: "presence", id: newId(), state }));
+    // Only the newest state matters: one waiting at the pacer is replaced.
+    this.#presence = { state, dirty: true };
+    this.#flush();
   }
 
-  /** A page of stored messages after `after` (default: from the oldest retained). Needs a live connection. */
+  /** A page of stored messages after `after` (default: from the oldest retained). Waits for a live connection. */
   history(options: { after?: number; limit?: number } = {}): Promise<HistoryPage> {
     if (this.state === "closed" || this.state === "failed") {
       return Promise.reject(new RoomcastClientError("room_closed", `the room is ${this.state}`));
@@ -189,21 +241,24 @@ export class Room extends Emitter<RoomEvents> {
     const id = newId();
     const frame = JSON.stringify({ type: "history", id, ...options });
     return new Promise((resolve, reject) => {
-      this.#history.set(id, { frame, resolve, reject });
-      this.#connection.send(frame); // if not connected yet, sent after the next welcome
+      this.#history.set(id, { frame, sent: false, resolve, reject });
+      this.#flush(); // if not connected yet, sent after the next welcome
     });
   }
 
   /**
-   * Leaves the room for good: closes the socket, and unacked publishes reject with
-   * room_closed and are dropped from the outbox (also a durable one), so nothing the
-   * app saw rejected is delivered later. A page that unloads without leaving keeps
-   * its durable outbox for the next load.
+   * Leaves the room: closes the socket; unacked publishes reject with room_closed.
+   *
+   * By default they are also dropped from the outbox (a durable one too), so nothing
+   * the app saw rejected is delivered later. With `{ keepOutbox: true }` (what the
+   * React hooks do on unmount) stored entries stay for the next time this room is
+   * opened by the same user, as after a page unload; each still gets a
+   * `publish_failed` event, with `kept: true`.
    */
-  leave(): void {
+  leave(options: { keepOutbox?: boolean } = {}): void {
     if (this.state === "closed") return;
     this.#connection.close();
-    this.#fail(new RoomcastClientError("room_closed", "the room was left"), true);
+    this.#fail(new RoomcastClientError("room_closed", "the room was left"), !options.keepOutbox);
     this.#onLeave();
   }
 
@@ -213,37 +268,72 @@ export class Room extends Emitter<RoomEvents> {
     else this.#connection.nudge();
   }
 
+  // ---- the user ------------------------------------------------------------
+
+  /**
+   * The user behind the connection (the token's `sub` before the socket opens, then
+   * `welcome.userId`, which is authoritative). Their stored outbox is loaded once;
+   * their publishes wait for it, so restored entries go first.
+   */
+  #setUser(user: string): void {
+    if (this.#outbox.user === user) return;
+    this.#outbox.setUser(user);
+    if (this.#restored.has(user)) return;
+    this.#restored.add(user);
+    const failed = (err: unknown) => this.emit("error", new RoomcastClientError("internal_error", "could not restore the outbox", { cause: err }));
+    const done = (entries: OutboxEntry[]) => {
+      if (entries.length > 0) this.emit("restored", entries);
+    };
+    let loading: OutboxEntry[] | Promise<OutboxEntry[]>;
+    try {
+      loading = this.#outbox.restore(user);
+    } catch (err) {
+      return failed(err);
+    }
+    if (!(loading instanceof Promise)) return done(loading); // a synchronous storage (memory)
+    this.#restoring.add(user);
+    void loading.then(done, failed).finally(() => {
+      this.#restoring.delete(user);
+      this.#flush();
+    });
+  }
+
   // ---- connection events ---------------------------------------------------
 
   #onWelcome(frame: WelcomeFrame): void {
     this.#userId = frame.userId;
+    this.#setUser(frame.userId);
     this.#maxMessageBytes = frame.limits.maxMessageBytes;
     this.#pacer.configure(frame.limits.publishRatePerSecond, frame.limits.publishBurst);
     // A server without flow control announces no budget, and would refuse a progress frame.
     const budget = frame.limits.maxUnconfirmedBytes;
     this.#progressEvery = budget === undefined ? undefined : budget / 4;
     this.#unconfirmed = 0;
+    this.#live = true;
     const replayFrom = frame.seq - frame.replay;
+    const previousEpoch = this.#epoch;
+    this.#epoch = frame.epoch;
     if (frame.resume?.recovered) {
       this.emit("recovered", { epoch: frame.epoch, from: this.#lastSeq });
     } else {
       // A new epoch, or a server whose log is behind our position ("ahead": it was
-      // restored or reset), is a different log: start over from its replay.
-      const epochChanged = (this.#epoch !== undefined && frame.epoch !== this.#epoch) || frame.resume?.reason === "ahead";
-      if (frame.resume && !frame.resume.recovered) {
-        this.emit("gap", { reason: frame.resume.reason ?? "trimmed", epoch: frame.epoch, from: replayFrom });
-      }
+      // restored or reset), is a different log: start over from its replay, and never
+      // splice it onto what we held (protocol.md §6.3).
+      const reset = (previousEpoch !== undefined && frame.epoch !== previousEpoch) || frame.resume?.reason === "ahead";
+      if (reset) this.#recent = [];
       // Never deliver a seq twice within one epoch; a new epoch is a new log.
-      this.#lastSeq = epochChanged || this.#epoch === undefined ? replayFrom : Math.max(this.#lastSeq, replayFrom);
+      this.#lastSeq = reset || previousEpoch === undefined ? replayFrom : Math.max(this.#lastSeq, replayFrom);
+      if (frame.resume && !frame.resume.recovered) {
+        this.emit("gap", { reason: frame.resume.reason ?? "trimmed", epoch: frame.epoch, from: replayFrom, reset });
+      }
     }
-    this.#epoch = frame.epoch;
-    if (this.#presenceState !== undefined) this.#connection.send(JSON.stringify({ type: "presence", id: newId(), state: this.#presenceState }));
-    for (const pending of this.#history.values()) this.#connection.send(pending.frame);
     this.#flush();
   }
 
   #onFrame(frame: ServerFrame, chars: number): void {
     this.#apply(frame);
+    // The server charges a history answer by its size too (rate-limit.ts payForHistory).
+    if (frame.type === "history") this.#pacer.take(Math.floor(chars / HISTORY_CHARS_PER_TOKEN));
     // Flow control counts every frame the room sends but pongs (protocol.md §6.9).
     if (frame.type !== "pong") this.#handled(chars, frame.type === "history");
   }
@@ -311,30 +401,52 @@ export class Room extends Emitter<RoomEvents> {
     this.#connection.send(JSON.stringify({ type: "progress", seq: this.#lastSeq }));
   }
 
+  /**
+   * An error answering one of our frames. A retryable code (`rate_limited`, and any
+   * the protocol's table says to retry, e.g. `internal_error`) means "send it again
+   * later", never "give up": the frame goes back behind the pacer, which waits for the
+   * server's bucket to refill. Any other code ends that request.
+   */
   #onError(code: Extract<ServerFrame, { type: "error" }>["code"], message: string, id: string | undefined): void {
     const err = new RoomcastClientError(code, message);
+    const later = isErrorCode(code) && ERRORS[code].reconnect !== "never";
+    const history = id === undefined ? undefined : this.#history.get(id);
     if (id !== undefined && this.#outbox.has(id)) {
-      this.#outbox.settle(id, err);
-      this.#flush();
-    } else if (id !== undefined && this.#history.has(id)) {
-      this.#history.get(id)!.reject(err);
-      this.#history.delete(id);
+      if (later) this.#outbox.markUnsent(id);
+      else this.#outbox.settle(id, err);
+    } else if (id !== undefined && history) {
+      if (later) history.sent = false;
+      else {
+        this.#history.delete(id);
+        history.reject(err);
+      }
+    } else if (id !== undefined && id === this.#presence?.id && later) {
+      this.#presence.dirty = true;
     } else {
-      this.emit("error", err);
+      return this.emit("error", err);
     }
+    if (later) this.#pacer.drain();
+    this.#flush();
   }
 
   #onDown(): void {
+    this.#live = false;
     this.#progressEvery = undefined; // until the next welcome says otherwise
     this.#outbox.markAllUnsent();
+    for (const pending of this.#history.values()) pending.sent = false;
+    if (this.#presence) this.#presence.dirty = true;
     if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
   }
 
-  /** Sends unsent outbox entries in order, no faster than the server's publish limit. */
+  /**
+   * Sends what waits, in order (presence, history requests, then the outbox), each
+   * through the pacer: no faster than the user's rate budget the server announced,
+   * with one token kept for the Connection's `refresh`.
+   */
   #flush(): void {
-    if (this.#flushTimer !== undefined || this.state !== "connected") return;
-    for (let entry = this.#outbox.nextUnsent(); entry; entry = this.#outbox.nextUnsent()) {
+    if (this.#flushTimer !== undefined || !this.#live || this.state !== "connected") return;
+    for (let next = this.#next(); next; next = this.#next()) {
       const wait = this.#pacer.wait();
       if (wait > 0) {
         this.#flushTimer = setTimeout(() => {
@@ -343,13 +455,40 @@ export class Room extends Emitter<RoomEvents> {
         }, wait);
         return;
       }
-      if (!this.#connection.send(JSON.stringify({ type: "publish", id: entry.id, data: entry.data }))) return;
+      if (!this.#connection.send(next.text)) return;
       this.#pacer.take();
-      this.#outbox.markSent(entry.id);
+      next.sent();
     }
   }
 
+  /** The next frame that costs a token, if any. */
+  #next(): Outgoing | undefined {
+    const presence = this.#presence;
+    if (presence?.dirty) {
+      // With an id, the server's error for it (e.g. forbidden) is not taken for a close announcement.
+      const id = newId();
+      return {
+        text: JSON.stringify({ type: "presence", id, state: presence.state }),
+        sent: () => {
+          presence.dirty = false;
+          presence.id = id;
+        },
+      };
+    }
+    for (const pending of this.#history.values()) {
+      if (!pending.sent) return { text: pending.frame, sent: () => void (pending.sent = true) };
+    }
+    // Publishes wait for the user's stored outbox, which goes first.
+    const user = this.#outbox.user;
+    if (user === undefined || this.#restoring.has(user)) return undefined;
+    const entry = this.#outbox.nextUnsent();
+    if (!entry) return undefined;
+    return { text: JSON.stringify({ type: "publish", id: entry.id, data: entry.data }), sent: () => this.#outbox.markSent(entry.id) };
+  }
+
   #fail(err: RoomcastClientError, forget = err.code === "forbidden" || err.code === "kicked" || err.code === "unauthorized"): void {
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
     this.#outbox.rejectAll(err, { forget });
     for (const pending of this.#history.values()) pending.reject(err);
     this.#history.clear();

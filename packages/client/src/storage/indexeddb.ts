@@ -3,10 +3,23 @@
  * sent after it with their original ids (the server dedupes them, so each is
  * stored exactly once). One object store with an auto-incremented key keeps
  * entries in insertion order, across tabs too (IndexedDB hands out the keys).
+ *
+ * Rows are keyed by (room, user): after a sign-out and a sign-in as someone else in
+ * the same browser, the new user's room never sees, nor sends, the old user's rows.
  */
 import type { OutboxEntry, OutboxStorage } from "../outbox.js";
 
 const STORE = "outbox";
+/**
+ * 1: rows keyed by a client-computed order (two tabs could collide); dropped by 2.
+ * 2: rows `{ room, entry }`, keyed by room only.
+ * 3: rows `{ room, user, entry }`. Rows left by version 2 name no user, and nothing
+ *    says whose they were; sending them as whoever signs in next is exactly the bug
+ *    version 3 fixes, so they stay in the store, unindexed, and are never sent.
+ */
+const VERSION = 3;
+const BY_USER = "by-room-user";
+const BY_ID = "by-room-user-id";
 
 export interface IndexedDbStorageOptions {
   /** Database name. Default "roomcast". */
@@ -17,6 +30,7 @@ export interface IndexedDbStorageOptions {
 
 interface Row {
   room: string;
+  user: string;
   entry: OutboxEntry;
 }
 
@@ -25,18 +39,27 @@ export function indexedDbStorage(options: IndexedDbStorageOptions = {}): OutboxS
   if (!factory) throw new TypeError("indexedDbStorage needs IndexedDB (a browser), or pass { indexedDB }");
   let db: Promise<IDBDatabase> | undefined;
   const open = () =>
-    (db ??= new Promise((resolve, reject) => {
-      const request = factory.open(options.name ?? "roomcast", 2);
-      request.onupgradeneeded = () => {
+    (db ??= new Promise<IDBDatabase>((resolve, reject) => {
+      const request = factory.open(options.name ?? "roomcast", VERSION);
+      request.onupgradeneeded = (event) => {
         const db = request.result;
-        // Version 1 keyed rows by a client-computed order, which two tabs could collide on.
-        if (db.objectStoreNames.contains(STORE)) db.deleteObjectStore(STORE);
-        const store = db.createObjectStore(STORE, { autoIncrement: true });
-        store.createIndex("by-room", "room");
-        store.createIndex("by-id", ["room", "entry.id"], { unique: true });
+        const tx = request.transaction!;
+        if (event.oldVersion < 2 && db.objectStoreNames.contains(STORE)) db.deleteObjectStore(STORE);
+        const store = db.objectStoreNames.contains(STORE) ? tx.objectStore(STORE) : db.createObjectStore(STORE, { autoIncrement: true });
+        // Version 2's indexes were by room alone.
+        for (const name of ["by-room", "by-id"]) if (store.indexNames.contains(name)) store.deleteIndex(name);
+        store.createIndex(BY_USER, ["room", "user"]);
+        store.createIndex(BY_ID, ["room", "user", "entry.id"], { unique: true });
       };
       request.onsuccess = () => resolve(request.result);
       request.onerror = () => reject(request.error);
+    }).then((opened) => {
+      // A newer version opened in another tab: let it upgrade, reopen next time.
+      opened.onversionchange = () => {
+        opened.close();
+        db = undefined;
+      };
+      return opened;
     }));
 
   const run = async <T>(mode: IDBTransactionMode, work: (store: IDBObjectStore) => IDBRequest<T> | void): Promise<T | undefined> => {
@@ -50,17 +73,17 @@ export function indexedDbStorage(options: IndexedDbStorageOptions = {}): OutboxS
   };
 
   return {
-    async load(room) {
-      // Index order is (room, then primary key): insertion order within the room.
-      const rows = (await run("readonly", (store) => store.index("by-room").getAll(room))) as Row[] | undefined;
+    async load(room, user) {
+      // Index order is (room, user, then primary key): insertion order within the pair.
+      const rows = (await run("readonly", (store) => store.index(BY_USER).getAll([room, user]))) as Row[] | undefined;
       return (rows ?? []).map((r) => r.entry);
     },
-    async add(room, entry) {
-      await run("readwrite", (store) => store.add({ room, entry } satisfies Row));
+    async add(room, user, entry) {
+      await run("readwrite", (store) => store.add({ room, user, entry } satisfies Row));
     },
-    async remove(room, id) {
+    async remove(room, user, id) {
       await run("readwrite", (store) => {
-        const request = store.index("by-id").getKey([room, id]);
+        const request = store.index(BY_ID).getKey([room, user, id]);
         request.onsuccess = () => {
           if (request.result !== undefined) store.delete(request.result);
         };

@@ -20,7 +20,7 @@ afterEach(() => {
 });
 
 const entry = (id: string, data: unknown = { id }): OutboxEntry => ({ id, data, createdAt: 1_700_000_000_000 });
-const ids = async (storage: OutboxStorage, room: string) => (await storage.load(room)).map((e) => e.id);
+const ids = async (storage: OutboxStorage, room: string, user = "alice") => (await storage.load(room, user)).map((e) => e.id);
 
 /** A clock under the test's control: a reload happens later than the page before it. */
 function clock() {
@@ -39,14 +39,14 @@ describe("indexedDbStorage", () => {
   it("loads a room's entries in the order they were added", async () => {
     const storage = database().open();
     const added = Array.from({ length: 60 }, (_, i) => `m-${i}`);
-    for (const id of added) await storage.add("lobby", entry(id));
+    for (const id of added) await storage.add("lobby", "alice", entry(id));
     expect(await ids(storage, "lobby")).toEqual(added);
   });
 
   it("keeps the order of adds issued together without awaiting each", async () => {
     const storage = database().open();
     const added = Array.from({ length: 30 }, (_, i) => `m-${i}`);
-    await Promise.all(added.map((id) => storage.add("lobby", entry(id))));
+    await Promise.all(added.map((id) => storage.add("lobby", "alice", entry(id))));
     expect(await ids(storage, "lobby")).toEqual(added);
   });
 
@@ -54,36 +54,86 @@ describe("indexedDbStorage", () => {
     vi.spyOn(Date, "now").mockReturnValue(1_700_000_000_000);
     const storage = database().open();
     const added = Array.from({ length: 1_005 }, (_, i) => `m-${i}`);
-    await Promise.all(added.map((id) => storage.add("lobby", entry(id))));
+    await Promise.all(added.map((id) => storage.add("lobby", "alice", entry(id))));
     expect(await ids(storage, "lobby")).toEqual(added);
   });
 
   it("round-trips the data and createdAt", async () => {
     const storage = database().open();
     const stored = { id: "m-1", data: { text: "hi", list: [1, null, { deep: true }] }, createdAt: 1_700_000_000_123 };
-    await storage.add("lobby", stored);
-    expect(await storage.load("lobby")).toEqual([stored]);
+    await storage.add("lobby", "alice", stored);
+    expect(await storage.load("lobby", "alice")).toEqual([stored]);
   });
 
   it("removes one entry by id and keeps the rest in order", async () => {
     const storage = database().open();
-    for (const id of ["a", "b", "c", "d"]) await storage.add("lobby", entry(id));
-    await storage.remove("lobby", "b");
-    await storage.remove("lobby", "not-there");
+    for (const id of ["a", "b", "c", "d"]) await storage.add("lobby", "alice", entry(id));
+    await storage.remove("lobby", "alice", "b");
+    await storage.remove("lobby", "alice", "not-there");
     expect(await ids(storage, "lobby")).toEqual(["a", "c", "d"]);
+  });
+
+  it("keeps users apart in one room, even for the same id", async () => {
+    const storage = database().open();
+    await storage.add("lobby", "alice", entry("same", "from alice"));
+    await storage.add("lobby", "bob", entry("same", "from bob"));
+    await storage.add("lobby", "alice", entry("only-alice"));
+    expect(await ids(storage, "lobby", "alice")).toEqual(["same", "only-alice"]);
+    expect((await storage.load("lobby", "bob")).map((e) => e.data)).toEqual(["from bob"]);
+
+    await storage.remove("lobby", "bob", "same");
+    expect(await ids(storage, "lobby", "bob")).toEqual([]);
+    expect(await ids(storage, "lobby", "alice")).toEqual(["same", "only-alice"]);
+  });
+
+  it("upgrades a version-2 database: its room-only rows are kept but never loaded for anyone", async () => {
+    const factory = new IDBFactory();
+    // What version 2 of this file created, with one row in it.
+    await new Promise<void>((resolve, reject) => {
+      const request = factory.open("roomcast-test", 2);
+      request.onupgradeneeded = () => {
+        const store = request.result.createObjectStore("outbox", { autoIncrement: true });
+        store.createIndex("by-room", "room");
+        store.createIndex("by-id", ["room", "entry.id"], { unique: true });
+        store.add({ room: "lobby", entry: entry("whose") });
+      };
+      request.onsuccess = () => {
+        request.result.close();
+        resolve();
+      };
+      request.onerror = () => reject(request.error);
+    });
+
+    const storage = indexedDbStorage({ indexedDB: factory, name: "roomcast-test" });
+    expect(await ids(storage, "lobby", "alice")).toEqual([]);
+    expect(await ids(storage, "lobby", "bob")).toEqual([]);
+    await storage.add("lobby", "alice", entry("whose")); // the same id no longer collides
+    expect(await ids(storage, "lobby", "alice")).toEqual(["whose"]);
+    const rows = await new Promise<unknown[]>((resolve, reject) => {
+      const request = factory.open("roomcast-test", 3);
+      request.onsuccess = () => {
+        const get = request.result.transaction("outbox").objectStore("outbox").getAll();
+        get.onsuccess = () => {
+          request.result.close();
+          resolve(get.result);
+        };
+      };
+      request.onerror = () => reject(request.error);
+    });
+    expect(rows).toEqual([{ room: "lobby", entry: entry("whose") }, { room: "lobby", user: "alice", entry: entry("whose") }]);
   });
 
   it("keeps rooms apart, even for the same id and for names that prefix each other", async () => {
     const storage = database().open();
-    await storage.add("team", entry("same", "in team"));
-    await storage.add("team:general", entry("same", "in team:general"));
-    await storage.add("team", entry("only-team"));
+    await storage.add("team", "alice", entry("same", "in team"));
+    await storage.add("team:general", "alice", entry("same", "in team:general"));
+    await storage.add("team", "alice", entry("only-team"));
 
     expect(await ids(storage, "team")).toEqual(["same", "only-team"]);
-    expect((await storage.load("team:general")).map((e) => e.data)).toEqual(["in team:general"]);
-    expect(await storage.load("nobody")).toEqual([]);
+    expect((await storage.load("team:general", "alice")).map((e) => e.data)).toEqual(["in team:general"]);
+    expect(await storage.load("nobody", "alice")).toEqual([]);
 
-    await storage.remove("team", "same");
+    await storage.remove("team", "alice", "same");
     expect(await ids(storage, "team")).toEqual(["only-team"]);
     expect(await ids(storage, "team:general")).toEqual(["same"]);
   });
@@ -92,12 +142,12 @@ describe("indexedDbStorage", () => {
     const time = clock();
     const db = database();
     const before = db.open();
-    await before.add("lobby", entry("a"));
-    await before.add("lobby", entry("b"));
+    await before.add("lobby", "alice", entry("a"));
+    await before.add("lobby", "alice", entry("b"));
     time.tick(2_000);
     const after = db.open();
     expect(await ids(after, "lobby")).toEqual(["a", "b"]);
-    await after.add("lobby", entry("c"));
+    await after.add("lobby", "alice", entry("c"));
     expect(await ids(after, "lobby")).toEqual(["a", "b", "c"]);
   });
 
@@ -108,7 +158,7 @@ describe("indexedDbStorage", () => {
     clock();
     const db = database();
     const tabs = [db.open(), db.open()];
-    await Promise.allSettled([tabs[0]!.add("lobby", entry("tab-1")), tabs[1]!.add("lobby", entry("tab-2"))]);
+    await Promise.allSettled([tabs[0]!.add("lobby", "alice", entry("tab-1")), tabs[1]!.add("lobby", "alice", entry("tab-2"))]);
     expect((await ids(tabs[0]!, "lobby")).sort()).toEqual(["tab-1", "tab-2"]);
   });
 
@@ -121,7 +171,7 @@ describe("indexedDbStorage", () => {
     delete global.IDBKeyRange;
     try {
       const storage = database().open();
-      await storage.add("lobby", entry("a"));
+      await storage.add("lobby", "alice", entry("a"));
       expect(await ids(storage, "lobby")).toEqual(["a"]);
     } finally {
       global.IDBKeyRange = saved;
@@ -130,9 +180,9 @@ describe("indexedDbStorage", () => {
 });
 
 describe("a durable outbox", () => {
-  /** A page: a client on this database and its own fake sockets. */
-  function page(db: ReturnType<typeof database>) {
-    const setup = testClient({ outbox: { storage: db.open() }, connectTimeoutMs: 60_000, pingIntervalMs: 3_600_000 });
+  /** A page: a client on this database and its own fake sockets, signed in as `user` (a JWT with that `sub`). */
+  function page(db: ReturnType<typeof database>, user = "alice") {
+    const setup = testClient({ outbox: { storage: db.open() }, token: jwtFor(user), connectTimeoutMs: 60_000, pingIntervalMs: 3_600_000 });
     clients.push(setup.client);
     return setup;
   }
@@ -157,7 +207,7 @@ describe("a durable outbox", () => {
     const acks: unknown[] = [];
     roomB.on("ack", (ack) => acks.push(ack));
     await vi.waitFor(() => expect(b.server.sockets).toHaveLength(1), WAIT);
-    expect(roomB.pending.map((e) => e.id)).toEqual(["p-1", "p-2", "p-3"]);
+    await vi.waitFor(() => expect(roomB.pending.map((e) => e.id)).toEqual(["p-1", "p-2", "p-3"]), WAIT);
 
     const socket = b.server.last();
     socket.welcome();
@@ -184,8 +234,8 @@ describe("a durable outbox", () => {
     const time = clock();
     const db = database();
     const storage = db.open();
-    await storage.add("lobby", entry("old-1"));
-    await storage.add("lobby", entry("old-2"));
+    await storage.add("lobby", "alice", entry("old-1"));
+    await storage.add("lobby", "alice", entry("old-2"));
     time.tick(5_000);
 
     const b = page(db);
@@ -223,4 +273,71 @@ describe("a durable outbox", () => {
     await vi.waitFor(() => expect(doomed.error).toMatchObject({ code: "forbidden" }), WAIT);
     await vi.waitFor(async () => expect(await ids(storage, "refused")).toEqual([]), WAIT);
   });
+
+  it("never sends one user's queued publishes as another: alice queues offline, bob loads the page, then alice again", async () => {
+    const time = clock();
+    const db = database();
+    const storage = db.open();
+
+    // alice publishes while the server never welcomes her (offline), then the page goes.
+    const a = page(db, "alice");
+    const roomA = a.client.room("lobby");
+    observe(roomA.publish({ text: "from alice" }, { id: "a-1" }));
+    await vi.waitFor(async () => expect(await ids(storage, "lobby", "alice")).toEqual(["a-1"]), WAIT);
+
+    // bob signs in in the same browser: nothing of alice's is restored, shown or sent.
+    time.tick(5_000);
+    const b = page(db, "bob");
+    const roomB = b.client.room("lobby");
+    const restoredForBob: unknown[] = [];
+    roomB.on("restored", (entries) => restoredForBob.push(entries));
+    await vi.waitFor(() => expect(b.server.sockets).toHaveLength(1), WAIT);
+    b.server.last().welcome({ userId: "bob" });
+    await new Promise((resolve) => setTimeout(resolve, 50)); // a restore has had time to run
+    expect(roomB.pending).toEqual([]);
+    expect(restoredForBob).toEqual([]);
+    expect(b.server.last().publishedIds).toEqual([]);
+    expect(await ids(storage, "lobby", "alice")).toEqual(["a-1"]); // still kept for alice
+
+    // alice again: hers is restored and sent, once.
+    time.tick(5_000);
+    const c = page(db, "alice");
+    const roomC = c.client.room("lobby");
+    await vi.waitFor(() => expect(c.server.sockets).toHaveLength(1), WAIT);
+    await vi.waitFor(() => expect(roomC.pending.map((e) => e.id)).toEqual(["a-1"]), WAIT);
+    c.server.last().welcome({ userId: "alice" });
+    expect(c.server.last().framesOf("publish")).toEqual([{ type: "publish", id: "a-1", data: { text: "from alice" } }]);
+    c.server.last().ack("a-1", 1);
+    await vi.waitFor(async () => expect(await ids(storage, "lobby", "alice")).toEqual([]), WAIT);
+    expect(c.server.last().publishedIds).toEqual(["a-1"]);
+  });
+
+  it("reports every outcome of a restored publish, which has no promise: ack, or publish_failed", async () => {
+    const time = clock();
+    const db = database();
+    const storage = db.open();
+    await storage.add("lobby", "alice", entry("ok"));
+    await storage.add("lobby", "alice", entry("too-big"));
+    time.tick(5_000);
+
+    const b = page(db);
+    const room = b.client.room("lobby");
+    const acks: unknown[] = [];
+    const failures: unknown[] = [];
+    room.on("ack", (ack) => acks.push(ack));
+    room.on("publish_failed", (f) => failures.push({ id: f.id, code: f.error.code, kept: f.kept }));
+    await vi.waitFor(() => expect(room.pending.map((e) => e.id)).toEqual(["ok", "too-big"]), WAIT);
+    b.server.last().welcome();
+    b.server.last().ack("ok", 1);
+    b.server.last().error("message_too_large", "too-big");
+    expect(acks).toEqual([{ id: "ok", seq: 1, duplicate: false }]);
+    expect(failures).toEqual([{ id: "too-big", code: "message_too_large", kept: false }]);
+    await vi.waitFor(async () => expect(await ids(storage, "lobby")).toEqual([]), WAIT);
+  });
 });
+
+/** An unsigned JWT-shaped token with this `sub` (the client reads it without verifying; the fake server does not check). */
+function jwtFor(sub: string): string {
+  const b64 = (value: unknown) => btoa(JSON.stringify(value)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+  return `${b64({ alg: "none", typ: "JWT" })}.${b64({ sub })}.sig`;
+}
