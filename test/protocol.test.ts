@@ -48,9 +48,21 @@ describe("decodeClientFrame", () => {
 });
 
 describe("decodeServerFrame", () => {
-  it("rejects an error frame with an unknown code", () => {
-    expect(decodeServerFrame('{"type":"error","code":"nope","message":"x"}').ok).toBe(false);
+  it("decodes an error frame with a code it does not know (a newer server's), keeping the code", () => {
+    expect(decodeServerFrame('{"type":"error","code":"nope","message":"x"}')).toEqual({ ok: true, frame: { type: "error", code: "nope", message: "x" } });
     expect(decodeServerFrame('{"type":"error","code":"rate_limited","message":"x"}').ok).toBe(true);
+    expect(decodeServerFrame('{"type":"error","code":"","message":"x"}').ok).toBe(false);
+    expect(decodeServerFrame('{"type":"error","code":7,"message":"x"}').ok).toBe(false);
+  });
+
+  it("decodes a reconnect frame with a reason it does not know", () => {
+    expect(decodeServerFrame('{"type":"reconnect","delayMs":5,"reason":"maintenance"}').ok).toBe(true);
+  });
+
+  it("stays strict about client frames", () => {
+    expect(decodeClientFrame('{"type":"publish","id":"a","data":1,"extra":true}').ok).toBe(true); // unknown fields are ignored
+    expect(decodeClientFrame('{"type":"nope"}').ok).toBe(false);
+    expect(decodeClientFrame('{"type":"history","id":"a","limit":0}').ok).toBe(false);
   });
 });
 

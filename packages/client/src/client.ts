@@ -14,7 +14,12 @@ import { isValidRoomName } from "@roomcast/protocol";
 export interface ClientOptions {
   /** The service's base URL, http(s) or ws(s), as printed by `npm run dev` (e.g. http://localhost:8787). */
   url: string;
-  /** A JWT, or a provider called on every connection attempt and before expiry. */
+  /**
+   * A JWT, or a provider called on every connection attempt and before expiry. The
+   * provider may return `null`, or throw a `RoomcastClientError` with a terminal code
+   * (`unauthorized`, `forbidden`), to stop for good (state `failed`); anything else it
+   * throws is retried with backoff.
+   */
   token: TokenProvider;
   /** How the token travels. Default: "subprotocol" in browsers, "header" elsewhere. */
   transport?: TokenTransport;
@@ -22,15 +27,18 @@ export interface ClientOptions {
   WebSocket?: new (url: string, protocols?: string | string[], options?: unknown) => unknown;
   /** Full control over opening sockets; wins over `WebSocket`. */
   createSocket?: SocketFactory;
-  /** Reconnect backoff with full jitter. Default { minMs: 500, maxMs: 30000, factor: 2 }. */
+  /**
+   * Reconnect backoff with full jitter. Default { minMs: 500, maxMs: 30000, networkMaxMs: 4000, factor: 2 }:
+   * `maxMs` caps the delay after the server refused with a retryable code, `networkMaxMs` when it did not answer.
+   */
   backoff?: Partial<BackoffOptions>;
-  /** No welcome within this long: give up the attempt and retry. Default 10,000. */
+  /** No welcome within this long (token provider, socket open and welcome together): give up the attempt and retry. Default 10,000. */
   connectTimeoutMs?: number;
   /** The retry counter resets only after a connection stayed up this long. Default 5,000. */
   minUptimeMs?: number;
   /** Ping interval; keep it under a third of the server's LIVENESS_TIMEOUT_SECONDS. Default 15,000. */
   pingIntervalMs?: number;
-  /** No frame within this long after a ping: the connection is dead. Default 10,000. */
+  /** No frame within this long after a ping: the connection is dead. At most a third of the server's liveness timeout. Default 10,000. */
   pongTimeoutMs?: number;
   /** Refresh the token this long before it expires (needs a token provider). Default 60,000. */
   refreshLeadMs?: number;
@@ -42,7 +50,7 @@ export interface ClientOptions {
     /** What a full outbox does. Default "reject-new". */
     overflow?: OverflowPolicy;
   };
-  /** fetch, used to learn why a browser upgrade was refused. Default: the global fetch. */
+  /** fetch, used (at most 3 s) to learn why a socket failed before it opened, when the server sent no error frame. Default: the global fetch. */
   fetch?: typeof fetch;
   /** How many recent messages each room keeps in `room.messages` (what `useMessages` shows). Default 200. */
   messageBuffer?: number;

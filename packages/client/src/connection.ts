@@ -8,23 +8,31 @@
  * handles every way a socket ends; one `#clearTimers`. What happens after a close
  * is decided by the protocol's close-code table: retry with backoff, refresh the
  * token first, honour a drain hint, or stop for good.
+ *
+ * An attempt (token, socket open, welcome) runs under one timer, `connectTimeoutMs`,
+ * and carries a number: whatever an older attempt's provider, socket or probe does
+ * later is ignored, so nothing can hold the machine in `connecting`.
  */
 import {
   ERRORS,
   PING,
   isErrorCode,
   decodeServerFrame,
-  type ErrorCode,
   errorCodeForClose,
   reconnectAdviceForClose,
   type ServerFrame,
   type WelcomeFrame,
 } from "@roomcast/protocol";
-import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { backoffDelay, retryCeiling, type BackoffOptions } from "./backoff.js";
 import { Emitter } from "./emitter.js";
 import { RoomcastClientError } from "./errors.js";
-import { handshake, httpUrl, roomSocketUrl, type SocketFactory, type SocketLike, type TokenTransport } from "./transport.js";
+import { livenessTiming } from "./limits.js";
+import { PROBE_TIMEOUT_MS, probeRefusal } from "./probe.js";
+import { tokenFrom, tokenSubject, type TokenProvider } from "./token.js";
+import { NoWebSocketError, abortSocket, closeSocket, handshake, roomSocketUrl, type SocketFactory, type SocketLike, type TokenTransport } from "./transport.js";
 import type { DebugLog } from "./debug.js";
+
+export type { TokenProvider } from "./token.js";
 
 export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "closed" | "failed";
 
@@ -36,8 +44,6 @@ export interface StateChange {
   /** For `failed`, and for `reconnecting` after an error: why. */
   readonly error?: RoomcastClientError;
 }
-
-export type TokenProvider = string | (() => string | Promise<string>);
 
 export interface ConnectionOptions {
   readonly url: string;
@@ -73,20 +79,37 @@ export interface ConnectionHandler {
 }
 
 const OPEN = 1;
+/** While the browser says it is offline, look again this often (in case `online` is missed). */
+const OFFLINE_RECHECK_MS = 5_000;
 
 /** The only frames acted on before a socket's welcome; anything else is dropped (and logged). */
 const BEFORE_WELCOME: ReadonlySet<ServerFrame["type"]> = new Set(["welcome", "error", "reconnect", "pong"]);
+
+/** How a socket ended, as `#down` needs it. */
+interface Ending {
+  readonly code: number;
+  readonly reason: string;
+  readonly welcomed: boolean;
+  /** The attempt's token, for the HTTP probe; undefined: do not probe. */
+  readonly token?: string | undefined;
+  /** What the server or the client said about it, when more than the close code. */
+  readonly error?: RoomcastClientError | undefined;
+}
 
 export class Connection extends Emitter<{ state: StateChange }> {
   readonly #options: ConnectionOptions;
   readonly #handler: ConnectionHandler;
   #state: ConnectionState = "idle";
   #socket: SocketLike | undefined;
+  /** Numbers attempts: callbacks of an older attempt compare and do nothing. */
+  #attemptId = 0;
+  /** Backoff counter: grows with each failure, halves on a welcome, resets after minUptimeMs up. */
   #attempt = 0;
   #connectedAt = 0;
   #drainDelayMs: number | undefined;
   #refreshSeq = 0;
   #pingEveryMs = 15_000;
+  #pongTimeoutMs = 10_000;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -116,9 +139,16 @@ export class Connection extends Emitter<{ state: StateChange }> {
     }
   }
 
-  /** The network is gone: drop the socket now instead of waiting for timeouts. */
+  /**
+   * The network is gone: drop the socket now (some stacks deliver its `close` seconds
+   * late, if at all) and wait in `reconnecting` for the network (`nudge`).
+   */
   offline(): void {
-    if (this.#state === "connected" || this.#state === "connecting") this.#socket?.close(4000, "offline");
+    if (this.#state !== "connected" && this.#state !== "connecting") return;
+    this.#options.debug("offline", "dropping the socket");
+    this.#attemptId++; // a provider or probe still running belongs to a dead attempt
+    this.#teardown("abort");
+    this.#retryIn(backoffDelay(this.#attempt++, retryCeiling(this.#options.backoff, false)), undefined);
   }
 
   /** Sends a frame if the socket is open and welcomed. */
@@ -131,7 +161,8 @@ export class Connection extends Emitter<{ state: StateChange }> {
 
   /** Closes for good (the app left the room). */
   close(): void {
-    this.#teardown();
+    this.#attemptId++;
+    this.#teardown("close");
     this.#setState("closed");
   }
 
@@ -148,33 +179,46 @@ export class Connection extends Emitter<{ state: StateChange }> {
   // ---- opening ---------------------------------------------------------------
 
   async #open(): Promise<void> {
+    const id = ++this.#attemptId;
+    const current = () => id === this.#attemptId && this.#state === "connecting";
+    this.#clearTimers();
     this.#setState("connecting");
-    let token: string;
-    try {
-      token = await this.#token();
-    } catch (cause) {
-      return this.#retry(new RoomcastClientError("unauthorized", "the token provider failed", { cause }));
+    let socket: SocketLike | undefined;
+    let welcomed = false;
+    const timeoutMs = this.#options.connectTimeoutMs;
+    // One timer for the whole attempt: a provider that never answers times out too.
+    this.#after(timeoutMs, () => {
+      if (!current() || welcomed) return;
+      const what = socket ? "no welcome" : "no token from the provider";
+      this.#options.debug("timeout", `${what} within ${timeoutMs} ms`);
+      const error = new RoomcastClientError("connect_timeout", `${what} within connectTimeoutMs (${timeoutMs} ms)`);
+      if (socket) this.#down(socket, { code: 4000, reason: "connect timeout", welcomed: false, error }, "abort");
+      else this.#retry(error, false);
+    });
+
+    const got = await tokenFrom(this.#options.token);
+    if (!current()) return; // timed out, offline, closed or superseded while the provider ran
+    if (!got.ok) {
+      if (got.terminal) return this.#fail(got.error);
+      return this.#retry(got.error, true);
     }
-    if (this.#state !== "connecting") return; // closed while the provider ran
+    const token = got.token;
+    this.#handler.identity?.(tokenSubject(token));
+    if (!current()) return; // the handler may have left the room
+
     const { protocols, headers } = handshake(token, this.#options.transport);
     const url = roomSocketUrl(this.#options.url, this.#options.room, this.#handler.resumePosition());
-    let socket: SocketLike;
     try {
       socket = this.#options.createSocket(url, protocols, headers);
     } catch (cause) {
-      return this.#retry(new RoomcastClientError("internal_error", "could not open a WebSocket", { cause }));
+      if (cause instanceof NoWebSocketError) return this.#fail(new RoomcastClientError("websocket_unavailable", cause.message, { cause }));
+      const detail = cause instanceof Error ? `: ${cause.message}` : "";
+      return this.#retry(new RoomcastClientError("internal_error", `could not open a WebSocket${detail}`, { cause }), true);
     }
-    this.#socket = socket;
-    let welcomed = false;
-    this.#after(this.#options.connectTimeoutMs, () => {
-      if (!welcomed) {
-        this.#options.debug("timeout", `no welcome within ${this.#options.connectTimeoutMs} ms`);
-        socket.close(4000, "connect timeout");
-        this.#down(socket, 4000, "connect timeout", false, token);
-      }
-    });
-    socket.onmessage = (event) => {
-      if (socket !== this.#socket) return;
+    const opened = socket;
+    this.#socket = opened;
+    opened.onmessage = (event) => {
+      if (opened !== this.#socket) return;
       this.#alive();
       const decoded = decodeServerFrame(event.data);
       if (!decoded.ok) {
@@ -195,23 +239,24 @@ export class Connection extends Emitter<{ state: StateChange }> {
       } else if (frame.type === "reconnect") {
         this.#drainDelayMs = frame.delayMs;
       } else if (frame.type === "error" && frame.id === undefined && closeCodeOf(frame.code) !== undefined) {
-        // The server announces its close with an error frame first; act on it now
-        // rather than wait for a close event that can lag by seconds.
-        socket.close(1000, "closing on server request");
-        this.#down(socket, closeCodeOf(frame.code)!, frame.code, welcomed, token);
+        // The server announces its close (or its refusal of the upgrade, protocol.md §5)
+        // with an error frame first; act on it now rather than wait for a close event
+        // that can lag by seconds.
+        const error = new RoomcastClientError(frame.code, frame.message || `the server closed the connection: ${frame.code}`);
+        this.#down(opened, { code: closeCodeOf(frame.code)!, reason: frame.code, welcomed, error }, "close");
       } else if (frame.type === "refreshed") {
         this.#scheduleRefresh(frame.expiresAt);
       } else if (frame.type !== "pong") {
         this.#handler.frame(frame, (event.data as string).length); // decoded, so a string
       }
     };
-    socket.onclose = (event) => this.#down(socket, event.code, event.reason, welcomed, token);
-    socket.onerror = () => {
+    opened.onclose = (event) => this.#down(opened, { code: event.code, reason: event.reason, welcomed, token }, "close");
+    opened.onerror = () => {
       this.#options.debug("socket-error", "(details are not exposed by WebSocket)");
       // Node's WebSocket (undici) fires only `error`, never `close`, when the upgrade
       // is refused; browsers fire both. Before it ever opened, the attempt is over
       // either way (a later `close` for this socket is then ignored).
-      if (socket.readyState !== OPEN) this.#down(socket, 1006, "error", welcomed, token);
+      if (opened.readyState !== OPEN) this.#down(opened, { code: 1006, reason: "error", welcomed, token }, "abort");
     };
   }
 
@@ -219,19 +264,16 @@ export class Connection extends Emitter<{ state: StateChange }> {
     this.#clearTimers();
     this.#connectedAt = Date.now();
     this.#drainDelayMs = undefined;
+    // The server answered: what a long outage built up decays (a quick second outage
+    // starts low), while a server that welcomes and drops at once still backs off.
+    this.#attempt = Math.ceil(this.#attempt / 2);
     this.#setState("connected");
-    // Ping at least three times per server liveness timeout, whatever was configured.
-    this.#pingEveryMs = Math.min(this.#options.pingIntervalMs, (frame.limits.livenessTimeoutSeconds * 1000) / 3);
+    const timing = livenessTiming(frame.limits.livenessTimeoutSeconds, this.#options);
+    this.#pingEveryMs = timing.pingEveryMs;
+    this.#pongTimeoutMs = timing.pongTimeoutMs;
     this.#schedulePing();
     this.#scheduleRefresh(frame.expiresAt);
     this.#handler.welcome(frame);
-  }
-
-  async #token(): Promise<string> {
-    const provider = this.#options.token;
-    const token = typeof provider === "function" ? await provider() : provider;
-    if (typeof token !== "string" || token === "") throw new TypeError("the token provider must return a non-empty string");
-    return token;
   }
 
   // ---- liveness and refresh ----------------------------------------------------
@@ -243,18 +285,17 @@ export class Connection extends Emitter<{ state: StateChange }> {
     });
   }
 
-  /** Sends the exact ping text the server auto-answers; no frame back within pongTimeoutMs means the socket is dead. */
+  /** Sends the exact ping text the server auto-answers; no frame back within the pong timeout means the socket is dead. */
   #ping(): void {
     if (this.#socket?.readyState !== OPEN) return;
     this.#socket.send(PING);
     if (this.#pongTimer === undefined) {
       this.#pongTimer = setTimeout(() => {
         this.#pongTimer = undefined;
-        this.#options.debug("timeout", `no pong within ${this.#options.pongTimeoutMs} ms`);
+        this.#options.debug("timeout", `no pong within ${this.#pongTimeoutMs} ms`);
         const socket = this.#socket;
-        socket?.close(4000, "pong timeout");
-        if (socket) this.#down(socket, 4000, "pong timeout", true, undefined);
-      }, this.#options.pongTimeoutMs);
+        if (socket) this.#down(socket, { code: 4000, reason: "pong timeout", welcomed: true }, "abort");
+      }, this.#pongTimeoutMs);
     }
   }
 
@@ -269,113 +310,109 @@ export class Connection extends Emitter<{ state: StateChange }> {
     const at = expiresAtSeconds * 1000 - this.#options.refreshLeadMs;
     // Capped: setTimeout fires at once for delays over 2^31-1 ms (~24.8 days).
     this.#after(Math.min(2 ** 31 - 1, Math.max(1_000, at - Date.now())), async () => {
-      try {
-        const token = await this.#token();
-        const id = `refresh-${++this.#refreshSeq}`;
-        if (this.#socket?.readyState === OPEN && this.#state === "connected") {
-          this.#options.debug("send", `{"type":"refresh","id":"${id}","token":"[redacted]"}`);
-          this.#socket.send(JSON.stringify({ type: "refresh", id, token }));
-        }
-      } catch (err) {
-        this.#options.debug("refresh-failed", String(err));
+      const got = await tokenFrom(this.#options.token);
+      if (!got.ok) {
+        this.#options.debug("refresh-failed", got.error.message);
+        return; // the session runs until it expires; the next attempt asks the provider again
+      }
+      const id = `refresh-${++this.#refreshSeq}`;
+      if (this.#socket?.readyState === OPEN && this.#state === "connected") {
+        this.#options.debug("send", `{"type":"refresh","id":"${id}","token":"[redacted]"}`);
+        this.#socket.send(JSON.stringify({ type: "refresh", id, token: got.token }));
       }
     });
   }
 
   // ---- the one teardown path -------------------------------------------------
 
-  #down(socket: SocketLike, code: number, reason: string, welcomed: boolean, token: string | undefined): void {
+  /**
+   * A socket ended. `how`: "close" it politely (the peer is there), or "abort" it
+   * (a dead link: nothing waits on its closing handshake).
+   */
+  #down(socket: SocketLike, ending: Ending, how: "close" | "abort"): void {
     if (socket !== this.#socket) return; // an old socket's late event
-    this.#options.debug("close", `${code} ${reason}`);
-    this.#teardown();
+    this.#options.debug("close", `${ending.code} ${ending.reason}`);
+    this.#teardown(how, ending.code === 4000 ? 4000 : 1000, ending.reason);
     if (this.#state === "closed" || this.#state === "failed") return;
-    if (!welcomed && (code === 1006 || code === 1002 || code === 1015) && token !== undefined) {
-      // The upgrade was refused before the socket opened; WebSocket hides the HTTP
-      // status, so ask the HTTP API the same question to tell a bad token from a blip.
-      void this.#probe(token).then((code) => this.#afterProbe(code, welcomed));
+    const { code, welcomed, token } = ending;
+    if (!welcomed && ending.error === undefined && (code === 1006 || code === 1002 || code === 1015) && token !== undefined && this.#options.fetch) {
+      // Failed before any frame: a server that follows protocol.md §5 would have sent
+      // an error frame, so this is the network, a proxy or an older server. Ask the
+      // HTTP API the same question, for a few seconds at most.
+      const id = this.#attemptId;
+      const timeoutMs = Math.min(PROBE_TIMEOUT_MS, this.#options.connectTimeoutMs);
+      void probeRefusal(this.#options.fetch, this.#options.url, this.#options.room, token, timeoutMs).then((answer) => {
+        if (id === this.#attemptId) this.#afterProbe(answer);
+      });
       return;
     }
-    this.#afterClose(code, welcomed);
+    this.#afterClose(code, welcomed, ending.error);
   }
 
   /** What the HTTP API said about a refused upgrade decides like the matching close would. */
-  #afterProbe(code: string | undefined, welcomed: boolean): void {
-    if (this.#state === "closed" || this.#state === "failed") return;
+  #afterProbe(code: string | undefined): void {
+    if (this.#state !== "connecting") return;
     if (code !== undefined && isErrorCode(code)) {
       const spec: { close?: number; reconnect: string } = ERRORS[code];
-      if (spec.close !== undefined) return this.#afterClose(spec.close, welcomed);
-      if (spec.reconnect === "never") {
-        this.#setState("failed", { error: new RoomcastClientError(code, `the server refused the connection: ${code}`) });
-        return;
-      }
+      const error = new RoomcastClientError(code, `the server refused the connection: ${code}`);
+      if (spec.close !== undefined) return this.#afterClose(spec.close, false, error);
+      if (spec.reconnect === "never") return this.#fail(error);
     }
-    this.#afterClose(1006, welcomed);
+    this.#afterClose(1006, false, undefined);
   }
 
-  #afterClose(code: number, welcomed: boolean): void {
+  #afterClose(code: number, welcomed: boolean, given: RoomcastClientError | undefined): void {
     if (this.#state === "closed" || this.#state === "failed") return;
     const advice = reconnectAdviceForClose(code);
     const errorCode = errorCodeForClose(code);
-    const error = errorCode ? new RoomcastClientError(errorCode, `closed with ${code} (${errorCode})`) : undefined;
-    if (advice === "never") {
-      this.#setState("failed", { error: error ?? new RoomcastClientError("internal_error", `closed with ${code}`) });
-      return;
-    }
+    const error = given ?? (errorCode ? new RoomcastClientError(errorCode, `closed with ${code} (${errorCode})`) : undefined);
+    if (advice === "never") return this.#fail(error ?? new RoomcastClientError("internal_error", `closed with ${code}`));
     if (welcomed && Date.now() - this.#connectedAt >= this.#options.minUptimeMs) this.#attempt = 0;
     // A fresh token is fetched on every attempt anyway; after token_expired retry at once.
     const delay =
-      this.#drainDelayMs ?? (advice === "refresh-token" && this.#attempt === 0 ? 0 : backoffDelay(this.#attempt, this.#options.backoff));
+      this.#drainDelayMs ??
+      (advice === "refresh-token" && this.#attempt === 0 ? 0 : backoffDelay(this.#attempt, retryCeiling(this.#options.backoff, isPushback(code))));
     this.#drainDelayMs = undefined;
     this.#attempt++;
     this.#retryIn(delay, error);
   }
 
-  #retry(error: RoomcastClientError): void {
-    this.#teardown();
-    if (this.#state === "closed") return;
-    this.#retryIn(backoffDelay(this.#attempt++, this.#options.backoff), error);
+  /** An attempt failed before it had a socket (the token provider, the factory, the timer). */
+  #retry(error: RoomcastClientError, pushback: boolean): void {
+    this.#attemptId++;
+    this.#teardown("abort");
+    if (this.#state === "closed" || this.#state === "failed") return;
+    this.#retryIn(backoffDelay(this.#attempt++, retryCeiling(this.#options.backoff, pushback)), error);
   }
 
   #retryIn(delay: number, error: RoomcastClientError | undefined): void {
+    this.#clearTimers();
     this.#setState("reconnecting", { retryInMs: delay, ...(error ? { error } : {}) });
-    this.#after(delay, () => {
-      // A browser that knows it is offline would only fail: wait for `online` (nudge) instead.
-      if (isKnownOffline()) this.#options.debug("offline", "waiting for the network");
-      else void this.#open();
-    });
+    const due = () => {
+      // A browser that knows it is offline would only fail: wait for `online` (nudge),
+      // looking again now and then in case the event is missed.
+      if (isKnownOffline()) {
+        this.#options.debug("offline", "waiting for the network");
+        this.#after(OFFLINE_RECHECK_MS, due);
+      } else void this.#open();
+    };
+    this.#after(delay, due);
   }
 
-  /** Asks the HTTP API (same token, same room) why the upgrade failed. Undefined: unknown. */
-  async #probe(token: string): Promise<string | undefined> {
-    const fetchImpl = this.#options.fetch;
-    if (!fetchImpl) return undefined;
-    try {
-      const res = await fetchImpl(`${httpUrl(this.#options.url, `/v1/rooms/${encodeURIComponent(this.#options.room)}/messages`)}?limit=1`, {
-        headers: { Authorization: `Bearer ${token}` },
-      });
-      if (res.ok) return undefined;
-      const body = (await res.json().catch(() => undefined)) as { error?: { code?: unknown } } | undefined;
-      return typeof body?.error?.code === "string" ? body.error.code : undefined;
-    } catch {
-      return undefined;
-    }
+  #fail(error: RoomcastClientError): void {
+    this.#attemptId++;
+    this.#teardown("close");
+    this.#setState("failed", { error });
   }
 
-  #teardown(): void {
+  #teardown(how: "close" | "abort", code = 1000, reason = "client closed"): void {
     this.#clearTimers();
     const socket = this.#socket;
     this.#socket = undefined;
-    if (socket) {
-      socket.onmessage = socket.onclose = socket.onerror = socket.onopen = null;
-      if (socket.readyState === OPEN || socket.readyState === 0) {
-        try {
-          socket.close(1000, "client closed");
-        } catch {
-          // already closing
-        }
-      }
-      this.#handler.down();
-    }
+    if (!socket) return;
+    if (how === "abort") abortSocket(socket, code, reason);
+    else closeSocket(socket, code, reason);
+    this.#handler.down();
   }
 
   #after(ms: number, fn: () => void): void {
@@ -397,9 +434,19 @@ function isKnownOffline(): boolean {
   return typeof navigator !== "undefined" && (navigator as { onLine?: boolean }).onLine === false;
 }
 
-/** The close code an error code ends a connection with, if it is one that does. */
-function closeCodeOf(code: ErrorCode): number | undefined {
-  return (ERRORS[code] as { close?: number }).close;
+/** The close code an error code ends a connection with, if it is one this version knows. */
+function closeCodeOf(code: string): number | undefined {
+  return isErrorCode(code) ? (ERRORS[code] as { close?: number }).close : undefined;
+}
+
+/**
+ * The server answered and asked for patience (overload, its own failure, a limit):
+ * back off up to `maxMs`. Anything else (the network, a crash, a restart, a stale
+ * link) only waits up to `networkMaxMs`, so a crowd is back soon after the server is.
+ */
+function isPushback(code: number): boolean {
+  if (code === 1013) return true; // "try again later"
+  return code >= 4000 && code < 4500 && code !== 4000 && code !== 4001 && code !== 4004;
 }
 
 /** A frame for the debug log: its type, and the seqs of messages. */

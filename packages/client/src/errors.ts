@@ -11,7 +11,13 @@ export type ClientErrorCode =
   /** The outbox was full (see `outbox.maxSize` and `outbox.overflow`). */
   | "outbox_full"
   /** The room was left, or the client closed, before the operation finished. */
-  | "room_closed";
+  | "room_closed"
+  /** No welcome within `connectTimeoutMs` (token provider, socket open and welcome together). */
+  | "connect_timeout"
+  /** No WebSocket implementation: pass `WebSocket` (e.g. the `ws` package) or `createSocket`. Terminal. */
+  | "websocket_unavailable"
+  /** A code from a newer server this version does not know: a generic error, its string kept. */
+  | (string & {});
 
 export class RoomcastClientError extends Error {
   override name = "RoomcastClientError";

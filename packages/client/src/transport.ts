@@ -25,10 +25,18 @@ export type SocketFactory = (url: string, protocols: string[], headers: Record<s
 
 export const isBrowser = typeof document !== "undefined" && typeof window !== "undefined";
 
+/** Thrown by the default factory where there is no global WebSocket (Node 20): retrying cannot help. */
+export class NoWebSocketError extends TypeError {
+  override name = "NoWebSocketError";
+  constructor() {
+    super("no global WebSocket here (Node < 22?): pass one to createClient, e.g. `import WebSocket from \"ws\"; createClient({ url, token, WebSocket })`");
+  }
+}
+
 /** The platform WebSocket: browsers take (url, protocols); Node's undici also takes { protocols, headers }. */
 export const defaultSocketFactory: SocketFactory = (url, protocols, headers) => {
   const Impl = (globalThis as { WebSocket?: new (url: string, init?: unknown) => SocketLike }).WebSocket;
-  if (!Impl) throw new TypeError("no global WebSocket: pass `WebSocket` or `createSocket` to createClient (Node >= 22 has one)");
+  if (!Impl) throw new NoWebSocketError();
   return Object.keys(headers).length > 0 ? new Impl(url, { protocols, headers }) : new Impl(url, protocols);
 };
 
@@ -61,4 +69,42 @@ export function httpUrl(base: string, path: string): string {
   url.pathname = `${url.pathname.replace(/\/$/, "")}${path}`;
   url.search = "";
   return url.toString();
+}
+
+const CONNECTING = 0;
+const OPEN = 1;
+const ignore = () => {};
+
+/** Stops listening to a socket. `error` keeps a no-op: the `ws` package throws on an error event nobody listens to. */
+function detach(socket: SocketLike): void {
+  socket.onmessage = socket.onclose = socket.onopen = null;
+  socket.onerror = ignore;
+}
+
+/** Closes a socket whose peer is there (a clean closing handshake), and stops listening to it. */
+export function closeSocket(socket: SocketLike, code = 1000, reason = "client closed"): void {
+  detach(socket);
+  if (socket.readyState !== CONNECTING && socket.readyState !== OPEN) return;
+  try {
+    socket.close(code, reason);
+  } catch {
+    // already closing
+  }
+}
+
+/**
+ * Drops a socket on a dead link at once. A closing handshake would wait for a peer
+ * that is gone: Node's WebSocket (undici) then stays CLOSING for minutes, `ws` for
+ * its 30 s close timeout. `terminate()` (the `ws` package) destroys the TCP socket
+ * now; elsewhere the socket is closed and every handler dropped, so nothing waits on it.
+ */
+export function abortSocket(socket: SocketLike, code = 4000, reason = "dead link"): void {
+  detach(socket);
+  const terminate = (socket as { terminate?: unknown }).terminate;
+  try {
+    if (typeof terminate === "function") (terminate as () => void).call(socket);
+    else if (socket.readyState === CONNECTING || socket.readyState === OPEN) socket.close(code, reason);
+  } catch {
+    // already closing
+  }
 }

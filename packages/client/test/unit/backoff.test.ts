@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_BACKOFF, backoffDelay } from "../../src/backoff.js";
+import { DEFAULT_BACKOFF, backoffDelay, retryCeiling } from "../../src/backoff.js";
 
 const options = { minMs: 500, maxMs: 30_000, factor: 2 };
 const lowest = () => 0;
@@ -46,7 +46,21 @@ describe("backoffDelay (full jitter)", () => {
     }
   });
 
-  it("defaults to 500 ms doubling up to 30 s", () => {
-    expect(DEFAULT_BACKOFF).toEqual({ minMs: 500, maxMs: 30_000, factor: 2 });
+  it("defaults to 500 ms doubling up to 30 s, and up to 4 s when the server did not answer", () => {
+    expect(DEFAULT_BACKOFF).toEqual({ minMs: 500, maxMs: 30_000, networkMaxMs: 4_000, factor: 2 });
+  });
+});
+
+describe("retryCeiling", () => {
+  it("keeps maxMs after a pushback and caps at networkMaxMs otherwise", () => {
+    const o = { minMs: 500, maxMs: 30_000, networkMaxMs: 4_000, factor: 2 };
+    expect(backoffDelay(10, retryCeiling(o, true), highest)).toBe(29_999);
+    expect(backoffDelay(10, retryCeiling(o, false), highest)).toBe(3_999);
+    expect(backoffDelay(1, retryCeiling(o, false), highest)).toBe(999); // below the cap: unchanged
+  });
+
+  it("never raises the ceiling above maxMs", () => {
+    const o = { minMs: 500, maxMs: 2_000, networkMaxMs: 4_000, factor: 2 };
+    expect(backoffDelay(10, retryCeiling(o, false), highest)).toBe(1_999);
   });
 });

@@ -151,7 +151,7 @@ describe("after a retryable close", () => {
     expect(server.sockets).toHaveLength(2);
   });
 
-  it("grows the retry counter across quick failures and resets it only after minUptimeMs connected", async () => {
+  it("grows the retry counter on refusals, halves it on a welcome, and resets it only after minUptimeMs connected", async () => {
     vi.spyOn(Math, "random").mockReturnValue(0.999); // delay = ceiling - ceiling/1000
     const { server, latest } = start();
     await advance();
@@ -163,7 +163,7 @@ describe("after a retryable close", () => {
         socket.welcome();
         await advance(upMs);
       }
-      socket.serverClose(4000);
+      socket.serverClose(4002); // internal_error: the server asks for patience, so maxMs applies
       const delay = latest().retryInMs!;
       delays.push(delay);
       await advance(delay);
@@ -172,13 +172,35 @@ describe("after a retryable close", () => {
     await dropAfter(0);
     await dropAfter(1_999); // just short of minUptimeMs: still a quick failure
     await dropAfter("never welcomed");
-    await dropAfter(0);
-    await dropAfter(0); // capped at maxMs
+    await dropAfter("never welcomed");
+    await dropAfter("never welcomed"); // capped at maxMs
+    await dropAfter(0); // a welcome halves the counter (5 → 3)...
+    await dropAfter(0); // ...(4 → 2): a second outage soon after starts lower
     await dropAfter(2_000); // stayed up long enough: the counter starts over
     await dropAfter(0);
 
-    expect(delays).toEqual([999, 1_998, 3_996, 7_992, 7_992, 999, 1_998]);
-    expect(server.sockets).toHaveLength(8);
+    expect(delays).toEqual([999, 1_998, 3_996, 7_992, 7_992, 7_992, 3_996, 999, 1_998]);
+    expect(server.sockets).toHaveLength(10);
+  });
+
+  it("waits at most networkMaxMs while the server does not answer at all, and maxMs once it refuses", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.999);
+    const { server, latest } = start({ backoff: { minMs: 1_000, maxMs: 8_000, networkMaxMs: 3_000, factor: 2 } });
+    await advance();
+    server.last().welcome();
+    server.last().serverClose(1006); // the server crashed
+    const delays = [latest().retryInMs!];
+    for (let i = 0; i < 5; i++) {
+      await advance(delays.at(-1));
+      server.last().refuse(); // nothing listens yet (the probe fails too)
+      await advance();
+      delays.push(latest().retryInMs!);
+    }
+    await advance(delays.at(-1));
+    server.last().open();
+    server.last().serverClose(4003); // room_full: an answer asking for patience
+    delays.push(latest().retryInMs!);
+    expect(delays).toEqual([999, 1_998, 2_997, 2_997, 2_997, 2_997, 7_992]);
   });
 
   it("honours a drain hint: reconnects only after the hinted delay, once", async () => {
