@@ -5,6 +5,7 @@ export default defineConfig({
     projects: [
       { test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" } },
       { test: { name: "react", include: ["test/react/**/*.test.{ts,tsx}"], environment: "happy-dom" } },
+      { test: { name: "tabs", include: ["test/tabs/**/*.test.ts"], environment: "node" } },
       {
         test: {
           name: "integration",

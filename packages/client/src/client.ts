@@ -8,6 +8,8 @@ import type { TokenProvider } from "./connection.js";
 import { debugLog, type DebugOption } from "./debug.js";
 import { memoryStorage, type OutboxStorage, type OverflowPolicy } from "./outbox.js";
 import { Room } from "./room.js";
+import type { ManagedRoom, RoomHandle } from "./tabs/handle.js";
+import { shareRoom, type TabSharingOptions } from "./tabs/share.js";
 import { defaultSocketFactory, isBrowser, socketFactoryFrom, type SocketFactory, type TokenTransport } from "./transport.js";
 import { isValidRoomName } from "@roomcast/protocol";
 
@@ -56,6 +58,15 @@ export interface ClientOptions {
   messageBuffer?: number;
   /** Log state transitions and frames (tokens redacted). */
   debug?: DebugOption;
+  /**
+   * Browsers: all tabs of this origin (same server, room and user) share one socket
+   * per room; one tab, elected with Web Locks, holds it and serves the others over
+   * BroadcastChannel. Default false (see "Sharing one connection across tabs" in
+   * docs/client.md for why). Where Web Locks or BroadcastChannel are missing (Node,
+   * plain http pages other than localhost), each tab has its own socket as usual.
+   * Pass `true` literally for `room()` to be typed `RoomHandle`.
+   */
+  shareAcrossTabs?: boolean | TabSharingOptions;
 }
 
 export const DEFAULTS = {
@@ -68,9 +79,10 @@ export const DEFAULTS = {
   outboxOverflow: "reject-new" as OverflowPolicy,
 };
 
-export class RoomcastClient {
+/** `R`: what `room()` returns: a `Room`, or with `shareAcrossTabs` a `RoomHandle` (a `Room` or a `SharedRoom`). */
+export class RoomcastClient<R extends RoomHandle = Room> {
   readonly #options: ClientOptions;
-  readonly #rooms = new Map<string, Room>();
+  readonly #rooms = new Map<string, ManagedRoom>();
   readonly #storage: OutboxStorage;
   readonly #createSocket: SocketFactory;
   #unlisten: (() => void) | undefined;
@@ -89,12 +101,13 @@ export class RoomcastClient {
   }
 
   /** The handle for `name`; the same object for every call until it is left. Connects on first use. */
-  room(name: string): Room {
+  room(name: string): R {
     if (!isValidRoomName(name)) throw new TypeError(`invalid room name "${name}": 1-128 of A-Z a-z 0-9 _ . : - starting with a letter or digit`);
     let room = this.#rooms.get(name);
     if (!room) {
       const o = this.#options;
-      room = new Room(name, {
+      const forget = () => this.#rooms.delete(name);
+      const open = (onLeave: () => void) => new Room(name, {
         connection: {
           url: o.url,
           room: name,
@@ -113,13 +126,23 @@ export class RoomcastClient {
         outboxStorage: this.#storage,
         outboxMaxSize: o.outbox?.maxSize ?? DEFAULTS.outboxMaxSize,
         outboxOverflow: o.outbox?.overflow ?? DEFAULTS.outboxOverflow,
-        onLeave: () => this.#rooms.delete(name),
+        onLeave,
         messageBuffer: o.messageBuffer ?? 200,
       });
+      const shareSettings = {
+        url: o.url,
+        token: o.token,
+        shareAcrossTabs: o.shareAcrossTabs,
+        messageBuffer: o.messageBuffer ?? 200,
+        tokenTimeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+      };
+      // Shared: the tab that leads opens the real room; its leave is the shared handle's business.
+      room = shareRoom(name, shareSettings, () => open(() => undefined), forget) ?? open(forget);
       this.#rooms.set(name, room);
       this.#listen();
     }
-    return room;
+    // R is Room unless the options asked for sharing (see createClient's overloads).
+    return room as unknown as R;
   }
 
   /** Leaves every room. */
@@ -151,6 +174,8 @@ export class RoomcastClient {
   }
 }
 
-export function createClient(options: ClientOptions): RoomcastClient {
-  return new RoomcastClient(options);
+export function createClient(options: ClientOptions & { shareAcrossTabs: true | TabSharingOptions }): RoomcastClient<RoomHandle>;
+export function createClient(options: ClientOptions): RoomcastClient;
+export function createClient(options: ClientOptions): RoomcastClient<RoomHandle> {
+  return new RoomcastClient<RoomHandle>(options);
 }

@@ -7,3 +7,7 @@ export { indexedDbStorage } from "./storage/indexeddb.js";
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 export type { SocketFactory, SocketLike, TokenTransport } from "./transport.js";
 export type { Member, Message } from "@roomcast/protocol";
+export type { RoomHandle } from "./tabs/handle.js";
+export { SharedRoom } from "./tabs/shared-room.js";
+export type { TabSharingOptions } from "./tabs/share.js";
+export type { TabPlatform, LockManagerLike, ChannelLike } from "./tabs/platform.js";

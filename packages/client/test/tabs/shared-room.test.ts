@@ -1,0 +1,322 @@
+/**
+ * One connection for all tabs: a leader elected with Web Locks holds the only
+ * socket and serves the other tabs over BroadcastChannel; takeovers lose and
+ * duplicate nothing. Fake tabs in one process (fake-tabs.ts), fake sockets, fake timers.
+ */
+import type { Message } from "@roomcast/protocol";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { createClient } from "../../src/client.js";
+import { Room } from "../../src/room.js";
+import { SharedRoom } from "../../src/tabs/shared-room.js";
+import { unverifiedSubject } from "../../src/tabs/platform.js";
+import type { RoomHandle } from "../../src/tabs/handle.js";
+import type { GapInfo } from "../../src/room.js";
+import { advance, messageAt, member, observe, BASE_URL } from "../unit/fake-socket.js";
+import { FakeBrowser, tokenFor, type FakeTab } from "./fake-tabs.js";
+
+let browser: FakeBrowser;
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  vi.setSystemTime(new Date("2030-01-01T00:00:00Z"));
+  vi.spyOn(Math, "random").mockReturnValue(0);
+  browser = new FakeBrowser();
+});
+
+afterEach(() => {
+  for (const tab of browser.tabs) if (!tab.dead) tab.client.close();
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+});
+
+/** Records what a tab's handle delivers. */
+function watch(room: RoomHandle): { seqs: number[]; gaps: GapInfo[] } {
+  const seen = { seqs: [] as number[], gaps: [] as GapInfo[] };
+  room.on("message", (m) => seen.seqs.push(m.seq));
+  room.on("gap", (g) => seen.gaps.push(g));
+  return seen;
+}
+
+async function openTabs(n: number, user = "alice"): Promise<FakeTab[]> {
+  const tabs: FakeTab[] = [];
+  for (let i = 0; i < n; i++) {
+    tabs.push(browser.open(tokenFor(user)));
+    await advance(10);
+  }
+  return tabs;
+}
+
+const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
+describe("shareAcrossTabs", () => {
+  it("opens one socket for three tabs and delivers every message once in each", async () => {
+    const tabs = await openTabs(3);
+    expect(browser.sockets).toHaveLength(1);
+    const leader = tabs[0]!;
+    expect((leader.room as SharedRoom).isLeader).toBe(true);
+    const seen = tabs.map((t) => watch(t.room));
+    const socket = leader.server.last();
+    socket.welcome({ seq: 2, replay: 2, userId: "alice" });
+    socket.deliver({ type: "messages", messages: [messageAt(1), messageAt(2)] });
+    socket.presenceState([member("alice")]);
+    socket.messages(3, 4);
+    await advance(10);
+    for (const [i, tab] of tabs.entries()) {
+      expect(tab.room.state, `tab ${i}`).toBe("connected");
+      expect(tab.room.userId).toBe("alice");
+      expect(tab.room.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+      expect(seen[i]!.seqs).toEqual([1, 2, 3, 4]);
+      expect(tab.room.members.map((m) => m.userId)).toEqual(["alice"]);
+      expect(tab.room.position).toEqual({ epoch: "epoch-1", seq: 4 });
+    }
+    expect(browser.sockets).toHaveLength(1);
+  });
+
+  it("gives a tab that opens later the recent messages, then live ones", async () => {
+    const [leader] = await openTabs(1);
+    const socket = leader!.server.last();
+    socket.welcome({ seq: 3, replay: 3 });
+    socket.messages(1, 3);
+    await advance(10);
+    const late = browser.open(tokenFor("alice"));
+    const seen = watch(late.room);
+    await advance(10);
+    socket.message(4);
+    await advance(10);
+    expect(seen.seqs).toEqual([1, 2, 3, 4]);
+    expect(late.room.state).toBe("connected");
+    expect(browser.sockets).toHaveLength(1);
+  });
+
+  it("sends a follower's publish on the leader's socket with the follower's id and settles it in that tab only", async () => {
+    const [leader, follower] = await openTabs(2);
+    const socket = leader!.server.last();
+    socket.welcome();
+    await advance(10);
+    const leaderAcks: string[] = [];
+    leader!.room.on("ack", (a) => leaderAcks.push(a.id));
+    const sent = observe(follower!.room.publish({ text: "hi" }, { id: "f-1" }));
+    await advance(10);
+    expect(follower!.room.pending.map((e) => e.id)).toEqual(["f-1"]);
+    expect(leader!.room.pending).toEqual([]);
+    expect(socket.framesOf("publish")).toEqual([{ type: "publish", id: "f-1", data: { text: "hi" } }]);
+    socket.message(1, { id: "f-1", from: "alice", data: { text: "hi" } });
+    socket.ack("f-1", 1);
+    await advance(10);
+    expect(sent.status).toBe("resolved");
+    expect(sent.value).toEqual({ id: "f-1", seq: 1, duplicate: false });
+    expect(follower!.room.pending).toEqual([]);
+    expect(leaderAcks).toEqual(["f-1"]); // the ack event reaches every tab; the promise only the publisher's
+  });
+
+  it("takes over when the leader tab closes: one new socket, open publishes re-sent with the same ids, every message once", async () => {
+    const tabs = await openTabs(3);
+    const [old, next, third] = tabs as [FakeTab, FakeTab, FakeTab];
+    const seen = [watch(next.room), watch(third.room)];
+    const first = old.server.last();
+    first.welcome();
+    first.messages(1, 3);
+    await advance(10);
+    // Handed to the old leader, which dies before the ack comes back.
+    const a = observe(third.room.publish("from the third tab", { id: "t3-1" }));
+    const b = observe(next.room.publish("from the next tab", { id: "t2-1" }));
+    await advance(10);
+    expect(first.publishedIds).toEqual(["t3-1", "t2-1"]);
+    old.kill();
+    await advance(10);
+    expect(browser.holderOf([...browser.holders.keys()][0]!)).toBe(next);
+    expect((next.room as SharedRoom).isLeader).toBe(true);
+    expect(next.server.sockets).toHaveLength(1);
+    expect(third.server.sockets).toHaveLength(0);
+    // The old leader had stored t3-1 as seq 4 before it died; 5 came meanwhile.
+    const socket = next.server.last();
+    socket.welcome({ seq: 5, replay: 5 });
+    socket.messages(1, 5);
+    await advance(10);
+    expect(socket.publishedIds.sort()).toEqual(["t2-1", "t3-1"]);
+    socket.ack("t3-1", 4, true);
+    socket.message(6, { id: "t2-1" });
+    socket.ack("t2-1", 6);
+    await advance(10);
+    expect(a.value).toEqual({ id: "t3-1", seq: 4, duplicate: true });
+    expect(b.value).toEqual({ id: "t2-1", seq: 6, duplicate: false });
+    for (const s of seen) {
+      expect(s.seqs).toEqual(range(1, 6));
+      expect(s.gaps).toEqual([]);
+    }
+    expect(third.room.state).toBe("connected");
+    expect(third.room.messages.map((m) => m.seq)).toEqual(range(1, 6));
+  });
+
+  it("fills from history a hole between the tabs' position and a new leader's replay", async () => {
+    const [old, next, third] = (await openTabs(3)) as [FakeTab, FakeTab, FakeTab];
+    const seen = watch(third.room);
+    const first = old.server.last();
+    first.welcome();
+    first.messages(1, 3);
+    await advance(10);
+    old.kill();
+    await advance(10);
+    // 70 messages now, the join replays the newest 50: 4..20 are missing.
+    const socket = next.server.last();
+    socket.welcome({ seq: 70, replay: 50 });
+    socket.deliver({ type: "messages", messages: range(21, 70).map((s) => messageAt(s)) });
+    await advance(10);
+    const [request] = socket.framesOf("history");
+    expect(request).toMatchObject({ after: 3, limit: 17 });
+    expect(seen.seqs).toEqual(range(1, 3)); // nothing newer passes before the hole is filled
+    socket.history(request!.id, range(4, 20).map((s) => messageAt(s)), true);
+    socket.message(71);
+    await advance(10);
+    expect(seen.seqs).toEqual(range(1, 71));
+    expect(third.room.messages.map((m) => m.seq)).toEqual(range(1, 71));
+  });
+
+  it("reports a gap and goes on when retention deleted the hole", async () => {
+    const [old, next] = (await openTabs(2)) as [FakeTab, FakeTab];
+    const seen = watch(next.room);
+    old.server.last().welcome();
+    old.server.last().messages(1, 3);
+    await advance(10);
+    old.kill();
+    await advance(10);
+    const socket = next.server.last();
+    socket.welcome({ seq: 70, replay: 50 });
+    socket.deliver({ type: "messages", messages: range(21, 70).map((s) => messageAt(s)) });
+    await advance(10);
+    const [request] = socket.framesOf("history");
+    socket.history(request!.id, range(10, 20).map((s) => messageAt(s)), false); // 4..9 are gone
+    await advance(10);
+    expect(seen.gaps).toEqual([{ reason: "trimmed", epoch: "epoch-1", from: 20, reset: false }]);
+    expect(seen.seqs).toEqual([...range(1, 3), ...range(21, 70)]);
+  });
+
+  it("starts over with a gap (reset) when the new leader finds another epoch", async () => {
+    const [old, next, third] = (await openTabs(3)) as [FakeTab, FakeTab, FakeTab];
+    const first = old.server.last();
+    first.welcome();
+    first.messages(1, 3);
+    await advance(10);
+    const seen = watch(third.room);
+    old.kill();
+    await advance(10);
+    const socket = next.server.last();
+    socket.welcome({ epoch: "epoch-2", seq: 2, replay: 2 });
+    socket.messages(1, 2);
+    await advance(10);
+    expect(seen.gaps).toEqual([{ reason: "epoch_changed", epoch: "epoch-2", from: 0, reset: true }]);
+    expect(seen.seqs).toEqual([1, 2]);
+    expect(third.room.messages.map((m) => m.seq)).toEqual([1, 2]);
+    expect(third.room.position).toEqual({ epoch: "epoch-2", seq: 2 });
+  });
+
+  it("answers a follower's history through the leader, and asks the next leader if the first one dies", async () => {
+    const [old, next, third] = (await openTabs(3)) as [FakeTab, FakeTab, FakeTab];
+    old.server.last().welcome({ seq: 9, replay: 0 });
+    await advance(10);
+    const page = observe(third.room.history({ after: 2, limit: 3 }));
+    await advance(10);
+    expect(old.server.last().framesOf("history")).toMatchObject([{ after: 2, limit: 3 }]);
+    old.kill();
+    await advance(10);
+    const socket = next.server.last();
+    socket.welcome({ seq: 9, replay: 0 });
+    await advance(10);
+    const [request] = socket.framesOf("history");
+    expect(request).toMatchObject({ after: 2, limit: 3 });
+    const messages: Message[] = [messageAt(3), messageAt(4), messageAt(5)];
+    socket.history(request!.id, messages, true);
+    await advance(10);
+    expect(page.value).toEqual({ messages, hasMore: true });
+  });
+
+  it("sets the group's presence from any tab, and the next leader sets it again", async () => {
+    const [old, next, third] = (await openTabs(3)) as [FakeTab, FakeTab, FakeTab];
+    old.server.last().welcome();
+    await advance(10);
+    third.room.setPresence({ typing: true });
+    await advance(10);
+    expect(old.server.last().framesOf("presence").map((f) => f.state)).toEqual([{ typing: true }]);
+    old.kill();
+    await advance(10);
+    next.server.last().welcome();
+    await advance(10);
+    expect(next.server.last().framesOf("presence").map((f) => f.state)).toEqual([{ typing: true }]);
+  });
+
+  it("hands the connection over when the leader tab leaves the room", async () => {
+    const [leader, other] = (await openTabs(2)) as [FakeTab, FakeTab];
+    leader.server.last().welcome();
+    await advance(10);
+    const states: string[] = [];
+    other.room.on("state", (c) => states.push(c.newState));
+    leader.room.leave();
+    await advance(10);
+    expect(leader.room.state).toBe("closed");
+    expect(leader.server.last().closedByClient).toBe(true);
+    expect((other.room as SharedRoom).isLeader).toBe(true);
+    other.server.last().welcome();
+    await advance(10);
+    expect(other.room.state).toBe("connected");
+    expect(states).toEqual(["connecting", "connected"]); // the tab's own room, opened on takeover
+    const p = observe(other.room.publish("still here", { id: "o-1" }));
+    await advance(10);
+    other.server.last().ack("o-1", 1);
+    await advance(10);
+    expect(p.value).toEqual({ id: "o-1", seq: 1, duplicate: false });
+  });
+
+  it("rejects a follower's open publishes with room_closed when it leaves", async () => {
+    const [leader, follower] = (await openTabs(2)) as [FakeTab, FakeTab];
+    leader.server.last().welcome();
+    await advance(10);
+    const p = observe(follower.room.publish("bye"));
+    follower.room.leave();
+    await advance(10);
+    expect(p.status).toBe("rejected");
+    expect((p.error as { code: string }).code).toBe("room_closed");
+    expect(follower.room.state).toBe("closed");
+    expect(leader.room.state).toBe("connected");
+  });
+
+  it("keeps tabs of different users apart: one socket each", async () => {
+    const alice = browser.open(tokenFor("alice"));
+    const bob = browser.open(tokenFor("bob"));
+    await advance(10);
+    expect(alice.server.sockets).toHaveLength(1);
+    expect(bob.server.sockets).toHaveLength(1);
+    expect((bob.room as SharedRoom).isLeader).toBe(true);
+  });
+
+  it("ignores what is not a valid tab message on the channel", async () => {
+    const [leader, follower] = (await openTabs(2)) as [FakeTab, FakeTab];
+    leader.server.last().welcome();
+    await advance(10);
+    const name = [...browser.holders.keys()][0]!;
+    const seen = watch(follower.room);
+    browser.inject(name, { v: 1, from: (leader.room as SharedRoom).tabId, t: "message", epoch: "epoch-1", message: { seq: "1" } });
+    browser.inject(name, "garbage");
+    browser.inject(name, { v: 2, from: "x", t: "leader" });
+    await advance(10);
+    expect(seen.seqs).toEqual([]);
+    expect(browser.sockets).toHaveLength(1);
+    leader.server.last().message(1);
+    await advance(10);
+    expect(seen.seqs).toEqual([1]);
+  });
+
+  it("falls back to a socket per tab where Web Locks or BroadcastChannel are missing (here: Node)", () => {
+    const client = createClient({ url: BASE_URL, token: tokenFor("alice"), shareAcrossTabs: true, createSocket: () => ({}) as never });
+    const room = client.room("lobby");
+    expect(room).toBeInstanceOf(Room);
+    client.close();
+  });
+});
+
+describe("unverifiedSubject", () => {
+  it("reads sub from a JWT and nothing from anything else", () => {
+    expect(unverifiedSubject(tokenFor("ålice"))).toBe("ålice");
+    expect(unverifiedSubject("not-a-jwt")).toBeUndefined();
+    expect(unverifiedSubject("a.%%%.c")).toBeUndefined();
+  });
+});
