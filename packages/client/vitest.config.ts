@@ -6,6 +6,8 @@ export default defineConfig({
       { test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" } },
       { test: { name: "react", include: ["test/react/**/*.test.{ts,tsx}"], environment: "happy-dom" } },
       { test: { name: "tabs", include: ["test/tabs/**/*.test.ts"], environment: "node" } },
+      { test: { name: "vue", include: ["test/vue/**/*.test.ts"], environment: "happy-dom" } },
+      { test: { name: "angular", include: ["test/angular/**/*.test.ts"], environment: "happy-dom" } },
       {
         test: {
           name: "integration",

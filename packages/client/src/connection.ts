@@ -313,7 +313,10 @@ export class Connection extends Emitter<{ state: StateChange }> {
       const got = await tokenFrom(this.#options.token);
       if (!got.ok) {
         this.#options.debug("refresh-failed", got.error.message);
-        return; // the session runs until it expires; the next attempt asks the provider again
+        // "Stop for good" (null, a terminal error) ends the session now; a transient
+        // failure lets it run until it expires (the next attempt asks again).
+        if (got.terminal && this.#state === "connected") this.#fail(got.error);
+        return;
       }
       const id = `refresh-${++this.#refreshSeq}`;
       if (this.#socket?.readyState === OPEN && this.#state === "connected") {
