@@ -3,7 +3,11 @@
  * `RoomcastProvider` with `useSyncExternalStore`.
  *
  * - StrictMode-safe: rooms are reference-counted and released a tick late, so the
- *   mount → unmount → mount of StrictMode reuses one room and opens one socket.
+ *   mount → unmount → mount of StrictMode reuses one room and opens one socket; a
+ *   client the provider owns is closed a tick late too.
+ * - Releasing a room never forgets its durable outbox (only an app's own
+ *   `room.leave()` does): publishes queued when a component unmounts are sent when
+ *   the room is opened again, or by the next page.
  * - SSR-safe: rooms are acquired in effects, which never run on the server, so no
  *   socket is opened there; hooks return empty snapshots until hydration.
  */
@@ -24,6 +28,9 @@ import type { Room } from "./room.js";
 
 const ClientContext = createContext<RoomcastClient | null>(null);
 
+/** Provider-owned clients whose close is scheduled (cancelled by a remount). */
+const closing = new WeakMap<RoomcastClient, ReturnType<typeof setTimeout>>();
+
 export interface RoomcastProviderProps {
   /** A client you created; or `options` to let the provider create (and own) one. */
   client?: RoomcastClient;
@@ -36,7 +43,14 @@ export function RoomcastProvider({ client, options, children }: RoomcastProvider
   const [owned] = useState(() => (client ? undefined : options ? createClient(options) : undefined));
   const value = client ?? owned;
   if (!value) throw new TypeError("RoomcastProvider needs a `client` or `options`");
-  useEffect(() => (owned ? () => owned.close() : undefined), [owned]);
+  useEffect(() => {
+    if (!owned) return undefined;
+    const pending = closing.get(owned);
+    if (pending !== undefined) clearTimeout(pending);
+    closing.delete(owned);
+    // A tick late: StrictMode unmounts and remounts the provider with the same client.
+    return () => void closing.set(owned, setTimeout(() => owned.close(), 0));
+  }, [owned]);
   return createElement(ClientContext.Provider, { value }, children);
 }
 
@@ -48,17 +62,28 @@ export function useRoomcastClient(): RoomcastClient {
 
 // ---- room reference counting ----------------------------------------------------
 
-const holds = new WeakMap<RoomcastClient, Map<string, { count: number; timer?: ReturnType<typeof setTimeout> }>>();
+/** Each hold keeps its own room: releasing never calls `client.room()`, which would open a new one. */
+interface Hold {
+  readonly room: Room;
+  count: number;
+  timer?: ReturnType<typeof setTimeout>;
+}
 
+const holds = new WeakMap<RoomcastClient, Map<string, Hold>>();
+
+/**
+ * A room held by hooks that was closed meanwhile (`client.close()`, or the app's own
+ * `leave()`) stays that room, closed: a hook never opens a new one in its place.
+ */
 function acquire(client: RoomcastClient, name: string): Room {
   let rooms = holds.get(client);
   if (!rooms) holds.set(client, (rooms = new Map()));
-  const hold = rooms.get(name) ?? { count: 0 };
+  let hold = rooms.get(name);
+  if (!hold) rooms.set(name, (hold = { room: client.room(name), count: 0 }));
   if (hold.timer !== undefined) clearTimeout(hold.timer);
   hold.timer = undefined;
   hold.count++;
-  rooms.set(name, hold);
-  return client.room(name);
+  return hold.room;
 }
 
 function release(client: RoomcastClient, name: string): void {
@@ -69,10 +94,10 @@ function release(client: RoomcastClient, name: string): void {
   if (hold.count > 0) return;
   // A tick late: StrictMode (and a quick remount) acquires again before this fires.
   hold.timer = setTimeout(() => {
-    if (hold.count === 0) {
-      rooms.delete(name);
-      client.room(name).leave();
-    }
+    if (hold.count !== 0) return;
+    rooms.delete(name);
+    // An unmount is not the app leaving: durable outbox entries stay for next time.
+    hold.room.leave({ keepOutbox: true });
   }, 0);
 }
 
@@ -112,9 +137,25 @@ function useRoomStore<T>(room: Room | undefined, initial: T, subscribe: (room: R
 const NO_MESSAGES: Message[] = [];
 const NO_MEMBERS: Member[] = [];
 
-/** Messages as delivered (history on join, replay, live): the room's recent buffer, newest last. */
+/**
+ * Messages as delivered (history on join, replay, live): the room's recent buffer,
+ * newest last. Starts over (empty, then the new log's replay) after a gap with
+ * `reset`, when the server's log is a different one.
+ */
 export function useMessages(room: Room | undefined): Message[] {
-  return useRoomStore(room, NO_MESSAGES, (r, set) => r.on("message", () => set(r.messages)), (r) => r.messages);
+  return useRoomStore(
+    room,
+    NO_MESSAGES,
+    (r, set) => {
+      const offMessage = r.on("message", () => set(r.messages));
+      const offGap = r.on("gap", () => set(r.messages));
+      return () => {
+        offMessage();
+        offGap();
+      };
+    },
+    (r) => r.messages,
+  );
 }
 
 /** Current members, one per user, each with their connections. */

@@ -8,7 +8,9 @@ import { StrictMode } from "react";
 import { renderToString } from "react-dom/server";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ClientOptions, RoomcastClient } from "../../src/client.js";
+import { memoryStorage } from "../../src/outbox.js";
 import { RoomcastProvider, useConnectionState, useMessages, usePresence, useRoom } from "../../src/react.js";
+import type { Room } from "../../src/room.js";
 import { BASE_URL, TOKEN, advance, fakeSockets, member, testClient, type FakeSockets } from "../unit/fake-socket.js";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
@@ -271,6 +273,85 @@ describe("sockets", () => {
   });
 });
 
+describe("releasing rooms", () => {
+  /** Shows a room and hands its handle to the test. */
+  function Probe({ name, onRoom }: { name: string; onRoom: (room: Room | undefined) => void }) {
+    const room = useRoom(name);
+    onRoom(room);
+    return <Chat name={name} />;
+  }
+
+  it("keeps a room's durable outbox when its component unmounts (a room switch), and sends it when the room is opened again", async () => {
+    const storage = memoryStorage();
+    const { client, server } = setup({ outbox: { storage } });
+    let current: Room | undefined;
+    const page = (name: string) => (
+      <RoomcastProvider client={client}>
+        <Probe name={name} onRoom={(r) => (current = r)} />
+      </RoomcastProvider>
+    );
+    const view = render(page("first"));
+    await settle();
+    serve(() => server.last().welcome());
+    const unacked = current!.publish({ text: "queued" }, { id: "q-1" });
+    unacked.catch(() => {}); // rejects with room_closed when the room is released
+    expect(server.last().publishedIds).toEqual(["q-1"]);
+
+    view.rerender(page("second")); // the user switches rooms before the ack
+    await settle();
+    expect(server.sockets.find((s) => s.room === "first")!.closedByClient).toBe(true);
+    expect((await storage.load("first", "alice")).map((e) => e.id)).toEqual(["q-1"]);
+
+    view.rerender(page("first")); // and back: the queued publish goes out again, same id
+    await settle();
+    const again = server.sockets.filter((s) => s.room === "first").at(-1)!;
+    serve(() => again.welcome());
+    expect(again.publishedIds).toEqual(["q-1"]);
+  });
+
+  it("after client.close(), an unmount creates no room (and opens nothing)", async () => {
+    const { client, server } = setup();
+    const view = render(
+      <RoomcastProvider client={client}>
+        <Chat name="lobby" />
+      </RoomcastProvider>,
+    );
+    await settle();
+    serve(() => server.last().welcome());
+    const rooms = vi.spyOn(client, "room");
+
+    client.close(); // e.g. sign-out
+    view.unmount();
+    await settle(20);
+    expect(rooms).not.toHaveBeenCalled();
+    expect(server.sockets).toHaveLength(1);
+  });
+
+  it("useMessages starts over when the server's log changed (new epoch), never splicing the two", async () => {
+    const { client, server } = setup();
+    render(
+      <RoomcastProvider client={client}>
+        <Chat name="lobby" />
+      </RoomcastProvider>,
+    );
+    await settle();
+    serve(() => {
+      server.last().welcome({ seq: 3, replay: 3 });
+      server.last().messages(1, 3);
+    });
+    expect(items("lobby-messages")).toHaveLength(3);
+
+    await act(async () => {
+      server.last().serverClose(1006);
+      await advance(1_000);
+    });
+    serve(() => server.last().welcome({ epoch: "epoch-2", seq: 0, replay: 0, resume: { recovered: false, reason: "epoch_changed" } }));
+    expect(items("lobby-messages")).toEqual([]); // emptied at the gap, though no message came
+    serve(() => server.last().messages(1, 2));
+    expect(items("lobby-messages")).toEqual(['1:{"n":1}', '2:{"n":2}']);
+  });
+});
+
 describe("browser signals", () => {
   it("retries at once when the network comes back, and drops the socket when it goes", async () => {
     vi.spyOn(Math, "random").mockReturnValue(0.99); // the backoff would wait ~59 s
@@ -287,7 +368,7 @@ describe("browser signals", () => {
       window.dispatchEvent(new Event("offline"));
       await advance();
     });
-    expect(server.last().closeCalls).toEqual([{ code: 4000, reason: "offline" }]);
+    expect(server.last().closedByClient).toBe(true); // dropped at once, not after timeouts
     expect(text("lobby-state")).toBe("reconnecting");
     expect(server.sockets).toHaveLength(1);
 
