@@ -23,8 +23,10 @@ export class RoomcastClientError extends Error {
   override name = "RoomcastClientError";
   readonly code: ClientErrorCode;
   /**
-   * For `publish_timeout`: whether the message had been sent. If it had, the server
-   * may still have stored it (the ack was lost); retrying with the same id is safe.
+   * For `publish_timeout`: whether the message was ever written to a socket (on any
+   * connection). If it was, the server may have stored it: it stays in the outbox and
+   * is sent again with the same id (the server dedupes) until acked, which the room's
+   * `ack` event reports. If not, it was withdrawn and is surely not stored.
    */
   readonly sent?: boolean;
   constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown; sent?: boolean }) {
