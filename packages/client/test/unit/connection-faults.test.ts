@@ -284,12 +284,19 @@ describe("codes this version does not know", () => {
 });
 
 describe("a token provider that says stop", () => {
-  it.each([
+  const stops: [string, () => Promise<string | null> | null, string][] = [
     ["returns null", () => null, "unauthorized"],
     ["throws a terminal RoomcastClientError (forbidden)", () => Promise.reject(new RoomcastClientError("forbidden", "signed out")), "forbidden"],
-    ["throws a terminal RoomcastClientError (unauthorized)", () => { throw new RoomcastClientError("unauthorized", "account gone"); }, "unauthorized"],
-  ] as const)("%s: failed with that error, no socket, no retry", async (_label, token, code) => {
-    const { room, server, latest } = start({ token: token as ClientOptions["token"] });
+    [
+      "throws a terminal RoomcastClientError (unauthorized)",
+      () => {
+        throw new RoomcastClientError("unauthorized", "account gone");
+      },
+      "unauthorized",
+    ],
+  ];
+  it.each(stops)("%s: failed with that error, no socket, no retry", async (_label, token, code) => {
+    const { room, server, latest } = start({ token });
     await advance();
     expect(room.state).toBe("failed");
     expect(latest().error?.code).toBe(code);
