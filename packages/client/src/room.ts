@@ -3,7 +3,7 @@
  * messages delivered exactly once and in order, presence, acked publishes through
  * the outbox, and history.
  */
-import { ERRORS, isErrorCode, type Member, type Message, type ServerFrame, type WelcomeFrame } from "@roomcast/protocol";
+import { ERRORS, MESSAGE_ID, isErrorCode, type Member, type Message, type ServerFrame, type WelcomeFrame } from "@roomcast/protocol";
 import { Connection, type ConnectionOptions, type ConnectionState, type StateChange } from "./connection.js";
 import { Emitter } from "./emitter.js";
 import { RoomcastClientError } from "./errors.js";
@@ -204,6 +204,11 @@ export class Room extends Emitter<RoomEvents> {
       return Promise.reject(new RoomcastClientError("message_too_large", `data exceeds ${this.#maxMessageBytes} bytes`));
     }
     const id = options.id ?? newId();
+    // The server cannot answer a frame whose id it cannot read with that id: such a
+    // publish would never settle, and be resent after every reconnect.
+    if (typeof id !== "string" || !MESSAGE_ID.test(id)) {
+      return Promise.reject(new TypeError(`publish id must be 1-64 of A-Z a-z 0-9 _ . : - (got ${JSON.stringify(id)})`));
+    }
     // A copy of exactly what will be sent (our own JSON, so parsing it back cannot fail).
     const copy: unknown = JSON.parse(json);
     const promise = this.#outbox.push({ id, data: copy, createdAt: Date.now() });

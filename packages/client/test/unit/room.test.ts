@@ -611,6 +611,14 @@ describe("publish", () => {
     expect(socket.sent).toEqual([]);
   });
 
+  it.each(["", "has space", "x".repeat(65), "é"])("rejects the id %j with a TypeError and queues nothing (the server could not answer it)", async (id) => {
+    const { room, socket } = await started();
+    socket.welcome();
+    await expect(room.publish("x", { id })).rejects.toThrow(TypeError);
+    expect(room.pending).toEqual([]);
+    expect(socket.sent).toEqual([]);
+  });
+
   it("rejects data over the welcome's maxMessageBytes without sending it", async () => {
     const { room, socket } = await started();
     socket.welcome({ limits: { maxMessageBytes: 10, publishRatePerSecond: 20, publishBurst: 40, livenessTimeoutSeconds: 60 } });
