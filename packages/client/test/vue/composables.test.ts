@@ -7,7 +7,7 @@ import { flushPromises, mount, type VueWrapper } from "@vue/test-utils";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createSSRApp, defineComponent, effectScope, h, ref, type PropType } from "vue";
 import { renderToString } from "vue/server-renderer";
-import type { ClientOptions, RoomcastClient } from "../../src/client.js";
+import { createClient, type ClientOptions } from "../../src/client.js";
 import { RoomcastClientError } from "../../src/errors.js";
 import {
   createRoomcast,
@@ -21,7 +21,7 @@ import {
 } from "../../src/vue.js";
 import { BASE_URL, TOKEN, advance, fakeSockets, member, observe, testClient } from "../unit/fake-socket.js";
 
-const clients: RoomcastClient[] = [];
+const clients: { close(): void }[] = [];
 const wrappers: VueWrapper[] = [];
 
 afterEach(async () => {
@@ -82,7 +82,7 @@ const Page = defineComponent({
   },
 });
 
-function mountWith(client: RoomcastClient, rooms: { name: string; label: string }[] | string) {
+function mountWith(client: ReturnType<typeof createClient>, rooms: { name: string; label: string }[] | string) {
   const list = typeof rooms === "string" ? [{ name: rooms, label: rooms }] : rooms;
   const wrapper = mount(Page, { props: { rooms: list }, global: { plugins: [createRoomcast({ client })] } });
   wrappers.push(wrapper);
@@ -205,6 +205,18 @@ describe("composables", () => {
   it("throws a clear error without the plugin", () => {
     vi.spyOn(console, "warn").mockImplementation(() => {}); // Vue warns about the setup error too
     expect(() => mount(Chat, { props: { name: "lobby" } })).toThrow("app.use(createRoomcast");
+  });
+
+  it("takes a client created with shareAcrossTabs (whose rooms are RoomHandles)", async () => {
+    const server = fakeSockets();
+    const client = createClient({ url: BASE_URL, token: TOKEN, createSocket: server.createSocket, shareAcrossTabs: true });
+    clients.push(client);
+    const wrapper = mount(Chat, { props: { name: "lobby" }, global: { plugins: [createRoomcast({ client })] } });
+    wrappers.push(wrapper);
+    await settle();
+    server.last().welcome();
+    await settle();
+    expect(wrapper.get('[data-test="lobby-state"]').text()).toBe("connected");
   });
 
   it("rejects a plugin without a client or options", () => {
