@@ -16,7 +16,7 @@
  * the lock's queue takes over at once: it opens its own `Room`, whose outbox
  * restores what the old leader had stored durably.
  */
-import type { Member, Message } from "@roomcast/protocol";
+import { MESSAGE_ID, type Member, type Message } from "@roomcast/protocol";
 import type { ConnectionState, StateChange } from "../connection.js";
 import { Emitter } from "../emitter.js";
 import { RoomcastClientError, type ClientErrorCode } from "../errors.js";
@@ -125,6 +125,10 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     }
     if (json === undefined) return Promise.reject(new TypeError("publish data must be a JSON value (not undefined or a function)"));
     const id = options.id ?? newId();
+    // As `Room` does: the leader's room would refuse it, and a refusal there cannot say TypeError.
+    if (typeof id !== "string" || !MESSAGE_ID.test(id)) {
+      return Promise.reject(new TypeError(`publish id must be 1-64 of A-Z a-z 0-9 _ . : - (got ${JSON.stringify(id)})`));
+    }
     if (this.#publishes.has(id)) return Promise.reject(new TypeError(`a publish with id "${id}" is already pending in this tab`));
     const entry: OutboxEntry = { id, data: JSON.parse(json) as unknown, createdAt: Date.now() };
     const promise = new Promise<PublishAck>((resolve, reject) => {

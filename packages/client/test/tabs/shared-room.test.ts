@@ -279,6 +279,12 @@ describe("shareAcrossTabs", () => {
     expect(leader.room.state).toBe("connected");
   });
 
+  it("refuses an invalid publish id in the tab, with a TypeError as a room does", async () => {
+    const [, follower] = (await openTabs(2)) as [FakeTab, FakeTab];
+    await expect(follower.room.publish("x", { id: "has space" })).rejects.toBeInstanceOf(TypeError);
+    expect(follower.room.pending).toEqual([]);
+  });
+
   it("keeps tabs of different users apart: one socket each", async () => {
     const alice = browser.open(tokenFor("alice"));
     const bob = browser.open(tokenFor("bob"));
