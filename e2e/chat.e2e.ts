@@ -69,7 +69,7 @@ describe("the demo chat in a real browser", () => {
     await gina.say("sent while offline 1");
     await gina.say("sent while offline 2");
     await gina.page.locator("[data-testid=pending]", { hasText: "queued (offline)" }).first().waitFor();
-    await gina.screenshot("offline");
+    await gina.screenshot("offline-queue");
     expect(await hank.count("sent while offline 1")).toBe(0);
     await gina.context.setOffline(false);
     await gina.waitForStatus("live");

@@ -146,6 +146,26 @@ describe("the demo's message list", () => {
 });
 
 describe("the demo's connection notices", () => {
+  it("says why when the server refuses the room for good, and stops retrying", async () => {
+    const ivo = await open("ivo", uniqueDemoRoom());
+    // A stand-in server that refuses, as protocol.md §5 has the Worker refuse an upgrade.
+    let attempts = 0;
+    await ivo.page.routeWebSocket(/\/v1\/rooms\/.*\/ws/, (ws) => {
+      attempts++;
+      ws.send(JSON.stringify({ type: "error", code: "forbidden", message: "this token does not open this room" }));
+      ws.close({ code: 4501, reason: "forbidden" });
+    });
+    await ivo.page.reload();
+    await ivo.waitForStatus("failed");
+    const notice = ivo.page.locator("[data-testid=connection-notice][data-kind=failed]");
+    await notice.waitFor();
+    expect(await notice.textContent()).toContain("forbidden: this token does not open this room");
+    expect(await ivo.page.locator("[data-testid=message-list]").textContent()).not.toContain("Connecting");
+    await ivo.screenshot("refused");
+    await ivo.page.waitForTimeout(1_500);
+    expect(attempts, "no retry after a refusal for good").toBe(1);
+  });
+
   it("tells 'you are offline' apart from 'server unreachable'", async () => {
     const room = uniqueDemoRoom();
     const hal = await open("hal", room);
@@ -156,6 +176,7 @@ describe("the demo's connection notices", () => {
     await notice.and(hal.page.locator("[data-kind=offline]")).waitFor();
     expect(await notice.textContent()).toContain("You are offline");
     await hal.say("written offline");
+    await hal.page.locator("[data-testid=pending]", { hasText: "queued (offline)" }).waitFor();
     await hal.screenshot("offline");
     await hal.context.setOffline(false);
     await hal.waitForStatus("live");
@@ -168,6 +189,7 @@ describe("the demo's connection notices", () => {
       expect(await notice.textContent()).toContain(`Cannot reach the server at ${new URL(server.url).host}`);
       expect(await hal.page.locator("[data-testid=connection-status]").textContent()).not.toContain("offline");
       await hal.say("written while the server is down");
+      await hal.page.locator("[data-testid=pending]", { hasText: "queued (not connected)" }).waitFor();
       await hal.screenshot("server-unreachable");
     } finally {
       await server.start();

@@ -82,7 +82,8 @@ export function Chat({ name, room: roomName, onSwitchRoom, onSignOut }: ChatProp
             outgoing={outgoing}
             waiting={waiting}
             failed={failed}
-            phase={!connection.wasLive ? "loading" : live ? "live" : "offline"}
+            phase={connection.state === "failed" ? "failed" : !connection.wasLive ? "loading" : live ? "live" : "down"}
+            online={connection.online}
           />
           <p className="typing" aria-live="polite">
             {typing.length > 0 ? `${typing.map((m) => m.userId).join(", ")} ${typing.length === 1 ? "is" : "are"} typing…` : " "}

@@ -11,8 +11,10 @@ interface MessageListProps {
   /** Own messages not delivered back yet, oldest first. */
   waiting: Outgoing[];
   failed: Outgoing[];
-  /** "loading" until the room has been live once (its history comes with the first connection). */
-  phase: "loading" | "live" | "offline";
+  /** "loading" until the room has been live once (its history comes with the first connection); "failed" once refused for good. */
+  phase: "loading" | "live" | "down" | "failed";
+  /** The browser has a network (a queued row says "offline" only when it has not). */
+  online: boolean;
 }
 
 /**
@@ -22,7 +24,7 @@ interface MessageListProps {
  */
 const keyOf = (m: Message) => `${m.seq}:${m.id}`;
 
-export function MessageList({ room, me, messages, outgoing, waiting, failed, phase }: MessageListProps) {
+export function MessageList({ room, me, messages, outgoing, waiting, failed, phase, online }: MessageListProps) {
   const last = messages.at(-1);
   const rows = messages.length + waiting.length + failed.length;
   const { ref, onScroll, atBottom, seen, toBottom } = useStickToBottom<HTMLOListElement>(last && keyOf(last), rows, waiting.at(-1)?.id);
@@ -35,7 +37,8 @@ export function MessageList({ room, me, messages, outgoing, waiting, failed, pha
     <div className="list">
       <ol ref={ref} onScroll={onScroll} aria-live="polite" data-testid="message-list">
         {empty && phase === "loading" && <li className="hint now">Connecting to {roomLabel(room)}…</li>}
-        {empty && phase !== "loading" && (
+        {empty && phase === "failed" && <li className="hint now">Not connected to {roomLabel(room)}.</li>}
+        {empty && (phase === "live" || phase === "down") && (
           <li className="hint" data-testid="empty-hint">
             No messages in {roomLabel(room)} yet. Say hello! To chat with someone, open this page in another browser (or a private
             window) and sign in with another name.
@@ -47,7 +50,7 @@ export function MessageList({ room, me, messages, outgoing, waiting, failed, pha
         {waiting.map((o) => (
           <li key={o.id} className="mine pending" data-testid="pending">
             <span className="from">{me}</span> <span className="text">{o.text}</span>{" "}
-            <span className="status">{o.ack ? "acked" : phase === "live" ? "sending…" : "queued (offline)"}</span>
+            <span className="status">{o.ack ? "acked" : phase === "live" ? "sending…" : online ? "queued (not connected)" : "queued (offline)"}</span>
           </li>
         ))}
         {failed.map((o) => (

@@ -64,8 +64,12 @@ export function troubleOf(view: ConnectionView): Trouble {
   if (!view.online) return "offline";
   if (view.state === "failed") return "failed";
   if (!view.retrying) return undefined;
-  // No error: the socket died or never opened and the HTTP API did not answer either.
-  return !view.error || causedBy(view.error, ServerUnreachableError.NAME) ? "unreachable" : "refused";
+  return noAnswer(view.error) ? "unreachable" : "refused";
+}
+
+/** The server never answered: no error (the socket died and the HTTP API did not answer either), a timeout, or a token request that failed. */
+function noAnswer(error: ConnectionView["error"]): boolean {
+  return !error || (error.code as string) === "connect_timeout" || causedBy(error, ServerUnreachableError.NAME);
 }
 
 /** Whether `err` or one of its causes is a `name` error. */
