@@ -8,6 +8,10 @@ import { freePort, sleep } from "./net.mjs";
 import { RoomcastProbe } from "./roomcast-probe.mjs";
 import { delta, sample, selfSample, tcpQueues } from "./sampler.mjs";
 import { summarize, histogram } from "./stats.mjs";
+import { pathToFileURL } from "node:url";
+import { SignJWT } from "jose";
+import WebSocket from "ws";
+import { BENCH_SECRET } from "./roomcast-client.mjs";
 
 export const SERVER_CPUS = "1";
 export const LOADGEN_CPUS = "0";
@@ -280,8 +284,100 @@ export async function storm(adapter, { clients, jitterMs, log }) {
     );
     opened.push(...again.filter(Boolean));
     const all = summarize(times);
-    return { scenario: "storm", clients, jitterMs, reconnected: all.count, failures, allBackMs: all.max, p50Ms: all.p50, p99Ms: all.p99 };
+    const row = { scenario: "storm", clients, jitterMs, reconnected: all.count, failures, allBackMs: all.max, p50Ms: all.p50, p99Ms: all.p99 };
+    for (const c of again) {
+      try {
+        c?.close();
+      } catch {
+        // gone already
+      }
+    }
+    if (!adapter.name?.startsWith("roomcast")) return row;
+    // One row per scenario run: the client's numbers ride along under `client`.
+    const client = await clientStorm(server, { clients, log });
+    log(`  storm with @roomcast/client: ${JSON.stringify(client)}`);
+    return { ...row, client };
   });
+}
+
+/**
+ * 6b. The same storm with @roomcast/client's own reconnect loop (what apps get): the
+ * server is killed, stays down `BENCH_STORM_OUTAGE_S` (default 5: a crash and restart,
+ * long enough for backoff to grow), and is restarted; time from the server answering
+ * its health check until every client is `connected` again, and the connection
+ * attempts it took. `BENCH_CLIENT_MODULE` picks another build of the client (an A/B
+ * of two commits); the default is the workspace's (`npm run build` first).
+ * `BENCH_STORM_CLIENTS` changes the number of clients of this part.
+ */
+async function clientStorm(server, { clients: profileClients, log }) {
+  const clients = Number(process.env.BENCH_STORM_CLIENTS ?? profileClients); // the issue measured 300
+  const modulePath = process.env.BENCH_CLIENT_MODULE;
+  let createClient;
+  try {
+    ({ createClient } = await import(modulePath ? pathToFileURL(modulePath).href : "@roomcast/client"));
+  } catch (err) {
+    return { skipped: `@roomcast/client not importable (run npm run build): ${err.message}` };
+  }
+  const outageS = Number(process.env.BENCH_STORM_OUTAGE_S ?? 5);
+  const room = uniqueRoom("storm-client");
+  let attempts = 0;
+  const createSocket = (url, protocols, headers) => {
+    attempts++;
+    return new WebSocket(url, protocols, { headers, perMessageDeflate: false });
+  };
+  const key = new TextEncoder().encode(BENCH_SECRET);
+  const rooms = [];
+  const handles = [];
+  for (let i = 0; i < clients; i++) {
+    const jwt = await new SignJWT({ cap: { "*": ["subscribe", "publish"] } }).setProtectedHeader({ alg: "HS256" }).setSubject(`sc-${i}`).setExpirationTime("6h").sign(key);
+    const client = createClient({ url: server.url, token: jwt, createSocket, transport: "header" });
+    handles.push(client);
+    rooms.push(client.room(room));
+  }
+  try {
+    const connectedAll = () => rooms.every((r) => r.state === "connected");
+    const deadline = Date.now() + 60_000;
+    while (!connectedAll() && Date.now() < deadline) await sleep(50);
+    if (!connectedAll()) return { skipped: "not every client connected before the outage" };
+    log(`  ${clients} @roomcast/client rooms connected; killing the server for ${outageS} s`);
+    const before = attempts;
+    await server.kill();
+    const downAt = performance.now();
+    await sleep(outageS * 1000);
+    await server.restart();
+    const upAt = performance.now();
+    const attemptsWhileDown = attempts - before;
+    const times = histogram();
+    const back = new Set();
+    await new Promise((resolve) => {
+      const check = () => {
+        for (const r of rooms) {
+          if (!back.has(r) && r.state === "connected") {
+            back.add(r);
+            times.recordValue(Math.max(1, Math.round((performance.now() - upAt) * 1000)));
+          }
+        }
+        if (back.size === rooms.length || performance.now() - upAt > 60_000) resolve();
+        else setTimeout(check, 5);
+      };
+      check();
+    });
+    const all = summarize(times);
+    return {
+      clients,
+      outageMs: Math.round(upAt - downAt),
+      reconnected: back.size,
+      failures: rooms.length - back.size,
+      attempts: attempts - before,
+      attemptsWhileDown,
+      allBackMs: all.max,
+      p50Ms: all.p50,
+      p99Ms: all.p99,
+      client: modulePath ?? "@roomcast/client",
+    };
+  } finally {
+    for (const c of handles) c.close();
+  }
 }
 
 /**
