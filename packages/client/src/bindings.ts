@@ -6,9 +6,11 @@
  * - Leases: every component that shows a room holds a lease; the room is left a
  *   tick after the last lease is released, so an unmount followed by a mount of
  *   the same room (a route change, React StrictMode, a Vue `v-if` flip) reuses
- *   one room and one socket. A lease keeps its own room object: releasing never
- *   creates a room (a plain `client.room(name)` would open a new one after
- *   `client.close()`).
+ *   one room and one socket. A hold keeps its own room object: neither a new lease
+ *   nor a release ever opens a new room in place of one that was closed meanwhile
+ *   (`client.close()`, the app's own `leave()`). Releasing leaves the room with
+ *   `keepOutbox`: publishes queued in a durable outbox are sent when the room is
+ *   opened again, or by the next page.
  * - Views: a snapshot `{ state, messages, members, pending, userId }` whose parts
  *   keep their identity while unchanged, so frameworks re-render only what changed.
  */
@@ -75,7 +77,9 @@ export function acquireRoom<R extends BoundRoom>(client: BindingClient<R>, name:
       held.timer = setTimeout(() => {
         if (held.count > 0) return;
         if (map.get(name) === held) map.delete(name);
-        held.room.leave(); // a no-op if the app (or client.close()) left it already
+        // An unmount is not the app leaving: durable outbox entries stay for next time.
+        // (A no-op if the app, or client.close(), left the room already.)
+        held.room.leave({ keepOutbox: true });
       }, 0);
     },
   };
@@ -116,7 +120,7 @@ export interface RoomView {
 }
 
 /** Every room event: any of them may change a part of the snapshot. */
-const EVENTS: readonly (keyof RoomEvents)[] = ["state", "message", "presence", "recovered", "gap", "ack", "error"];
+const EVENTS: readonly (keyof RoomEvents)[] = ["state", "message", "presence", "recovered", "gap", "ack", "publish_failed", "restored", "error"];
 
 const views = new WeakMap<BoundRoom, RoomView>();
 

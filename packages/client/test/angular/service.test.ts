@@ -10,10 +10,11 @@ import "@angular/compiler";
 import { Component, PLATFORM_ID, provideZonelessChangeDetection, signal, type Type } from "@angular/core";
 import { TestBed, type ComponentFixture } from "@angular/core/testing";
 import { BrowserTestingModule, platformBrowserTesting } from "@angular/platform-browser/testing";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { injectRoom, provideRoomcast, RoomcastService, type RoomcastConfig } from "../../src/angular.js";
 import type { ClientOptions, RoomcastClient } from "../../src/client.js";
 import type { RoomcastClientError } from "../../src/errors.js";
+import { memoryStorage } from "../../src/outbox.js";
 import { BASE_URL, TOKEN, advance, fakeSockets, member, observe, testClient } from "../unit/fake-socket.js";
 
 beforeAll(() => {
@@ -257,6 +258,7 @@ describe("sockets", () => {
     server.last().welcome();
     await settle(fixture);
 
+    const rooms = vi.spyOn(client, "room");
     client.close();
     await settle(fixture);
     expect(text(".first .state")).toBe("closed");
@@ -267,6 +269,7 @@ describe("sockets", () => {
     expect(server.sockets).toHaveLength(1);
     fixture.destroy();
     await advance(20);
+    expect(rooms).not.toHaveBeenCalled();
     expect(server.sockets).toHaveLength(1);
   });
 
@@ -298,5 +301,51 @@ describe("sockets", () => {
 
   it("rejects provideRoomcast without a client or options", () => {
     expect(() => provideRoomcast({})).toThrow(TypeError);
+  });
+});
+
+describe("releasing rooms", () => {
+  it("keeps a room's durable outbox when the room is switched away, and sends it when the room is opened again", async () => {
+    const storage = memoryStorage();
+    const { client, server } = setup({ outbox: { storage } });
+    configure({ client });
+    const { fixture } = render(SwitchingChat);
+    await settle(fixture);
+    server.last().welcome();
+    const unacked = fixture.componentInstance.chat.publish({ text: "queued" }, { id: "q-1" });
+    unacked.catch(() => {}); // rejects with room_closed when the room is released
+    expect(server.last().publishedIds).toEqual(["q-1"]);
+
+    fixture.componentInstance.roomName.set("second"); // switched before the ack
+    await settle(fixture);
+    await settle(fixture);
+    expect(server.sockets.find((s) => s.room === "lobby")!.closedByClient).toBe(true);
+    expect((await storage.load("lobby", "alice")).map((e) => e.id)).toEqual(["q-1"]);
+
+    fixture.componentInstance.roomName.set("lobby"); // and back: sent again, same id
+    await settle(fixture);
+    const again = server.sockets.filter((s) => s.room === "lobby").at(-1)!;
+    again.welcome();
+    expect(again.publishedIds).toEqual(["q-1"]);
+  });
+
+  it("messages start over when the server's log changed (new epoch), never splicing the two", async () => {
+    const { client, server } = setup();
+    configure({ client });
+    const { fixture, items } = render(LobbyChat);
+    await settle(fixture);
+    server.last().welcome({ seq: 3, replay: 3 });
+    server.last().messages(1, 3);
+    await settle(fixture);
+    expect(items()).toHaveLength(3);
+
+    server.last().serverClose(1006);
+    await settle(fixture, 1_000);
+    server.last().welcome({ epoch: "epoch-2", seq: 0, replay: 0, resume: { recovered: false, reason: "epoch_changed" } });
+    await settle(fixture);
+    expect(items()).toEqual([]); // emptied at the gap, though no message came
+    server.last().messages(1, 2);
+    await settle(fixture);
+    expect(items()).toEqual(['1:{"n":1}', '2:{"n":2}']);
   });
 });

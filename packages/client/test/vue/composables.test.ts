@@ -9,6 +9,7 @@ import { createSSRApp, defineComponent, effectScope, h, ref, type PropType } fro
 import { renderToString } from "vue/server-renderer";
 import { createClient, type ClientOptions } from "../../src/client.js";
 import { RoomcastClientError } from "../../src/errors.js";
+import { memoryStorage } from "../../src/outbox.js";
 import {
   createRoomcast,
   useConnectionState,
@@ -287,6 +288,7 @@ describe("sockets", () => {
     server.last().welcome();
     await settle();
 
+    const rooms = vi.spyOn(client, "room");
     client.close();
     await settle();
     expect(text("lobby-state")).toBe("closed");
@@ -297,6 +299,7 @@ describe("sockets", () => {
     expect(server.sockets).toHaveLength(1);
     wrapper.unmount();
     await settle(20);
+    expect(rooms).not.toHaveBeenCalled();
     expect(server.sockets).toHaveLength(1);
   });
 
@@ -337,5 +340,48 @@ describe("sockets", () => {
     scope.stop();
     await settle();
     expect(server.last().closeCalls).toEqual([{ code: 1000, reason: "client closed" }]);
+  });
+});
+
+describe("releasing rooms", () => {
+  it("keeps a room's durable outbox when the room is switched away, and sends it when the room is opened again", async () => {
+    const storage = memoryStorage();
+    const { client, server } = setup({ outbox: { storage } });
+    const { wrapper } = mountWith(client, [{ name: "first", label: "chat" }]);
+    await settle();
+    server.last().welcome();
+    await settle();
+    await wrapper.get('[data-test="chat-send"]').trigger("click"); // rejects with room_closed on release (shown, not thrown)
+    const [id] = server.last().publishedIds;
+
+    await wrapper.setProps({ rooms: [{ name: "second", label: "chat" }] }); // switched before the ack
+    await settle();
+    expect(server.sockets.find((s) => s.room === "first")!.closedByClient).toBe(true);
+    expect((await storage.load("first", "alice")).map((e) => e.id)).toEqual([id]);
+
+    await wrapper.setProps({ rooms: [{ name: "first", label: "chat" }] }); // and back: sent again, same id
+    await settle();
+    const again = server.sockets.filter((s) => s.room === "first").at(-1)!;
+    again.welcome();
+    expect(again.publishedIds).toEqual([id]);
+  });
+
+  it("useMessages starts over when the server's log changed (new epoch), never splicing the two", async () => {
+    const { client, server } = setup();
+    const { items } = mountWith(client, "lobby");
+    await settle();
+    server.last().welcome({ seq: 3, replay: 3 });
+    server.last().messages(1, 3);
+    await settle();
+    expect(items("lobby-messages")).toHaveLength(3);
+
+    server.last().serverClose(1006);
+    await settle(1_000);
+    server.last().welcome({ epoch: "epoch-2", seq: 0, replay: 0, resume: { recovered: false, reason: "epoch_changed" } });
+    await settle();
+    expect(items("lobby-messages")).toEqual([]); // emptied at the gap, though no message came
+    server.last().messages(1, 2);
+    await settle();
+    expect(items("lobby-messages")).toEqual(['1:{"n":1}', '2:{"n":2}']);
   });
 });
