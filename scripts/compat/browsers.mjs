@@ -81,6 +81,17 @@ export async function runFirefox(pageUrl, cfg) {
       "browser.search.update": false,
       "network.dns.disablePrefetch": true,
       "network.prefetch-next": false,
+      // Remote settings, region and geolocation lookups would resolve Mozilla's hosts at start-up:
+      // point them at a closed loopback port (refused at once) or nowhere.
+      "services.settings.server": "http://127.0.0.1:9/v1",
+      "browser.region.network.url": "",
+      "browser.region.update.enabled": false,
+      "geo.provider.network.url": "",
+      "network.trr.mode": 5,
+      "extensions.blocklist.enabled": false,
+      "extensions.getAddons.cache.enabled": false,
+      "browser.ping-centre.telemetry": false,
+      "browser.newtabpage.enabled": false,
     },
   });
   try {
@@ -176,7 +187,8 @@ export async function runWebKit(pageUrl, cfg) {
       `WebDriver ${method} ${path.replace(/[0-9a-f-]{36}/, ":session")}`,
     );
     const json = await res.json();
-    if (!res.ok || (json.value && json.value.error)) throw new Error(`WebDriver ${method} ${path}: ${json.value?.error} ${json.value?.message ?? ""}`);
+    // Errors come with a non-2xx status (W3C WebDriver §6.6); a script's own result may hold an `error` field.
+    if (!res.ok) throw new Error(`WebDriver ${method} ${path}: ${json.value?.error} ${json.value?.message ?? ""}`);
     return json.value;
   };
   let session;

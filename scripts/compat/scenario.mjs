@@ -25,10 +25,13 @@ export async function runScenario(o) {
   const clients = [];
   const options = (token) => ({ url: o.url, token, ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}) });
 
+  /** Set once the rooms exist: a room in `failed` will never get anywhere, so no step waits for it. */
+  let fatal = () => "";
   /** Polls `check` every 20 ms until it returns true; throws with `what` and `detail()` on timeout. */
   const until = async (what, check, detail = () => "") => {
     const deadline = Date.now() + stepTimeoutMs;
     while (!check()) {
+      if (fatal()) throw new Error(`${fatal()} while waiting for ${what}${detail() ? ` (${detail()})` : ""}`);
       if (Date.now() > deadline) throw new Error(`timed out after ${stepTimeoutMs} ms waiting for ${what}${detail() ? ` (${detail()})` : ""}`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -58,6 +61,7 @@ export async function runScenario(o) {
       r.on("error", (e) => errors.push(`${who}: ${e.code} ${e.message}`));
       r.on("state", (s) => s.error && errors.push(`${who}: ${s.oldState}→${s.newState} ${s.error.code}`));
     }
+    fatal = () => [["alice", alice], ["bob", bob]].filter(([, r]) => r.state === "failed").map(([who]) => `${who}'s room failed`).join(", ");
     const lastErrors = () => (errors.length ? `errors: ${errors.slice(-3).join("; ")}` : `alice ${alice.state}, bob ${bob.state}`);
 
     await step("connect (welcome)", async () => {
@@ -113,6 +117,10 @@ export async function runScenario(o) {
     await step("leave", async () => {
       alice.leave();
       await until("alice's room closed", () => alice.state === "closed", lastErrors);
+    });
+
+    await step("the other client sees the leave", async () => {
+      // After the server's presence grace (1 s in the compat server).
       await until("bob to see alice leave", () => memberIds(bob).join(",") === o.users.bob, () => `members: ${JSON.stringify(memberIds(bob))}`);
       bob.leave();
       await until("bob's room closed", () => bob.state === "closed", lastErrors);
