@@ -30,7 +30,8 @@ import { livenessTiming } from "./limits.js";
 import { PROBE_TIMEOUT_MS, probeRefusal } from "./probe.js";
 import { tokenFrom, tokenSubject, type TokenProvider } from "./token.js";
 import { NoWebSocketError, abortSocket, closeSocket, handshake, roomSocketUrl, type SocketFactory, type SocketLike, type TokenTransport } from "./transport.js";
-import type { DebugLog } from "./debug.js";
+import { frameSummary, type DebugLog } from "./debug.js";
+import { closeCodeOf, isKnownOffline, isPushback } from "./close-policy.js";
 
 export type { TokenProvider } from "./token.js";
 
@@ -226,11 +227,11 @@ export class Connection extends Emitter<{ state: StateChange }> {
         return;
       }
       const frame = decoded.frame;
-      this.#options.debug("receive", summary(frame));
+      this.#options.debug("receive", frameSummary(frame));
       if (!welcomed && !BEFORE_WELCOME.has(frame.type)) {
         // Nothing the room acts on can precede the welcome: applying it would move the
         // position before the welcome sets it (and drop the replay that follows).
-        this.#options.debug("dropped", `${summary(frame)} (before welcome)`);
+        this.#options.debug("dropped", `${frameSummary(frame)} (before welcome)`);
         return;
       }
       if (frame.type === "welcome") {
@@ -431,34 +432,4 @@ export class Connection extends Emitter<{ state: StateChange }> {
     this.#timers.clear();
     this.#alive();
   }
-}
-
-function isKnownOffline(): boolean {
-  return typeof navigator !== "undefined" && (navigator as { onLine?: boolean }).onLine === false;
-}
-
-/** The close code an error code ends a connection with, if it is one this version knows. */
-function closeCodeOf(code: string): number | undefined {
-  return isErrorCode(code) ? (ERRORS[code] as { close?: number }).close : undefined;
-}
-
-/**
- * The server answered and asked for patience (overload, its own failure, a limit):
- * back off up to `maxMs`. Anything else (the network, a crash, a restart, a stale
- * link) only waits up to `networkMaxMs`, so a crowd is back soon after the server is.
- */
-function isPushback(code: number): boolean {
-  if (code === 1013) return true; // "try again later"
-  return code >= 4000 && code < 4500 && code !== 4000 && code !== 4001 && code !== 4004;
-}
-
-/** A frame for the debug log: its type, and the seqs of messages. */
-function summary(frame: ServerFrame): string {
-  if (frame.type === "message") return `message ${frame.seq}`;
-  if (frame.type === "messages") {
-    const first = frame.messages[0];
-    const last = frame.messages.at(-1);
-    return first && last ? `messages ${first.seq}-${last.seq}` : "messages (none)";
-  }
-  return frame.type;
 }

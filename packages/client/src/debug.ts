@@ -14,3 +14,14 @@ export function debugLog(option: DebugOption | undefined, room: string): DebugLo
 function truncate(text: string): string {
   return text.length > 300 ? `${text.slice(0, 300)}… (${text.length} chars)` : text;
 }
+
+/** A frame for the debug log: its type, and the seqs of messages (never data or tokens). */
+export function frameSummary(frame: { type: string; seq?: number; messages?: readonly { seq: number }[] }): string {
+  if (frame.type === "message") return `message ${frame.seq}`;
+  if (frame.type === "messages" && frame.messages) {
+    const first = frame.messages[0];
+    const last = frame.messages.at(-1);
+    return first && last ? `messages ${first.seq}-${last.seq}` : "messages (none)";
+  }
+  return frame.type;
+}
