@@ -121,3 +121,42 @@ describe("dead links (a black-holing proxy)", () => {
     expect(deadLinks).toBeGreaterThanOrEqual(12);
   });
 });
+
+describe("a ws socket given up while still connecting (the upgrade never answered)", () => {
+  it.each(["leave()", "the connect timeout"])("%s aborts it without an unhandled error event", async (how) => {
+    // A TCP server that accepts and never answers the upgrade: ws stays CONNECTING.
+    const held: Socket[] = [];
+    let closedByClient = false;
+    const silent = createServer((s) => {
+      held.push(s.on("error", () => {}).on("close", () => (closedByClient = true)));
+      s.resume(); // read (and drop) the upgrade request, so its end is seen
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as { port: number };
+    let sockets = 0;
+    const factory = socketFactoryFrom(WebSocket);
+    const c = createClient({
+      url: `http://127.0.0.1:${port}`,
+      token: "t",
+      createSocket: (url, protocols, headers) => (sockets++, factory(url, protocols, headers)),
+      connectTimeoutMs: 1_000,
+      backoff: { minMs: 60_000, maxMs: 60_000, networkMaxMs: 60_000 },
+    });
+    clients.push(c);
+    const room = c.room(uniqueRoom("silent"));
+    try {
+      await waitFor("the upgrade request reached the server", () => held.length === 1, 5_000);
+      if (how === "leave()") room.leave();
+      else await waitFor("the attempt timed out", () => room.state === "reconnecting", 5_000);
+      // ws reports the abort as an `error` event on the next tick: it must find a listener.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(sockets).toBe(1);
+      await waitFor("the TCP connection closed by the client", () => closedByClient, 5_000);
+    } finally {
+      c.close();
+      for (const s of held) s.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+});
+
