@@ -160,3 +160,51 @@ describe("a ws socket given up while still connecting (the upgrade never answere
   });
 });
 
+describe("a half-broken proxy: upgrades reset, plain HTTP hangs (#12 §1)", () => {
+  it("keeps retrying while broken and is connected within one backoff period (plus the probe) once it heals", async () => {
+    const target = new URL(server.url);
+    let broken = true;
+    const held: Socket[] = [];
+    const proxy = createServer((client) => {
+      client.on("error", () => {});
+      client.once("data", (head) => {
+        if (broken) {
+          if (/^upgrade:\s*websocket/im.test(head.toString("latin1"))) client.resetAndDestroy();
+          else held.push(client); // the probe: read, never answered
+          return;
+        }
+        const upstream = connect(Number(target.port), target.hostname, () => upstream.write(head));
+        upstream.on("error", () => client.destroy());
+        client.pipe(upstream).pipe(client);
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const { port } = proxy.address() as { port: number };
+    let attempts = 0;
+    const c = createClient({
+      url: `http://127.0.0.1:${port}`,
+      token: () => mintToken({ sub: "behind-a-proxy" }),
+      createSocket: (url, protocols, headers) => (attempts++, socketFactoryFrom(WebSocket)(url, protocols, headers)),
+      connectTimeoutMs: 5_000,
+    });
+    clients.push(c);
+    const room = c.room(uniqueRoom("proxy"));
+    try {
+      await new Promise((r) => setTimeout(r, 12_000));
+      expect(room.state).not.toBe("connected");
+      expect(attempts).toBeGreaterThanOrEqual(3); // never stuck in one attempt
+      expect(held.length).toBeGreaterThan(0); // the probes went out, and hung
+      broken = false;
+      const healedAt = Date.now();
+      await waitFor("connected after the proxy healed", () => room.state === "connected", 10_000);
+      const ms = Date.now() - healedAt;
+      console.log(`half-broken proxy: ${attempts} attempts in 12 s; connected ${ms} ms after it healed`);
+      expect(ms).toBeLessThan(4_000 + 3_000 + 1_000); // networkMaxMs + the probe bound + slack
+    } finally {
+      c.close();
+      for (const s of held) s.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+});
+
