@@ -46,6 +46,14 @@ function ensureBuiltClient(allowed) {
   return `built in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
 }
 
+/** wrangler dev refuses to start without the demo's assets directory (wrangler.toml `assets`). */
+function ensureDemoAssets() {
+  if (existsSync(join(root, "demo/dist/index.html"))) return;
+  process.stderr.write("compat: demo/dist is missing (wrangler dev serves it); building it ...\n");
+  const r = spawnSync("npm", ["run", "build:demo", "--silent"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+  if (r.status !== 0) throw new Error("npm run build:demo failed");
+}
+
 /** The project's Node 22 is the `node` devDependency; 20 and 24 are optional packages for linux-x64. */
 function nodeBinary(major) {
   if (major === 22) {
@@ -120,6 +128,7 @@ function parseArgs(argv) {
 const selected = parseArgs(process.argv.slice(2));
 const t0 = Date.now();
 const buildNote = ensureBuiltClient(!process.argv.includes("--no-build"));
+ensureDemoAssets();
 const control = await startStaticServer();
 const server = await startServer({
   ALLOWED_ORIGINS: control.url,
