@@ -76,6 +76,19 @@ describe("the demo's message list", () => {
     await eventually("own row in view", () => messageListView(ben.page), (v) => v.lastInView && v.lastText === "my own words");
   });
 
+  it("does not bring back an own message as pending once it scrolled out of the recent buffer", async () => {
+    const room = uniqueDemoRoom();
+    const ada = await open("ada", room);
+    await ada.say("an early word");
+    await ada.waitForMessage("an early word");
+    // The client keeps the 200 most recent messages; push ada's out of them.
+    await publishOverHttp(server, room, "zoe", numbered("filler", 200));
+    await ada.waitForMessage("filler 200");
+    expect(await ada.count("an early word"), "out of the recent buffer").toBe(0);
+    expect(await ada.page.locator("[data-testid=pending]", { hasText: "an early word" }).count(), "not shown again as pending").toBe(0);
+    expect((await messageListView(ada.page)).lastText).toBe("filler 200");
+  });
+
   it("shows the room's name and a hint in an empty room", async () => {
     const room = uniqueDemoRoom();
     const cat = await open("cat", room);

@@ -47,7 +47,7 @@ export function Chat({ name, room: roomName, onSwitchRoom, onSignOut }: ChatProp
   };
 
   const delivered = new Set(messages.map((m) => m.id));
-  const waiting = [...outgoing.values()].filter((o) => !delivered.has(o.id) && !o.error);
+  const waiting = [...outgoing.values()].filter((o) => !o.delivered && !delivered.has(o.id) && !o.error);
   const failed = [...outgoing.values()].filter((o) => o.error);
   const typing = members.filter((m) => m.userId !== name && m.connections.some((c) => (c.state as { typing?: boolean } | null)?.typing));
   const live = connection.state === "connected" && connection.online;
@@ -161,7 +161,7 @@ export function RoomSwitcher({ current, onSwitch }: { current: string | undefine
           onChange={(e) => setCustom(e.target.value.trim())}
           maxLength={64}
           aria-invalid={custom !== "" && !valid}
-          aria-describedby="custom-room-hint"
+          aria-describedby={custom !== "" && !valid ? "custom-room-hint" : undefined}
         />
         <button type="submit" disabled={!valid}>
           Go

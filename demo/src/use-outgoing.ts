@@ -10,6 +10,8 @@ export interface Outgoing {
   /** publish → ack, ms. */
   latencyMs?: number;
   error?: string;
+  /** The room delivered it back (it may later leave `room.messages`, which keeps only the recent ones). */
+  delivered?: boolean;
 }
 
 /**
@@ -20,10 +22,8 @@ export function useOutgoing(room: Room | undefined) {
   const [outgoing, setOutgoing] = useState<Map<string, Outgoing>>(() => new Map());
   const update = useCallback((id: string, patch: Partial<Outgoing>) => {
     setOutgoing((prev) => {
-      const next = new Map(prev);
-      const current = next.get(id);
-      if (current) next.set(id, { ...current, ...patch });
-      return next;
+      const current = prev.get(id);
+      return current ? new Map(prev).set(id, { ...current, ...patch }) : prev;
     });
   }, []);
 
@@ -38,7 +38,12 @@ export function useOutgoing(room: Room | undefined) {
       }
       return next;
     });
-    return room.on("ack", (ack) => update(ack.id, { ack }));
+    const offAck = room.on("ack", (ack) => update(ack.id, { ack }));
+    const offMessage = room.on("message", (m) => update(m.id, { delivered: true }));
+    return () => {
+      offAck();
+      offMessage();
+    };
   }, [room, update]);
 
   const send = useCallback(
