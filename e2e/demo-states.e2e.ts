@@ -119,6 +119,16 @@ describe("the demo's message list", () => {
     await dan.waitForStatus("live");
     expect(new URL(dan.page.url()).searchParams.get("room")).toBe("demo:lobby");
     await expect(dan.page.locator("[data-testid=room-title]").textContent()).resolves.toContain("#lobby");
+
+    // The room field says what is wrong with a name before it is used.
+    await dan.page.fill("#custom-room", "no spaces!");
+    await dan.page.locator("#custom-room-hint", { hasText: "Letters, digits and _ . : - only" }).waitFor();
+    expect(await dan.page.locator(".rooms button[type=submit]").isDisabled()).toBe(true);
+    await dan.page.fill("#custom-room", "fine-name");
+    await dan.page.locator("#custom-room-hint").waitFor({ state: "detached" });
+    await dan.page.click(".rooms button[type=submit]");
+    await dan.page.locator("[data-testid=room-title]", { hasText: "#fine-name" }).waitFor();
+    expect(new URL(dan.page.url()).searchParams.get("room")).toBe("demo:fine-name");
   });
 
   it("before the first connection says it is connecting, not that nobody is online", async () => {
