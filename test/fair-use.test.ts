@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ServerFrame } from "@roomcast/protocol";
 import { connect, fetchWorker, httpPublish, token, uniqueRoom, upgrade } from "./helpers.js";
+import { upgradeOutcome } from "./refusals.js";
 
 // vitest.config.ts: PUBLISH_RATE_PER_SECOND=5, PUBLISH_BURST=10, HISTORY_PAGE_MAX=20,
 // MAX_MESSAGE_BYTES=1024. One bucket per (room, user), shared by the user's sockets and HTTP.
@@ -100,19 +101,17 @@ describe("connection attempts per user per room (the Rate Limiting binding, 120 
     const room = uniqueRoom();
     const jwt = await token({ sub: "looper" });
     // The room holds 4 (MAX_CONNECTIONS_PER_ROOM): the rest are refused by the room with
-    // 503 until the Worker's limiter refuses them first. Up to two windows' worth, in case
-    // a 60 s window ends in the middle.
+    // room_full until the Worker's limiter refuses them first (rate_limited, close 4008).
+    // Up to two windows' worth, in case a 60 s window ends in the middle.
     let limitedAfter: number | undefined;
     for (let i = 1; i <= 250 && limitedAfter === undefined; i++) {
-      const res = await upgrade(room, jwt);
-      if (res.status === 429) {
-        expect(await res.json()).toMatchObject({ error: { code: "rate_limited" } });
-        limitedAfter = i;
-      } else res.webSocket?.accept();
+      const { code } = await upgradeOutcome(await upgrade(room, jwt));
+      if (code === "rate_limited") limitedAfter = i;
+      else expect(["accepted", "room_full"]).toContain(code);
     }
     expect(limitedAfter).toBeDefined();
     expect(limitedAfter!).toBeGreaterThan(100);
-    expect((await upgrade(room, await token({ sub: "someone-else" }))).status).not.toBe(429);
-    expect((await upgrade(uniqueRoom(), jwt)).status).toBe(101);
+    expect((await upgradeOutcome(await upgrade(room, await token({ sub: "someone-else" })))).code).not.toBe("rate_limited");
+    expect((await upgradeOutcome(await upgrade(uniqueRoom(), jwt))).code).toBe("accepted");
   });
 });

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ServerFrame } from "@roomcast/protocol";
 import { connect, editSessions, fetchWorker, publish, token, uniqueRoom, upgrade } from "./helpers.js";
+import { expectRefused } from "./refusals.js";
 
 const stub = (room: string) => env.ROOMS.getByName(room);
 type Diff = Extract<ServerFrame, { type: "presence_diff" }>;
@@ -170,9 +171,7 @@ describe("kick with a ban", () => {
     expect(await res.json()).toMatchObject({ closed: 1, bannedUntil: expect.any(Number) });
     expect((await troll.closed).code).toBe(4502);
 
-    const again = await upgrade(room, jwt);
-    expect(again.status).toBe(403);
-    expect(await again.json()).toMatchObject({ error: { code: "kicked" } });
+    await expectRefused(await upgrade(room, jwt), "kicked");
     // Over HTTP too.
     const post = await fetchWorker(`/v1/rooms/${room}/messages`, {
       method: "POST",
@@ -186,7 +185,7 @@ describe("kick with a ban", () => {
 
     // The ban survives an eviction, and ends when its time is up (the alarm deletes it).
     await evictDurableObject(env.ROOMS.getByName(room), { webSockets: "hibernate" });
-    expect((await upgrade(room, jwt)).status).toBe(403);
+    await expectRefused(await upgrade(room, jwt), "kicked");
     await runInDurableObject(env.ROOMS.getByName(room), (_i, state) => state.storage.sql.exec("UPDATE bans SET until = ?", Date.now() - 1));
     await runDurableObjectAlarm(env.ROOMS.getByName(room));
     const back = await connect(room, jwt);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ServerFrame } from "@roomcast/protocol";
 import { connect, fetchWorker, publish, token, uniqueRoom, upgrade } from "./helpers.js";
+import { expectRefused } from "./refusals.js";
 
 // vitest.config.ts sets small limits: MAX_MESSAGE_BYTES=1024, PUBLISH_RATE_PER_SECOND=5,
 // PUBLISH_BURST=10, MAX_CONNECTIONS_PER_ROOM=4.
@@ -86,13 +87,11 @@ describe("expensive frames share the publish budget", () => {
 });
 
 describe("connections per room", () => {
-  it("answers the connection past MAX_CONNECTIONS_PER_ROOM with 503 room_full and keeps the others", async () => {
+  it("answers the connection past MAX_CONNECTIONS_PER_ROOM with room_full (close 4003) and keeps the others", async () => {
     const room = uniqueRoom();
     const sockets = [];
     for (let i = 0; i < 4; i++) sockets.push(await connect(room, await token({ sub: `u${i}` })));
-    const res = await upgrade(room, await token({ sub: "fifth" }));
-    expect(res.status).toBe(503);
-    expect(await res.json()).toMatchObject({ error: { code: "room_full" } });
+    await expectRefused(await upgrade(room, await token({ sub: "fifth" })), "room_full");
     expect(await publish(sockets[0]!, "still-here", 1)).toMatchObject({ seq: 1 });
     expect((await sockets[3]!.next("message")).id).toBe("still-here");
     // A slot frees up when someone leaves.

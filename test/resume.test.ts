@@ -5,6 +5,7 @@ import { PROTOCOL_VERSION } from "@roomcast/protocol";
 import { IDENTITY_HEADER, RESUME_HEADER, type Room } from "../src/room/room.js";
 import { userTag } from "../src/room/room-core.js";
 import { TestSocket, connect, fetchWorker, httpPublish, token, uniqueRoom } from "./helpers.js";
+import { readRefusal } from "./refusals.js";
 
 interface HistoryBody {
   epoch: string;
@@ -340,7 +341,7 @@ describe("the resume query", () => {
     });
   }
 
-  it("rejects a malformed resume position with 400 invalid_request", async () => {
+  it("rejects a malformed resume position with invalid_request (close 4506)", async () => {
     const room = uniqueRoom();
     const { epoch } = await history(room);
     const bad = [
@@ -356,9 +357,9 @@ describe("the resume query", () => {
       `epoch=${"e".repeat(65)}&after=0`,
     ];
     for (const query of bad) {
-      const res = await upgradeWithQuery(room, query);
-      expect(res.status, query).toBe(400);
-      expect(await res.json(), query).toMatchObject({ error: { code: "invalid_request" } });
+      const refusal = await readRefusal(await upgradeWithQuery(room, query));
+      expect(refusal.frames, query).toEqual([{ type: "error", code: "invalid_request", message: expect.any(String) }]);
+      expect(refusal.close.code, query).toBe(4506);
     }
     // The same room accepts a well-formed position.
     const ok = await upgradeWithQuery(room, `epoch=${epoch}&after=0`);

@@ -277,7 +277,11 @@ function checkSecret(secret: string, development: boolean): void {
   logOnce(`short-secret:${bytes}`, () =>
     log("error", "auth.secret_too_short", { bytes, minimum: MIN_SECRET_BYTES, message: `${why}; every token is refused until it is replaced` }),
   );
-  throw new RoomcastError("server_misconfigured", `${why}; set a longer one with \`wrangler secret put JWT_SECRET\` (e.g. \`openssl rand -base64 32\`)`);
+  // The client is not told the length (it would help guess the secret); the log has it.
+  throw new RoomcastError(
+    "server_misconfigured",
+    `JWT_SECRET is shorter than ${MIN_SECRET_BYTES} bytes, which HS256 needs; set a longer one with \`wrangler secret put JWT_SECRET\` (e.g. \`openssl rand -base64 32\`)`,
+  );
 }
 
 /** JWT_MAX_LIFETIME_SECONDS: `exp - iat`, and `exp - now` (so a missing or future `iat` does not get around it). */
@@ -298,7 +302,11 @@ export async function verifyToken(token: string, config: AuthConfig, now?: Date)
   if (config.secret) checkSecret(config.secret, config.development);
   const algorithms = allowedAlgorithms(config);
   if (algorithms.length === 0) {
-    throw new RoomcastError("server_misconfigured", "no JWT key is configured (JWT_SECRET, JWT_PUBLIC_KEY, JWKS_URL or JWKS)");
+    // Without .dev.vars, ENVIRONMENT is wrangler.toml's "production": name both remedies.
+    throw new RoomcastError(
+      "server_misconfigured",
+      "no signing key configured: set JWT_SECRET, JWT_PUBLIC_KEY, JWKS_URL or JWKS (locally `npm run dev` creates .dev.vars with a development JWT_SECRET, then restart it; deployed: `wrangler secret put JWT_SECRET`)",
+    );
   }
   if ((config.jwksUrl || config.jwks) && !config.audience && !config.development) {
     // Once per key set, which is once per isolate in a deployment.

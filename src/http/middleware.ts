@@ -17,14 +17,24 @@ export const roomParam = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
-/** Exact-match Origin check; see ./origin.ts. */
+/** Exact-match Origin check; see ./origin.ts. In development the server's own origin is allowed too. */
 export const checkOrigin = createMiddleware<AppEnv>(async (c, next) => {
   const browserExpected = readCredentials(c.req.raw).viaSubprotocol;
-  if (!isOriginAllowed(c.req.header("Origin") ?? null, c.env.ALLOWED_ORIGINS, browserExpected)) {
-    fail("origin_not_allowed");
+  const origin = c.req.header("Origin") ?? null;
+  const own = c.env.ENVIRONMENT === "development" ? new URL(c.req.url).origin : undefined;
+  if (!isOriginAllowed(origin, c.env.ALLOWED_ORIGINS, browserExpected, own)) {
+    fail("origin_not_allowed", originRefusal(origin));
   }
   await next();
 });
+
+/** What the client is told; the log line (hints.ts) adds what to change. */
+function originRefusal(origin: string | null): string {
+  if (origin === null) return "a request with its token in the roomcast.bearer. subprotocol must carry an Origin header";
+  if (origin === "null") return "Origin null is never allowed";
+  const shown = origin.length <= 160 ? origin : `${origin.slice(0, 159)}…`;
+  return `Origin ${shown} is not in the server's ALLOWED_ORIGINS`;
+}
 
 /**
  * Verifies the bearer token and requires `permission` on the room. Sets `identity`

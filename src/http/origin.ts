@@ -18,9 +18,14 @@ export function allowedOrigins(setting: string | undefined): ReadonlySet<string>
  * `origin` is the request's Origin header (null when absent). Browsers always send
  * one on WebSocket upgrades; non-browser clients usually do not, which is allowed
  * unless the request looks like a browser's (token in the subprotocol).
+ *
+ * `ownOrigin` (development only: the request URL's scheme://host:port) is allowed as
+ * well, so a page served by `wrangler dev` works on whatever port it got (a second
+ * `npm run dev` moves to 8788). Production never passes it.
  */
-export function isOriginAllowed(origin: string | null, setting: string | undefined, browserExpected: boolean): boolean {
+export function isOriginAllowed(origin: string | null, setting: string | undefined, browserExpected: boolean, ownOrigin?: string): boolean {
   if (origin === null) return !browserExpected;
   if (origin === "null") return false;
+  if (ownOrigin !== undefined && origin === ownOrigin) return true;
   return allowedOrigins(setting).has(origin);
 }

@@ -8,6 +8,7 @@ import { historyBody } from "../room/wire.js";
 import { readCredentials } from "../auth/token-source.js";
 import { authorize, checkOrigin, readBodyText, roomParam } from "./middleware.js";
 import { fail } from "./errors.js";
+import { throwRoomRefusal } from "./refusal.js";
 import { describeError, log } from "../log.js";
 
 const PublishBody = v.object({
@@ -71,7 +72,11 @@ rooms.get("/:room/ws", async (c, next) => {
     fail("rate_limited", "too many connection attempts for this user in this room; retry with backoff");
   }
   // A fresh request: nothing the client sent (least of all its token) reaches the room.
-  return c.env.ROOMS.getByName(identity.room).fetch("https://room.internal/connect", { headers });
+  const answer = await c.env.ROOMS.getByName(identity.room).fetch("https://room.internal/connect", { headers });
+  if (answer.status === 101) return answer;
+  // Banned, full, too many of the user's connections, or a failure: the room accepted no
+  // socket; the refusal is answered like the Worker's own (readable, see ./refusal.ts).
+  return throwRoomRefusal(answer);
 });
 
 rooms.post("/:room/messages", authorize("publish"), async (c) => {

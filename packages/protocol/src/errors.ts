@@ -2,9 +2,13 @@
  * One table for every error Roomcast reports, shared by server, clients and docs.
  *
  * - `status`: the HTTP status when the error answers an HTTP request.
- * - `close`: the WebSocket close code when the error ends a connection (absent when
- *   the error is only ever sent as an `error` frame on a live connection).
+ * - `close`: the WebSocket close code when the error ends a connection or refuses an
+ *   upgrade that offered `roomcast.v1` (absent when the error is only ever sent as an
+ *   `error` frame answering a client frame, or over HTTP).
  * - `reconnect`: what a client should do after such a close.
+ *
+ * An `error` frame WITHOUT an `id` whose code has a `close` announces that close; the
+ * server never sends one otherwise (answers to client frames carry the frame's id).
  *
  * Close-code ranges: 4000-4499 are retryable, 4500-4999 are terminal. A client that
  * meets an unknown code in those ranges can still decide correctly.
@@ -19,21 +23,21 @@ interface ErrorSpec {
 }
 
 export const ERRORS = {
-  invalid_request: { status: 400, reconnect: "never", description: "The HTTP request is malformed (bad query, body or header)." },
-  invalid_room: { status: 400, reconnect: "never", description: "The room name breaks the naming rules." },
+  invalid_request: { status: 400, close: 4506, reconnect: "never", description: "The HTTP request is malformed (bad query, body or header)." },
+  invalid_room: { status: 400, close: 4504, reconnect: "never", description: "The room name breaks the naming rules." },
   invalid_frame: { status: 400, reconnect: "never", description: "A WebSocket frame could not be decoded or failed validation." },
   unsupported_protocol: { status: 400, close: 4503, reconnect: "never", description: `The client did not offer a protocol version this server speaks.` },
   unauthorized: { status: 401, close: 4500, reconnect: "never", description: "The token is missing, malformed, badly signed, not yet valid, or for another audience/issuer." },
   token_expired: { status: 401, close: 4001, reconnect: "refresh-token", description: "The token has expired: fetch a fresh one, then reconnect or send a refresh frame." },
   forbidden: { status: 403, close: 4501, reconnect: "never", description: "The token does not grant this permission on this room." },
-  origin_not_allowed: { status: 403, reconnect: "never", description: "The browser Origin is not in ALLOWED_ORIGINS." },
+  origin_not_allowed: { status: 403, close: 4505, reconnect: "never", description: "The browser Origin is not in ALLOWED_ORIGINS." },
   kicked: { status: 403, close: 4502, reconnect: "never", description: "An administrator disconnected this user." },
   not_found: { status: 404, reconnect: "never", description: "No such route." },
   message_too_large: { status: 413, reconnect: "never", description: "The message exceeds MAX_MESSAGE_BYTES." },
   upgrade_required: { status: 426, reconnect: "never", description: "This route only accepts WebSocket upgrades." },
-  rate_limited: { status: 429, reconnect: "never", description: "Faster than the user's rate budget in this room allows (shared by all of the user's sockets and HTTP requests); retry later." },
+  rate_limited: { status: 429, close: 4008, reconnect: "retry", description: "Faster than the user's rate budget in this room allows (shared by all of the user's sockets and HTTP requests), or too many connection attempts; retry later." },
   internal_error: { status: 500, close: 4002, reconnect: "retry", description: "An unexpected server error; safe to retry with backoff." },
-  server_misconfigured: { status: 500, reconnect: "never", description: "The server refuses to run with its current configuration (for example the dev secret in production)." },
+  server_misconfigured: { status: 500, close: 4507, reconnect: "never", description: "The server refuses to run with its current configuration (no JWT key, the dev secret in production, a bad key setting); the message names the setting." },
   too_many_connections: { status: 429, close: 4006, reconnect: "retry", description: "This user already holds MAX_CONNECTIONS_PER_USER connections in the room; close one, or retry with backoff." },
   auth_unavailable: { status: 503, close: 4007, reconnect: "retry", description: "The server could not check the token right now (its key set could not be fetched or read); retry with backoff." },
   room_full: { status: 503, close: 4003, reconnect: "retry", description: "The room holds MAX_CONNECTIONS_PER_ROOM connections already; retry with backoff." },
