@@ -133,23 +133,27 @@ function onProgress(core: FrameHost, conn: Connection, frame: ProgressFrame): vo
 
 function onPresence(core: FrameHost, conn: Connection, frame: PresenceSetFrame): void {
   const { ws, session } = conn;
+  // A presence frame may come without an id, but its refusal must still carry one: an
+  // error frame without an id whose code has a close code (forbidden, rate_limited)
+  // announces a close (docs/protocol.md §7). "" is no valid message id, so it matches no other frame.
+  const id = frame.id ?? "";
   if (!session.permissions.includes("presence")) {
-    replyError(conn, "forbidden", "this token may not set presence in this room", frame.id);
+    replyError(conn, "forbidden", "this token may not set presence in this room", id);
     return;
   }
   const max = core.limits.PRESENCE_STATE_MAX_BYTES;
   const state = toJson(frame.state);
   if (state === undefined) {
-    replyError(conn, "invalid_frame", "state is nested too deeply", frame.id);
+    replyError(conn, "invalid_frame", "state is nested too deeply", id);
     return;
   }
   if (utf8Length(state) > max) {
-    replyError(conn, "message_too_large", `presence state exceeds ${max} bytes`, frame.id);
+    replyError(conn, "message_too_large", `presence state exceeds ${max} bytes`, id);
     return;
   }
   // Typing indicators and the like share the connection's publish budget.
   if (!bucket(core, conn).take()) {
-    replyError(conn, "rate_limited", "presence updates share the publish rate limit", frame.id);
+    replyError(conn, "rate_limited", "presence updates share the publish rate limit", id);
     return;
   }
   core.connections.update(conn, { state: frame.state });
