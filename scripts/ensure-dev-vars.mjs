@@ -18,3 +18,6 @@ if (!existsSync(target)) {
     console.error(`roomcast: added ${missing.map(([k]) => k).join(", ")} to .dev.vars`);
   }
 }
+// wrangler dev (4.x) reads .dev.vars once at start: neither editing it nor a reload on a
+// source change picks up new values (checked with wrangler 4.164). Say so every start.
+console.error("roomcast: .dev.vars is read once at start; after editing it, restart npm run dev");
