@@ -10,7 +10,7 @@ import { memoryStorage, type OutboxStorage, type OverflowPolicy } from "./outbox
 import { Room } from "./room.js";
 import type { ManagedRoom, RoomHandle } from "./tabs/handle.js";
 import { shareRoom, type TabSharingOptions } from "./tabs/share.js";
-import { defaultSocketFactory, isBrowser, socketFactoryFrom, type SocketFactory, type TokenTransport } from "./transport.js";
+import { defaultSocketFactory, isBrowser, socketFactoryFrom, type SocketFactory, type TokenTransport, type WebSocketConstructor } from "./transport.js";
 import { isValidRoomName } from "@roomcast/protocol";
 
 export interface ClientOptions {
@@ -26,7 +26,7 @@ export interface ClientOptions {
   /** How the token travels. Default: "subprotocol" in browsers, "header" elsewhere. */
   transport?: TokenTransport;
   /** A WebSocket constructor to use instead of the global one (e.g. the `ws` package). */
-  WebSocket?: new (url: string, protocols?: string | string[], options?: unknown) => unknown;
+  WebSocket?: WebSocketConstructor;
   /** Full control over opening sockets; wins over `WebSocket`. */
   createSocket?: SocketFactory;
   /**

@@ -40,9 +40,16 @@ export const defaultSocketFactory: SocketFactory = (url, protocols, headers) => 
   return Object.keys(headers).length > 0 ? new Impl(url, { protocols, headers }) : new Impl(url, protocols);
 };
 
+/**
+ * A WebSocket constructor: the platform's, or one that takes options third (the `ws`
+ * package's `{ headers }`). `options?: never` so that a constructor with typed
+ * options (ws's `ClientOptions`) is accepted as it is.
+ */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[], options?: never) => unknown;
+
 /** Wraps a WebSocket constructor (for example the `ws` package's) as a factory. */
-export function socketFactoryFrom(Impl: new (url: string, protocols?: string | string[], options?: unknown) => unknown): SocketFactory {
-  return (url, protocols, headers) => new Impl(url, protocols, { headers }) as SocketLike;
+export function socketFactoryFrom(Impl: WebSocketConstructor): SocketFactory {
+  return (url, protocols, headers) => new Impl(url, protocols, { headers } as never) as SocketLike;
 }
 
 export function handshake(token: string, transport: TokenTransport): { protocols: string[]; headers: Record<string, string> } {
