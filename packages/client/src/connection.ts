@@ -91,7 +91,7 @@ interface Ending {
   readonly code: number;
   readonly reason: string;
   readonly welcomed: boolean;
-  /** The attempt's token, for the HTTP probe; undefined: do not probe. */
+  /** The attempt's token, for the HTTP probe of a socket that never opened; undefined: do not probe. */
   readonly token?: string | undefined;
   /** What the server or the client said about it, when more than the close code. */
   readonly error?: RoomcastClientError | undefined;
@@ -251,13 +251,16 @@ export class Connection extends Emitter<{ state: StateChange }> {
         this.#handler.frame(frame, (event.data as string).length); // decoded, so a string
       }
     };
-    opened.onclose = (event) => this.#down(opened, { code: event.code, reason: event.reason, welcomed, token }, "close");
+    // The probe is for sockets that never opened: one that opened would have carried an error frame.
+    let upgraded = false;
+    opened.onopen = () => (upgraded = true);
+    opened.onclose = (event) => this.#down(opened, { code: event.code, reason: event.reason, welcomed, token: upgraded ? undefined : token }, "close");
     opened.onerror = () => {
       this.#options.debug("socket-error", "(details are not exposed by WebSocket)");
       // Node's WebSocket (undici) fires only `error`, never `close`, when the upgrade
       // is refused; browsers fire both. Before it ever opened, the attempt is over
       // either way (a later `close` for this socket is then ignored).
-      if (opened.readyState !== OPEN) this.#down(opened, { code: 1006, reason: "error", welcomed, token }, "abort");
+      if (opened.readyState !== OPEN) this.#down(opened, { code: 1006, reason: "error", welcomed, token: upgraded ? undefined : token }, "abort");
     };
   }
 

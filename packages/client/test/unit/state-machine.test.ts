@@ -638,6 +638,17 @@ describe("a refused upgrade (close 1006 before any welcome)", () => {
     expect(latest().retryInMs).toBe(1_000);
   });
 
+  it("does not probe when a socket that opened (but was not welcomed yet) drops with 1006", async () => {
+    const fetch = probeWith(async () => jsonResponse(403, { error: { code: "forbidden", message: "no" } }));
+    const { room, server } = start({ fetch });
+    await advance();
+    server.last().open();
+    server.last().serverClose(1006);
+    await advance();
+    expect(fetch).not.toHaveBeenCalled();
+    expect(room.state).toBe("reconnecting");
+  });
+
   it("does not probe when a welcomed socket drops with 1006", async () => {
     const fetch = probeWith(async () => jsonResponse(403, { error: { code: "forbidden", message: "no" } }));
     const { room, server } = start({ fetch });
