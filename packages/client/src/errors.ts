@@ -14,6 +14,12 @@ export type ClientErrorCode =
   | "room_closed"
   /** No welcome within `connectTimeoutMs` (token provider, socket open and welcome together). */
   | "connect_timeout"
+  /**
+   * The token provider threw, or returned something other than a string or null: a
+   * transient failure (say, the app's backend is unreachable), retried with backoff.
+   * The provider's error is the `cause`.
+   */
+  | "token_unavailable"
   /** No WebSocket implementation: pass `WebSocket` (e.g. the `ws` package) or `createSocket`. Terminal. */
   | "websocket_unavailable"
   /** A code from a newer server this version does not know: a generic error, its string kept. */

@@ -5,7 +5,7 @@ export { RoomcastClientError, type ClientErrorCode } from "./errors.js";
 export { memoryStorage, type OutboxStorage, type OutboxEntry, type OverflowPolicy, type PublishAck, type PublishFailure } from "./outbox.js";
 export { indexedDbStorage } from "./storage/indexeddb.js";
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
-export type { SocketFactory, SocketLike, TokenTransport } from "./transport.js";
+export type { SocketFactory, SocketLike, TokenTransport, WebSocketConstructor } from "./transport.js";
 export type { Member, Message } from "@roomcast/protocol";
 export type { RoomHandle } from "./tabs/handle.js";
 export { SharedRoom } from "./tabs/shared-room.js";

@@ -21,13 +21,13 @@ export async function tokenFrom(provider: TokenProvider): Promise<TokenResult> {
     if (cause instanceof RoomcastClientError && isErrorCode(cause.code) && ERRORS[cause.code].reconnect === "never") {
       return { ok: false, terminal: true, error: cause };
     }
-    return { ok: false, terminal: false, error: new RoomcastClientError("unauthorized", "the token provider failed; retrying", { cause }) };
+    return { ok: false, terminal: false, error: new RoomcastClientError("token_unavailable", "the token provider failed; retrying", { cause }) };
   }
   if (token === null) {
     return { ok: false, terminal: true, error: new RoomcastClientError("unauthorized", "the token provider returned null: stopped for good") };
   }
   if (typeof token !== "string" || token === "") {
-    return { ok: false, terminal: false, error: new RoomcastClientError("unauthorized", "the token provider must return a non-empty string (or null to stop)") };
+    return { ok: false, terminal: false, error: new RoomcastClientError("token_unavailable", "the token provider must return a non-empty string (or null to stop)") };
   }
   return { ok: true, token };
 }

@@ -380,7 +380,7 @@ describe("tokens", () => {
     await advance();
     expect(server.sockets).toHaveLength(0);
     expect(latest()).toMatchObject({ oldState: "connecting", newState: "reconnecting", retryInMs: 500 });
-    expect(latest().error?.code).toBe("unauthorized");
+    expect(latest().error?.code).toBe("token_unavailable");
 
     await advance(500);
     expect(server.sockets).toHaveLength(1);
