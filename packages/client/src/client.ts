@@ -86,6 +86,7 @@ export class RoomcastClient<R extends RoomHandle = Room> {
   readonly #storage: OutboxStorage;
   readonly #createSocket: SocketFactory;
   #unlisten: (() => void) | undefined;
+  #closed = false;
 
   constructor(options: ClientOptions) {
     if (!options || typeof options.url !== "string") throw new TypeError("createClient needs { url, token }");
@@ -102,6 +103,7 @@ export class RoomcastClient<R extends RoomHandle = Room> {
 
   /** The handle for `name`; the same object for every call until it is left. Connects on first use. */
   room(name: string): R {
+    if (this.#closed) throw new TypeError("the client is closed: create a new one with createClient");
     if (!isValidRoomName(name)) throw new TypeError(`invalid room name "${name}": 1-128 of A-Z a-z 0-9 _ . : - starting with a letter or digit`);
     let room = this.#rooms.get(name);
     if (!room) {
@@ -145,9 +147,13 @@ export class RoomcastClient<R extends RoomHandle = Room> {
     return room as unknown as R;
   }
 
-  /** Leaves every room. */
+  /**
+   * Leaves every room and ends the client: `room()` throws afterwards. Durable outbox
+   * entries stay stored for a later session (what `leave()` of one room forgets).
+   */
   close(): void {
-    for (const room of [...this.#rooms.values()]) room.leave();
+    this.#closed = true;
+    for (const room of [...this.#rooms.values()]) room.leave({ keepOutbox: true });
     this.#unlisten?.();
     this.#unlisten = undefined;
   }

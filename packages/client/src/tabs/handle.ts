@@ -25,7 +25,8 @@ export interface RoomHandle {
   publish(data: unknown, options?: PublishOptions): Promise<PublishAck>;
   setPresence(state: unknown): void;
   history(options?: { after?: number; limit?: number }): Promise<HistoryPage>;
-  leave(): void;
+  /** Leaves for good; `{ keepOutbox: true }` keeps durable outbox entries for a later session. */
+  leave(options?: { keepOutbox?: boolean }): void;
   on<K extends keyof RoomEvents>(event: K, listener: Listener<RoomEvents[K]>): () => void;
   off<K extends keyof RoomEvents>(event: K, listener: Listener<RoomEvents[K]>): void;
 }

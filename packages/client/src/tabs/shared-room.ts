@@ -179,7 +179,7 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
    * room and releases the lock, and the next tab takes over; publishes other tabs
    * had handed to it are submitted again to that tab.
    */
-  leave(): void {
+  leave(options: { keepOutbox?: boolean } = {}): void {
     if (this.#left) return;
     this.#left = true;
     const leader = this.#leader;
@@ -187,7 +187,7 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     if (leader) {
       this.#broadcast({ t: "bye" }, false);
       leader.stop();
-      leader.room.leave();
+      leader.room.leave(options);
       this.#release?.();
     }
     this.#abort.abort();
