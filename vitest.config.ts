@@ -25,10 +25,14 @@ const workerd = (bindings: Record<string, string>) =>
   });
 
 /**
- * The Worker's structured info lines (room.start, room.kicked, …) are one per room per test: noise in
- * test output. Warnings and errors still show; ROOMCAST_TEST_LOGS=1 shows everything.
+ * The Worker's structured info lines (room.start, room.kicked, …) are one per room per test, and the
+ * `http.refused` warning is what a refusal test expects: noise in test output. Other warnings and
+ * errors still show; ROOMCAST_TEST_LOGS=1 shows everything.
  */
-const quietInfo = (line: string) => (process.env.ROOMCAST_TEST_LOGS !== "1" && line.startsWith('{"level":"info"') ? false : undefined);
+const quietInfo = (line: string) =>
+  process.env.ROOMCAST_TEST_LOGS !== "1" && (line.startsWith('{"level":"info"') || line.startsWith('{"level":"warn","event":"http.refused"'))
+    ? false
+    : undefined;
 
 export default defineConfig({
   test: {
