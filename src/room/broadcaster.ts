@@ -25,6 +25,9 @@
  * - only `live` connections receive broadcasts (connections.ts); `flush()` runs
  *   before a connection goes live (the end of its replay), so a message it already
  *   got from the log is never sent to it again;
+ * - an ephemeral `broadcast` (never stored) keeps its place behind the messages
+ *   pending before it, goes to live connections but its sender's, and is volatile:
+ *   a recipient past half its budget does not get it, and it never makes one slow;
  * - every frame sent is counted in the recipient's flow control; a recipient that
  *   is already past its budget when a frame is due gets no more and is handed to
  *   `slow` once the frame went to everyone else (one large frame alone never makes
@@ -69,7 +72,8 @@ export class Broadcaster {
   readonly #windowMs: number;
   #pending: StoredMessage[] = [];
   #pendingBytes = 0;
-  #deferred: [Connection, string][] = [];
+  /** Frames held behind pending messages: an ack for one connection, or an ephemeral frame for all but its sender. */
+  #deferred: [Connection, string, "ack" | "ephemeral"][] = [];
   readonly #budget: number;
   readonly #maxBatchChars: number;
   #window = false;
@@ -106,7 +110,16 @@ export class Broadcaster {
   /** A frame for one socket that must not overtake the messages broadcast before it (an ack). */
   after(conn: Connection, text: string): void {
     if (this.#pending.length === 0) sendCounted(conn, text);
-    else this.#deferred.push([conn, text]);
+    else this.#deferred.push([conn, text, "ack"]);
+  }
+
+  /**
+   * An ephemeral frame from `sender` for every other live connection. It never
+   * overtakes a message the room stored before it (it waits behind a pending batch).
+   */
+  ephemeral(text: string, sender: Connection): void {
+    if (this.#pending.length === 0) this.#sendEphemeral(text, sender);
+    else this.#deferred.push([sender, text, "ephemeral"]);
   }
 
   /** Sends whatever is pending, now. */
@@ -120,7 +133,10 @@ export class Broadcaster {
     const deferred = this.#deferred;
     if (deferred.length > 0) {
       this.#deferred = [];
-      for (const [conn, text] of deferred) if (conn.phase !== "gone") sendCounted(conn, text);
+      for (const [conn, text, kind] of deferred) {
+        if (kind === "ephemeral") this.#sendEphemeral(text, conn);
+        else if (conn.phase !== "gone") sendCounted(conn, text);
+      }
     }
   }
 
@@ -137,6 +153,20 @@ export class Broadcaster {
         else this.#window = false;
       }
     }, this.#windowMs);
+  }
+
+  /**
+   * Volatile: a connection with more than half its budget unconfirmed is skipped
+   * (the frame is dropped for it, not queued), so cursor traffic alone never gets a
+   * slow reader closed with 4005; counted like any other frame it does get.
+   */
+  #sendEphemeral(text: string, sender: Connection): void {
+    const half = this.#budget / 2;
+    const chars = text.length;
+    for (const conn of this.#targets.live()) {
+      if (conn === sender || conn.flow.unconfirmed > half) continue;
+      if (sendText(conn.ws, text)) conn.flow.other(chars);
+    }
   }
 
   #sendAll(text: string, lastSeq: number): void {

@@ -8,6 +8,7 @@ import {
   decodeClientFrame,
   utf8Length,
   type AckFrame,
+  type BroadcastFrame,
   type HistoryRequestFrame,
   type PresenceSetFrame,
   type ProgressFrame,
@@ -18,7 +19,7 @@ import {
 import { authConfigFromEnv, verifyToken } from "../auth/verify.js";
 import { permissionsFor } from "../auth/capabilities.js";
 import type { Connection } from "./connections.js";
-import { encodeFrame, historyFrame } from "./wire.js";
+import { broadcastFrame, encodeFrame, historyFrame } from "./wire.js";
 import { replyError, replyFrame, sendCounted, sendText } from "./send.js";
 import type { RoomCore } from "./room-core.js";
 
@@ -73,6 +74,8 @@ export async function handleFrame(core: FrameHost, conn: Connection, raw: string
       return onRefresh(core, conn, frame);
     case "progress":
       return onProgress(core, conn, frame);
+    case "broadcast":
+      return onBroadcast(core, conn, frame);
     case "ping":
       // An exact PING is answered by the auto-response; this catches spacing variants.
       sendText(conn.ws, PONG); // not counted: pongs are never counted (flow.ts)
@@ -108,6 +111,35 @@ function onPublish(core: FrameHost, conn: Connection, frame: PublishFrame): void
   const result = core.append(session.userId, frame.id, data);
   // The ack must not overtake the message it acknowledges (which may be batched).
   core.broadcaster.after(conn, encodeFrame({ type: "ack", id: frame.id, seq: result.seq, duplicate: result.duplicate } satisfies AckFrame));
+}
+
+/**
+ * Ephemeral traffic (docs/protocol.md §6.4): checked and charged like a publish, then
+ * relayed to the other live connections; nothing is stored, no seq, no ack.
+ */
+function onBroadcast(core: FrameHost, conn: Connection, frame: BroadcastFrame): void {
+  const { session } = conn;
+  // As for presence: a refusal must carry an id (an id-less error with a close code announces a close).
+  const id = frame.id ?? "";
+  if (!session.permissions.includes("publish")) {
+    replyError(conn, "forbidden", "this token may not publish (or broadcast) in this room", id);
+    return;
+  }
+  const data = toJson(frame.data);
+  if (data === undefined) {
+    replyError(conn, "invalid_frame", "data is nested too deeply", id);
+    return;
+  }
+  const max = core.limits.MAX_MESSAGE_BYTES;
+  if (utf8Length(data) > max) {
+    replyError(conn, "message_too_large", `data exceeds ${max} bytes`, id);
+    return;
+  }
+  if (!bucket(core, conn).take()) {
+    replyError(conn, "rate_limited", "broadcasts share the publish rate limit", id);
+    return;
+  }
+  core.broadcaster.ephemeral(broadcastFrame(session.userId, session.connectionId, Date.now(), data), conn);
 }
 
 function onHistory(core: FrameHost, conn: Connection, frame: HistoryRequestFrame): void {

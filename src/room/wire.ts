@@ -4,7 +4,7 @@
  * again on the way out); everything else goes through `JSON.stringify` of a value
  * typed against the protocol's frame types.
  */
-import type { HistoryFrame, Message, PresenceDiffFrame, ServerFrame } from "@roomcast/protocol";
+import type { BroadcastedFrame, HistoryFrame, Message, PresenceDiffFrame, ServerFrame } from "@roomcast/protocol";
 import type { StoredMessage } from "./message-log.js";
 import type { PresenceDiff } from "./presence.js";
 
@@ -47,4 +47,10 @@ export function historyBody(head: { room: string; epoch: string; head: number; h
 
 export function presenceDiffFrame(diff: PresenceDiff): string {
   return encodeFrame({ type: "presence_diff", ...diff } satisfies PresenceDiffFrame);
+}
+
+/** An ephemeral `broadcast` as relayed, with the sender's `data` (JSON text) spliced in. */
+export function broadcastFrame(from: string, connectionId: string, ts: number, data: string): string {
+  const head = JSON.stringify({ type: "broadcast", from, connectionId, ts } satisfies Omit<BroadcastedFrame, "data">);
+  return `${head.slice(0, -1)},"data":${data}}`;
 }

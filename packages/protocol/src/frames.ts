@@ -59,13 +59,26 @@ export const ProgressFrame = v.object({
   seq: Seq,
 });
 
-export const ClientFrame = v.variant("type", [PublishFrame, HistoryRequestFrame, PingFrame, PresenceSetFrame, RefreshFrame, ProgressFrame]);
+/**
+ * Ephemeral traffic (cursors, typing, game state): relayed to the other live
+ * connections of the room and never stored: no seq, no ack, no replay. Needs the
+ * `publish` permission; shares the publish rate limit and size limit.
+ */
+export const BroadcastFrame = v.object({
+  type: v.literal("broadcast"),
+  data: JsonValue,
+  /** Optional; only echoed on an `error` frame (a broadcast that went out is not answered). */
+  id: v.optional(MessageId),
+});
+
+export const ClientFrame = v.variant("type", [PublishFrame, HistoryRequestFrame, PingFrame, PresenceSetFrame, RefreshFrame, ProgressFrame, BroadcastFrame]);
 export type ClientFrame = v.InferOutput<typeof ClientFrame>;
 export type PublishFrame = v.InferOutput<typeof PublishFrame>;
 export type HistoryRequestFrame = v.InferOutput<typeof HistoryRequestFrame>;
 export type PresenceSetFrame = v.InferOutput<typeof PresenceSetFrame>;
 export type RefreshFrame = v.InferOutput<typeof RefreshFrame>;
 export type ProgressFrame = v.InferOutput<typeof ProgressFrame>;
+export type BroadcastFrame = v.InferOutput<typeof BroadcastFrame>;
 
 // ---- server → client ----------------------------------------------------
 
@@ -221,6 +234,18 @@ export const ReconnectFrame = v.object({
   reason: v.custom<"drain" | (string & {})>((x) => typeof x === "string" && x.length <= 64, "reason must be a string"),
 });
 
+/** A client's ephemeral `broadcast`, as relayed to the other live connections (never stored). */
+export const BroadcastedFrame = v.object({
+  type: v.literal("broadcast"),
+  /** User id (`sub`) of the sender. */
+  from: v.string(),
+  /** The sending connection (as in presence), so a cursor can be drawn per tab or device. */
+  connectionId: v.string(),
+  /** Server receive time, ms since the epoch. */
+  ts: v.number(),
+  data: JsonValue,
+});
+
 export const ServerFrame = v.variant("type", [
   WelcomeFrame,
   MessageFrame,
@@ -233,6 +258,7 @@ export const ServerFrame = v.variant("type", [
   PresenceDiffFrame,
   RefreshedFrame,
   ReconnectFrame,
+  BroadcastedFrame,
 ]);
 export type ServerFrame = v.InferOutput<typeof ServerFrame>;
 export type WelcomeFrame = v.InferOutput<typeof WelcomeFrame>;
@@ -245,3 +271,4 @@ export type PresenceStateFrame = v.InferOutput<typeof PresenceStateFrame>;
 export type PresenceDiffFrame = v.InferOutput<typeof PresenceDiffFrame>;
 export type RefreshedFrame = v.InferOutput<typeof RefreshedFrame>;
 export type ReconnectFrame = v.InferOutput<typeof ReconnectFrame>;
+export type BroadcastedFrame = v.InferOutput<typeof BroadcastedFrame>;

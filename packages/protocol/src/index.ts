@@ -31,5 +31,7 @@ export {
   PresenceDiffFrame,
   RefreshedFrame,
   ReconnectFrame,
+  BroadcastFrame,
+  BroadcastedFrame,
 } from "./frames.js";
 export { decodeClientFrame, decodeServerFrame, utf8Length, PING, PONG, type DecodeResult } from "./codec.js";
