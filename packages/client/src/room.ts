@@ -73,6 +73,8 @@ export interface HistoryPage {
 
 const DEFAULT_MAX_MESSAGE_BYTES = 65_536;
 let idCounter = 0;
+/** How long publishes wait for a durable outbox's stored entries to load. */
+const RESTORE_DEADLINE_MS = 5_000;
 
 interface PendingHistory {
   readonly frame: string;
@@ -297,10 +299,19 @@ export class Room extends Emitter<RoomEvents> {
     }
     if (!(loading instanceof Promise)) return done(loading); // a synchronous storage (memory)
     this.#restoring.add(user);
-    void loading.then(done, failed).finally(() => {
+    const proceed = () => {
+      clearTimeout(deadline);
       this.#restoring.delete(user);
-      this.#flush();
-    });
+      this.#flush(); // also sends entries that loaded after the deadline
+    };
+    // A storage that never answers (an IndexedDB upgrade blocked by an old tab, a broken
+    // custom storage) must not hold every publish back: after the deadline they go on, and
+    // stored entries that arrive later are sent after them.
+    const deadline = setTimeout(() => {
+      this.emit("error", new RoomcastClientError("internal_error", `the outbox storage did not load within ${RESTORE_DEADLINE_MS} ms; sending new publishes without waiting for it`));
+      proceed();
+    }, RESTORE_DEADLINE_MS);
+    void loading.then(done, failed).finally(proceed);
   }
 
   // ---- connection events ---------------------------------------------------

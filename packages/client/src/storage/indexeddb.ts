@@ -26,6 +26,11 @@ export interface IndexedDbStorageOptions {
   name?: string;
   /** An IDBFactory to use instead of the global `indexedDB` (e.g. fake-indexeddb in tests). */
   indexedDB?: IDBFactory;
+  /**
+   * How long opening may stay blocked by another tab that holds an older version of the
+   * database open (a tab still running the previous build), before it fails. Default 3,000 ms.
+   */
+  blockedTimeoutMs?: number;
 }
 
 interface Row {
@@ -37,10 +42,21 @@ interface Row {
 export function indexedDbStorage(options: IndexedDbStorageOptions = {}): OutboxStorage {
   const factory = options.indexedDB ?? (globalThis as { indexedDB?: IDBFactory }).indexedDB;
   if (!factory) throw new TypeError("indexedDbStorage needs IndexedDB (a browser), or pass { indexedDB }");
+  const blockedTimeoutMs = options.blockedTimeoutMs ?? 3_000;
   let db: Promise<IDBDatabase> | undefined;
   const open = () =>
     (db ??= new Promise<IDBDatabase>((resolve, reject) => {
       const request = factory.open(options.name ?? "roomcast", VERSION);
+      // An upgrade waits until every other connection to the database closes. A tab of
+      // an older build that does not close on `versionchange` would make it wait forever
+      // (and every publish behind the restore with it): give up after a while instead.
+      let blocked: ReturnType<typeof setTimeout> | undefined;
+      request.onblocked = () => {
+        blocked ??= setTimeout(
+          () => reject(new Error(`IndexedDB: opening the outbox is blocked by another tab with an older version of this app open (waited ${blockedTimeoutMs} ms); reload or close that tab`)),
+          blockedTimeoutMs,
+        );
+      };
       request.onupgradeneeded = (event) => {
         const db = request.result;
         const tx = request.transaction!;
@@ -51,8 +67,14 @@ export function indexedDbStorage(options: IndexedDbStorageOptions = {}): OutboxS
         store.createIndex(BY_USER, ["room", "user"]);
         store.createIndex(BY_ID, ["room", "user", "entry.id"], { unique: true });
       };
-      request.onsuccess = () => resolve(request.result);
-      request.onerror = () => reject(request.error);
+      request.onsuccess = () => {
+        clearTimeout(blocked);
+        resolve(request.result);
+      };
+      request.onerror = () => {
+        clearTimeout(blocked);
+        reject(request.error);
+      };
     }).then((opened) => {
       // A newer version opened in another tab: let it upgrade, reopen next time.
       opened.onversionchange = () => {
@@ -60,6 +82,9 @@ export function indexedDbStorage(options: IndexedDbStorageOptions = {}): OutboxS
         db = undefined;
       };
       return opened;
+    }, (err: unknown) => {
+      db = undefined; // the next call tries again
+      throw err;
     }));
 
   const run = async <T>(mode: IDBTransactionMode, work: (store: IDBObjectStore) => IDBRequest<T> | void): Promise<T | undefined> => {

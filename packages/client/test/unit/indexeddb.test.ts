@@ -341,3 +341,49 @@ function jwtFor(sub: string): string {
   const b64 = (value: unknown) => btoa(JSON.stringify(value)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
   return `${b64({ alg: "none", typ: "JWT" })}.${b64({ sub })}.sig`;
 }
+
+describe("a storage that does not answer", () => {
+  it("an IndexedDB upgrade blocked by a tab of an older build fails after blockedTimeoutMs instead of hanging", async () => {
+    const factory = new IDBFactory();
+    // The previous build's tab: version 2, and no `onversionchange` handler, so it never lets an upgrade through.
+    const old = await new Promise<IDBDatabase>((resolve, reject) => {
+      const request = factory.open("roomcast-test", 2);
+      request.onupgradeneeded = () => request.result.createObjectStore("outbox", { autoIncrement: true });
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    const storage = indexedDbStorage({ indexedDB: factory, name: "roomcast-test", blockedTimeoutMs: 200 });
+    const started = Date.now();
+    await expect(storage.load("r", "alice")).rejects.toThrow(/blocked by another tab/);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    old.close(); // the old tab goes away: the next call opens (the failed open was not cached)
+    await expect(storage.load("r", "alice")).resolves.toEqual([]);
+  });
+
+  it("publishes go on after the restore deadline when the storage never answers, with an error event", async () => {
+    vi.useFakeTimers();
+    try {
+      const never: OutboxStorage = { load: () => new Promise(() => {}), add: () => {}, remove: () => {} };
+      const { client, server } = testClient({ outbox: { storage: never } });
+      clients.push(client);
+      const room = client.room("r");
+      const errors: string[] = [];
+      room.on("error", (e) => errors.push(e.message));
+      await vi.advanceTimersByTimeAsync(0);
+      const socket = server.last();
+      socket.open();
+      socket.welcome({ userId: "alice" });
+      const publish = observe(room.publish({ n: 1 }, { id: "p-1" }));
+      await vi.advanceTimersByTimeAsync(100);
+      expect(socket.publishedIds).toEqual([]); // waiting for the stored entries, which go first
+      await vi.advanceTimersByTimeAsync(5_000);
+      expect(socket.publishedIds).toEqual(["p-1"]);
+      expect(errors.some((m) => /did not load within/.test(m))).toBe(true);
+      socket.ack("p-1", 1);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(publish.status).toBe("resolved");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
