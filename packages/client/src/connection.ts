@@ -374,6 +374,12 @@ export class Connection extends Emitter<{ state: StateChange }> {
     const errorCode = errorCodeForClose(code);
     const error = given ?? (errorCode ? new RoomcastClientError(errorCode, `closed with ${code} (${errorCode})`) : undefined);
     if (advice === "never") return this.#fail(error ?? new RoomcastClientError("internal_error", `closed with ${code}`));
+    if (advice === "refresh-token" && typeof this.#options.token === "string") {
+      // A fixed token that expired stays expired: retrying would only send it again
+      // (and again), so this ends here.
+      const said = error ? `${error.message}; ` : "";
+      return this.#fail(new RoomcastClientError("token_expired", `${said}a fixed token string cannot be renewed: pass a token provider function to keep the session going`, { cause: error }));
+    }
     if (welcomed && Date.now() - this.#connectedAt >= this.#options.minUptimeMs) this.#attempt = 0;
     // A fresh token is fetched on every attempt anyway; after token_expired retry at once.
     const delay =

@@ -425,3 +425,57 @@ describe("identity (contracts C2)", () => {
     conn.close();
   });
 });
+
+describe("a fixed token string that expired (token_expired cannot be helped by retrying)", () => {
+  const expiredProbe = () =>
+    vi.fn(async () => new Response(JSON.stringify({ error: { code: "token_expired", message: "expired" } }), { status: 401, headers: { "content-type": "application/json" } }));
+
+  it("fails with token_expired when an open socket closes with 4001, and never sends the dead token again", async () => {
+    const { room, server, latest } = start({ token: "fixed.token" });
+    await advance();
+    server.last().welcome();
+    server.last().serverClose(4001, "token expired");
+    await advance();
+    expect(room.state).toBe("failed");
+    expect(latest().error?.code).toBe("token_expired");
+    expect(latest().error?.message).toMatch(/token provider/);
+    await advance(60 * 60_000);
+    expect(server.sockets).toHaveLength(1);
+  });
+
+  it("fails when the server refuses the upgrade with a token_expired error frame", async () => {
+    const { room, server, latest } = start({ token: "fixed.token" });
+    await advance();
+    server.last().open();
+    server.last().error("token_expired", undefined, "The token has expired");
+    await advance(60 * 60_000);
+    expect(room.state).toBe("failed");
+    expect(latest().error?.code).toBe("token_expired");
+    expect(latest().error?.message).toMatch(/^The token has expired; /);
+    expect(server.sockets).toHaveLength(1);
+  });
+
+  it("fails when the HTTP probe of a refused upgrade says token_expired", async () => {
+    const fetch = expiredProbe();
+    const { room, server, latest } = start({ token: "fixed.token", fetch });
+    await advance();
+    server.last().refuse();
+    await advance(60 * 60_000);
+    expect(room.state).toBe("failed");
+    expect(latest().error?.code).toBe("token_expired");
+    expect(server.sockets).toHaveLength(1);
+    expect(fetch).toHaveBeenCalledTimes(1);
+  });
+
+  it("with a token provider, 4001 still fetches a fresh token and retries", async () => {
+    let n = 0;
+    const { room, server } = start({ token: () => `token-${++n}` });
+    await advance();
+    server.last().welcome();
+    server.last().serverClose(4001);
+    await advance();
+    expect(server.sockets).toHaveLength(2);
+    server.last().welcome();
+    expect(room.state).toBe("connected");
+  });
+});
