@@ -502,7 +502,13 @@ export class Room extends Emitter<RoomEvents> {
     return { text: JSON.stringify({ type: "publish", id: entry.id, data: entry.data }), sent: () => this.#outbox.markSent(entry.id) };
   }
 
-  #fail(err: RoomcastClientError, forget = err.code === "forbidden" || err.code === "kicked" || err.code === "unauthorized"): void {
+  /**
+   * Ends every pending operation. Stored outbox entries are forgotten only when they can
+   * never be sent (`forbidden`: the token lacks publish here; `kicked`: an admin removed
+   * the user). An `unauthorized` end (a provider's `null` at sign-out, a rotated key, a
+   * clock-skewed `nbf`) keeps them for the user's next session with a good token.
+   */
+  #fail(err: RoomcastClientError, forget = err.code === "forbidden" || err.code === "kicked"): void {
     if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     this.#outbox.rejectAll(err, { forget });
