@@ -286,7 +286,8 @@ describe("a close the server announces with an error frame (no id)", () => {
     ["slow_consumer", 4005, "reconnecting"],
     ["kicked", 4502, "failed"],
   ] as const)("%s: closes the socket at once and acts as on close %i (%s)", async (code, closeCode, state) => {
-    const { room, server, latest, states } = start();
+    // A provider: with a fixed token string, token_expired is terminal (nothing to renew).
+    const { room, server, latest, states } = start({ token: () => TOKEN });
     await advance();
     const socket = server.last();
     socket.welcome();
