@@ -197,7 +197,7 @@ export class Connection extends Emitter<{ state: StateChange }> {
       else this.#retry(error, false);
     });
 
-    const got = await tokenFrom(this.#options.token);
+    const got = await tokenFrom(this.#options.token, this.#options.transport);
     if (!current()) return; // timed out, offline, closed or superseded while the provider ran
     if (!got.ok) {
       if (got.terminal) return this.#fail(got.error);
@@ -213,8 +213,10 @@ export class Connection extends Emitter<{ state: StateChange }> {
       socket = this.#options.createSocket(url, protocols, headers);
     } catch (cause) {
       if (cause instanceof NoWebSocketError) return this.#fail(new RoomcastClientError("websocket_unavailable", cause.message, { cause }));
-      const detail = cause instanceof Error ? `: ${cause.message}` : "";
-      return this.#retry(new RoomcastClientError("internal_error", `could not open a WebSocket${detail}`, { cause }), true);
+      // Only the error's name in the text: browsers quote the offending subprotocol (the
+      // token) in the message, and this text reaches UIs and other tabs.
+      const detail = cause instanceof Error ? ` (${cause.name})` : "";
+      return this.#retry(new RoomcastClientError("internal_error", `could not open a WebSocket${detail}`, { cause: scrubbed(cause, token) }), true);
     }
     const opened = socket;
     this.#socket = opened;
@@ -314,7 +316,7 @@ export class Connection extends Emitter<{ state: StateChange }> {
     const at = expiresAtSeconds * 1000 - this.#options.refreshLeadMs;
     // Capped: setTimeout fires at once for delays over 2^31-1 ms (~24.8 days).
     this.#after(Math.min(2 ** 31 - 1, Math.max(1_000, at - Date.now())), async () => {
-      const got = await tokenFrom(this.#options.token);
+      const got = await tokenFrom(this.#options.token, this.#options.transport);
       if (!got.ok) {
         this.#options.debug("refresh-failed", got.error.message);
         // "Stop for good" (null, a terminal error) ends the session now; a transient
@@ -441,4 +443,12 @@ export class Connection extends Emitter<{ state: StateChange }> {
     this.#timers.clear();
     this.#alive();
   }
+}
+
+/** `cause` as it is, unless its message quotes the token: then a copy with the token cut out. */
+function scrubbed(cause: unknown, token: string): unknown {
+  if (!(cause instanceof Error) || !cause.message.includes(token)) return cause;
+  const copy = new Error(cause.message.split(token).join("[redacted]"));
+  copy.name = cause.name;
+  return copy;
 }

@@ -13,7 +13,20 @@ export type TokenResult =
   | { readonly ok: true; readonly token: string }
   | { readonly ok: false; readonly terminal: boolean; readonly error: RoomcastClientError };
 
-export async function tokenFrom(provider: TokenProvider): Promise<TokenResult> {
+/**
+ * What a token may contain. A JWT is base64url segments and dots, which fits both.
+ * Sent as a subprotocol (`roomcast.bearer.<token>`) it must be an HTTP token
+ * (RFC 6455 §4.1, no `/` or `=`); in an `Authorization: Bearer` header, a token68
+ * (RFC 6750 §2.1). Anything else (a "Bearer " prefix, quotes, whitespace) would make
+ * the WebSocket constructor throw, and browsers quote the offending subprotocol, the
+ * token, in that error's message.
+ */
+const TOKEN_CHARS = {
+  subprotocol: /^[A-Za-z0-9._~+-]+$/,
+  header: /^[A-Za-z0-9._~+/-]+=*$/,
+} as const;
+
+export async function tokenFrom(provider: TokenProvider, transport: "subprotocol" | "header" = "header"): Promise<TokenResult> {
   let token: unknown;
   try {
     token = typeof provider === "function" ? await provider() : provider;
@@ -28,6 +41,15 @@ export async function tokenFrom(provider: TokenProvider): Promise<TokenResult> {
   }
   if (typeof token !== "string" || token === "") {
     return { ok: false, terminal: false, error: new RoomcastClientError("token_unavailable", "the token provider must return a non-empty string (or null to stop)") };
+  }
+  if (!TOKEN_CHARS[transport].test(token)) {
+    // Never echo the token. A fixed string stays wrong; a provider may answer better next time.
+    const hint = /^bearer\s/i.test(token) ? ' (it starts with "Bearer ": pass the token alone)' : /["'\s]/.test(token) ? " (it holds quotes or whitespace)" : "";
+    const error = new RoomcastClientError(
+      "token_unavailable",
+      `the token has characters a JWT cannot have${hint}; a ${transport === "subprotocol" ? "subprotocol" : "Bearer"} token may only use A-Z a-z 0-9 - . _ ~ +${transport === "header" ? " / and a trailing =" : ""}`,
+    );
+    return { ok: false, terminal: typeof provider === "string", error };
   }
   return { ok: true, token };
 }

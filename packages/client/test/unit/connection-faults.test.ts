@@ -479,3 +479,66 @@ describe("a fixed token string that expired (token_expired cannot be helped by r
     expect(room.state).toBe("connected");
   });
 });
+
+describe("the token never reaches an error message", () => {
+  const SECRET = "eyJhbGciOi.c2VjcmV0.sig";
+
+  it.each([
+    ["a Bearer prefix", `Bearer ${SECRET}`, /starts with "Bearer "/],
+    ["quotes", `"${SECRET}"`, /quotes or whitespace/],
+    ["a trailing newline", `${SECRET}\n`, /quotes or whitespace/],
+  ])("a provider's token with %s: token_unavailable without echoing it, no socket, retried", async (_label, bad, hint) => {
+    let calls = 0;
+    const { room, server, latest } = start({ transport: "subprotocol", token: () => (++calls === 1 ? bad : SECRET) });
+    await advance();
+    expect(server.sockets).toHaveLength(0);
+    expect(room.state).toBe("reconnecting");
+    const error = latest().error!;
+    expect(error.code).toBe("token_unavailable");
+    expect(error.message).toMatch(hint);
+    expect(error.message).not.toContain(SECRET);
+    expect(JSON.stringify({ message: error.message, cause: String(error.cause) })).not.toContain("c2VjcmV0");
+    await advance(8_000);
+    expect(server.last().protocols).toEqual(["roomcast.v1", `roomcast.bearer.${SECRET}`]);
+  });
+
+  it("a fixed token string with characters a token cannot have fails for good (it cannot change)", async () => {
+    const { room, server, latest } = start({ transport: "header", token: `Bearer ${SECRET}` });
+    await advance(60_000);
+    expect(room.state).toBe("failed");
+    expect(latest().error?.code).toBe("token_unavailable");
+    expect(latest().error?.message).not.toContain(SECRET);
+    expect(server.sockets).toHaveLength(0);
+  });
+
+  it("accepts a token68 with / and = padding in the Authorization header (not allowed in a subprotocol)", async () => {
+    const { server, client: first } = start({ transport: "header", token: "abc/def+ghi==" });
+    await advance();
+    expect(server.last().headers.Authorization).toBe("Bearer abc/def+ghi==");
+    first.close();
+    const sub = start({ transport: "subprotocol", token: "abc/def+ghi==" });
+    await advance();
+    expect(sub.server.sockets).toHaveLength(0);
+    expect(sub.latest().error?.code).toBe("token_unavailable");
+  });
+
+  it("a WebSocket constructor whose error quotes the token (Chrome's SyntaxError): only the error's name in the text, the cause scrubbed", async () => {
+    const { room, latest } = start({
+      transport: "subprotocol",
+      token: SECRET,
+      createSocket: (_url, protocols) => {
+        const error = new Error(`Failed to construct 'WebSocket': The subprotocol '${protocols[1]}' is invalid.`);
+        error.name = "SyntaxError";
+        throw error;
+      },
+    });
+    await advance();
+    expect(room.state).toBe("reconnecting");
+    const error = latest().error!;
+    expect(error.code).toBe("internal_error");
+    expect(error.message).toBe("could not open a WebSocket (SyntaxError)");
+    expect((error.cause as Error).name).toBe("SyntaxError");
+    expect((error.cause as Error).message).toContain("roomcast.bearer.[redacted]");
+    expect((error.cause as Error).message).not.toContain(SECRET);
+  });
+});
