@@ -42,9 +42,14 @@ export interface SharedRoomOptions {
 
 interface PendingPublish {
   readonly entry: OutboxEntry;
-  readonly resolve: (ack: PublishAck) => void;
-  readonly reject: (err: RoomcastClientError) => void;
-  /** Handed to a leader at least once: it may have reached the server. */
+  /** Unset once the caller stopped waiting (publish_timeout): the entry stays until acked. */
+  resolve?: (ack: PublishAck) => void;
+  reject?: (err: RoomcastClientError) => void;
+  /**
+   * Handed to a leader at least once. The leader's outbox then sends it until acked,
+   * so it may have reached the server (the tab cannot see the leader's socket: this
+   * is the conservative reading of `sent`).
+   */
   submitted: boolean;
 }
 
@@ -140,9 +145,24 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         const pending = this.#publishes.get(id);
-        this.#publishes.delete(id);
-        // Once a leader has it, its outbox keeps sending it: it may still be stored.
-        reject(new RoomcastClientError("publish_timeout", `no ack within ${timeoutMs} ms`, { sent: pending?.submitted ?? true }));
+        const sent = pending?.submitted ?? true;
+        if (pending && !sent) {
+          // No leader ever had it: surely not stored, so withdrawn.
+          this.#publishes.delete(id);
+        } else if (pending) {
+          // A leader has it and keeps sending it: it may be stored. It stays pending here
+          // (detached from its promise) and is submitted again to every next leader until
+          // acked, as a Room's outbox keeps it; the `ack` event reports the outcome.
+          delete pending.resolve;
+          delete pending.reject;
+        }
+        reject(
+          new RoomcastClientError(
+            "publish_timeout",
+            sent ? `no ack within ${timeoutMs} ms; handed to the tabs' connection, so it may be stored, and is still being sent until acked` : `no ack within ${timeoutMs} ms; never sent, so withdrawn`,
+            { sent },
+          ),
+        );
       }, timeoutMs);
       promise.then(
         (ack) => {
@@ -193,7 +213,7 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     this.#abort.abort();
     this.#channel?.close();
     const err = new RoomcastClientError("room_closed", "the room was left");
-    for (const p of this.#publishes.values()) p.reject(err);
+    for (const p of this.#publishes.values()) p.reject?.(err);
     this.#publishes.clear();
     for (const h of this.#histories.values()) h.reject(err);
     this.#histories.clear();
@@ -392,8 +412,8 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     const publish = this.#publishes.get(r.req);
     if (publish) {
       this.#publishes.delete(r.req);
-      if (r.ack) publish.resolve(r.ack);
-      else publish.reject(clientError(r.error ?? { code: "internal_error", message: "the leader sent an empty result" }));
+      if (r.ack) publish.resolve?.(r.ack);
+      else publish.reject?.(clientError(r.error ?? { code: "internal_error", message: "the leader sent an empty result" }));
       return;
     }
     const history = this.#histories.get(r.req);

@@ -148,6 +148,45 @@ describe("shareAcrossTabs", () => {
     expect(third.room.messages.map((m) => m.seq)).toEqual(range(1, 6));
   });
 
+  it("keeps a follower's timed-out publish (sent: true) and submits it again to the next leader until acked", async () => {
+    const [old, next, third] = (await openTabs(3)) as [FakeTab, FakeTab, FakeTab];
+    const first = old.server.last();
+    first.welcome();
+    await advance(10);
+    const acks: string[] = [];
+    third.room.on("ack", (a) => acks.push(a.id));
+    const p = observe(third.room.publish("slow", { id: "t3-slow", timeoutMs: 500 }));
+    await advance(10);
+    expect(first.publishedIds).toEqual(["t3-slow"]);
+    await advance(500);
+    expect(p.status).toBe("rejected");
+    expect(p.error).toMatchObject({ code: "publish_timeout", sent: true });
+    expect(third.room.pending.map((e) => e.id)).toEqual(["t3-slow"]); // as client.md says: it stays pending
+    // The old leader (memory outbox) dies with the entry; the next one must get it from the tab.
+    old.kill();
+    await advance(10);
+    const socket = next.server.last();
+    socket.welcome();
+    await advance(10);
+    expect(socket.publishedIds).toEqual(["t3-slow"]);
+    socket.ack("t3-slow", 1, true);
+    await advance(10);
+    expect(acks).toEqual(["t3-slow"]);
+    expect(third.room.pending).toEqual([]);
+  });
+
+  it("withdraws a timed-out publish no leader ever had (sent: false)", async () => {
+    const [leader] = (await openTabs(1)) as [FakeTab];
+    leader.server.last().welcome();
+    await advance(10);
+    const tab = browser.open(tokenFor("alice"));
+    const p = observe(tab.room.publish("early", { id: "early-1", timeoutMs: 0 })); // before it knows the leader
+    await advance(10);
+    expect(p.error).toMatchObject({ code: "publish_timeout", sent: false });
+    expect(tab.room.pending).toEqual([]);
+    expect(leader.server.last().publishedIds).toEqual([]);
+  });
+
   it("fills from history a hole between the tabs' position and a new leader's replay", async () => {
     const [old, next, third] = (await openTabs(3)) as [FakeTab, FakeTab, FakeTab];
     const seen = watch(third.room);
