@@ -109,6 +109,12 @@ export class Connection extends Emitter<{ state: StateChange }> {
   #connectedAt = 0;
   #drainDelayMs: number | undefined;
   #refreshSeq = 0;
+  /** The id of the refresh frame awaiting its answer, if any. */
+  #refreshId: string | undefined;
+  /** Retries of the current session's refresh (backoff counter). */
+  #refreshAttempt = 0;
+  /** When the current session ends (`welcome`/`refreshed` `expiresAt`, ms). */
+  #sessionEndsAt = 0;
   #pingEveryMs = 15_000;
   #pongTimeoutMs = 10_000;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -247,6 +253,8 @@ export class Connection extends Emitter<{ state: StateChange }> {
         // that can lag by seconds.
         const error = new RoomcastClientError(frame.code, frame.message || `the server closed the connection: ${frame.code}`);
         this.#down(opened, { code: closeCodeOf(frame.code)!, reason: frame.code, welcomed, error }, "close");
+      } else if (frame.type === "error" && frame.id !== undefined && frame.id === this.#refreshId) {
+        this.#onRefreshRefused(frame, (event.data as string).length);
       } else if (frame.type === "refreshed") {
         this.#scheduleRefresh(frame.expiresAt);
       } else if (frame.type !== "pong") {
@@ -311,25 +319,61 @@ export class Connection extends Emitter<{ state: StateChange }> {
     this.#pongTimer = undefined;
   }
 
+  /** A new session (welcome) or an extended one (refreshed): refresh `refreshLeadMs` before it ends. */
   #scheduleRefresh(expiresAtSeconds: number): void {
+    this.#refreshId = undefined;
+    this.#refreshAttempt = 0;
+    this.#sessionEndsAt = expiresAtSeconds * 1000;
     if (typeof this.#options.token !== "function") return; // a fixed token cannot be refreshed
-    const at = expiresAtSeconds * 1000 - this.#options.refreshLeadMs;
+    const at = this.#sessionEndsAt - this.#options.refreshLeadMs;
     // Capped: setTimeout fires at once for delays over 2^31-1 ms (~24.8 days).
-    this.#after(Math.min(2 ** 31 - 1, Math.max(1_000, at - Date.now())), async () => {
-      const got = await tokenFrom(this.#options.token, this.#options.transport);
-      if (!got.ok) {
-        this.#options.debug("refresh-failed", got.error.message);
-        // "Stop for good" (null, a terminal error) ends the session now; a transient
-        // failure lets it run until it expires (the next attempt asks again).
-        if (got.terminal && this.#state === "connected") this.#fail(got.error);
-        return;
-      }
-      const id = `refresh-${++this.#refreshSeq}`;
-      if (this.#socket?.readyState === OPEN && this.#state === "connected") {
-        this.#options.debug("send", `{"type":"refresh","id":"${id}","token":"[redacted]"}`);
-        this.#socket.send(JSON.stringify({ type: "refresh", id, token: got.token }));
-      }
-    });
+    this.#after(Math.min(2 ** 31 - 1, Math.max(1_000, at - Date.now())), () => void this.#refresh());
+  }
+
+  async #refresh(): Promise<void> {
+    const socket = this.#socket;
+    const got = await tokenFrom(this.#options.token, this.#options.transport);
+    if (socket !== this.#socket || this.#state !== "connected") return; // that session is gone
+    if (!got.ok) {
+      this.#options.debug("refresh-failed", got.error.message);
+      // "Stop for good" (null, a terminal error) ends the session now.
+      if (got.terminal) return this.#fail(got.error);
+      return this.#retryRefresh();
+    }
+    if (socket?.readyState !== OPEN) return;
+    const id = `refresh-${++this.#refreshSeq}`;
+    this.#refreshId = id;
+    this.#options.debug("send", `{"type":"refresh","id":"${id}","token":"[redacted]"}`);
+    socket.send(JSON.stringify({ type: "refresh", id, token: got.token }));
+  }
+
+  /**
+   * The server answered our refresh with an error; the session goes on as it was
+   * (protocol.md §6.7). A retryable answer (`rate_limited`, `auth_unavailable`,
+   * `internal_error`; `token_expired`: the provider handed out a stale token) means
+   * "later": ask again with backoff. Any other (`unauthorized`, `forbidden`, a code
+   * this version does not know) is the app's to see, as an `error` event.
+   */
+  #onRefreshRefused(frame: Extract<ServerFrame, { type: "error" }>, chars: number): void {
+    this.#refreshId = undefined;
+    const retryable = isErrorCode(frame.code) && ERRORS[frame.code].reconnect !== "never";
+    this.#options.debug("refresh-refused", `${frame.code}${retryable ? " (retrying)" : ""}`);
+    if (retryable) this.#retryRefresh();
+    else this.#handler.frame(frame, chars);
+  }
+
+  /**
+   * Asks again with backoff (the long ceiling: the server asked for patience, and a
+   * refresh costs a rate-limit token), until the session would end before the next
+   * try: then the server's 4001 close and a reconnect with a fresh token take over.
+   */
+  #retryRefresh(): void {
+    const delay = Math.max(1_000, backoffDelay(this.#refreshAttempt++, retryCeiling(this.#options.backoff, true)));
+    if (Date.now() + delay >= this.#sessionEndsAt) {
+      this.#options.debug("refresh-failed", "no time left to retry before the session ends; a reconnect will get a fresh token");
+      return;
+    }
+    this.#after(delay, () => void this.#refresh());
   }
 
   // ---- the one teardown path -------------------------------------------------

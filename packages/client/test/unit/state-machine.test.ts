@@ -411,6 +411,99 @@ describe("tokens", () => {
     expect(server.sockets).toHaveLength(1);
   });
 
+  it.each(["rate_limited", "auth_unavailable", "internal_error", "token_expired"] as const)(
+    "a refresh answered with %s is asked again with backoff (no error event), and the next success extends the session",
+    async (code) => {
+      vi.spyOn(Math, "random").mockReturnValue(0.5);
+      const token = countingProvider();
+      const { room, server } = start({ token, refreshLeadMs: 60_000 });
+      const errors: RoomcastClientError[] = [];
+      room.on("error", (e) => errors.push(e));
+      await advance();
+      const socket = server.last();
+      socket.welcome({ expiresAt: nowSeconds() + 300 });
+      await advance(240_000);
+      const first = socket.framesOf("refresh");
+      expect(first).toHaveLength(1);
+
+      socket.error(code, first[0]!.id, "later");
+      await advance(999); // never sooner than a second
+      expect(socket.framesOf("refresh")).toHaveLength(1);
+      await advance(1);
+      expect(socket.framesOf("refresh")).toHaveLength(2);
+      socket.error(code, socket.framesOf("refresh")[1]!.id, "later");
+      await advance(1_000); // backoff grows: 0.5 × 2,000
+      expect(socket.framesOf("refresh")).toHaveLength(3);
+      const third = socket.framesOf("refresh")[2]!;
+      expect(third.token).toBe("token-4"); // a fresh token each time
+      expect(errors).toEqual([]);
+
+      socket.refreshed(third.id, nowSeconds() + 600);
+      await advance(20 * 60_000);
+      expect(room.state).toBe("connected");
+      expect(server.sockets).toHaveLength(1);
+    },
+  );
+
+  it("stops asking when the session would end before the next try (the 4001 close and a reconnect take over)", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.999);
+    const token = countingProvider();
+    const { room, server } = start({ token, refreshLeadMs: 10_000 });
+    await advance();
+    const socket = server.last();
+    const start0 = Date.now();
+    socket.welcome({ expiresAt: nowSeconds() + 20 });
+    const sentAt: number[] = [];
+    while (Date.now() - start0 < 30_000) {
+      const sent = socket.framesOf("refresh");
+      if (sent.length > sentAt.length) {
+        sentAt.push(Date.now() - start0);
+        socket.error("rate_limited", sent.at(-1)!.id, "later");
+      }
+      await advance(100);
+    }
+    // 10 s, then backoff (min 1 s) 1 s, 2 s, 4 s: the next, 8 s later, would pass the 20 s expiry.
+    expect(sentAt).toEqual([10_000, 11_000, 13_000, 17_000]);
+    socket.serverClose(4001, "token expired");
+    await advance();
+    expect(room.state).toBe("connecting");
+    expect(server.sockets).toHaveLength(2);
+    expect(server.last().headers.Authorization).toBe(`Bearer token-${token.mock.calls.length}`);
+  });
+
+  it("a refresh refused for good (forbidden) is an error event, not retried; the session goes on", async () => {
+    const { room, server } = start({ token: countingProvider(), refreshLeadMs: 60_000 });
+    const errors: RoomcastClientError[] = [];
+    room.on("error", (e) => errors.push(e));
+    await advance();
+    const socket = server.last();
+    socket.welcome({ expiresAt: nowSeconds() + 300 });
+    await advance(240_000);
+    socket.error("forbidden", socket.framesOf("refresh")[0]!.id, "no subscribe any more");
+    await advance(50_000);
+    expect(errors.map((e) => e.code)).toEqual(["forbidden"]);
+    expect(socket.framesOf("refresh")).toHaveLength(1);
+    expect(room.state).toBe("connected");
+  });
+
+  it("a provider that fails at refresh time is asked again with backoff", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    let calls = 0;
+    const token = vi.fn(async () => {
+      calls++;
+      if (calls === 2) throw new Error("idp blip");
+      return `token-${calls}`;
+    });
+    const { server } = start({ token, refreshLeadMs: 60_000 });
+    await advance();
+    const socket = server.last();
+    socket.welcome({ expiresAt: nowSeconds() + 300 });
+    await advance(240_000);
+    expect(socket.framesOf("refresh")).toEqual([]);
+    await advance(1_000);
+    expect(socket.framesOf("refresh").map((f) => f.token)).toEqual(["token-3"]);
+  });
+
   it("never sends a refresh frame for a fixed token string", async () => {
     const { server } = start({ token: "fixed-token" });
     await advance();
