@@ -732,6 +732,23 @@ describe("a refused upgrade (close 1006 before any welcome)", () => {
     expect(latest().retryInMs).toBe(1_000);
   });
 
+  it.each([
+    [400, "invalid_room", "failed"],
+    [404, "not_found", "failed"],
+    [426, "upgrade_required", "failed"],
+    [500, "server_misconfigured", "failed"],
+    [500, "internal_error", "reconnecting"],
+    [429, "rate_limited", "reconnecting"],
+  ] as const)("a probe answering %i %s ends in %s (every `never` code of the table is terminal, as client.md says)", async (status, code, state) => {
+    const fetch = probeWith(async () => jsonResponse(status, { error: { code, message: code } }));
+    const { room, server, latest } = start({ fetch });
+    await advance();
+    server.last().refuse();
+    await advance();
+    expect(room.state).toBe(state);
+    expect(latest().error?.code).toBe(code);
+  });
+
   it("does not probe when a socket that opened (but was not welcomed yet) drops with 1006", async () => {
     const fetch = probeWith(async () => jsonResponse(403, { error: { code: "forbidden", message: "no" } }));
     const { room, server } = start({ fetch });
