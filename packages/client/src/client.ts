@@ -137,6 +137,7 @@ export class RoomcastClient<R extends RoomHandle = Room> {
         shareAcrossTabs: o.shareAcrossTabs,
         messageBuffer: o.messageBuffer ?? 200,
         tokenTimeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+        storage: this.#storage,
       };
       // Shared: the tab that leads opens the real room; its leave is the shared handle's business.
       room = shareRoom(name, shareSettings, () => open(() => undefined), forget) ?? open(forget);

@@ -128,6 +128,11 @@ export class Leader {
     }
   }
 
+  /** Whether a tab other than `tab` waits for the outcome of publish `id`. */
+  awaitedByOthers(id: string, tab: string): boolean {
+    return [...(this.#publishes.get(id) ?? [])].some((t) => t !== tab);
+  }
+
   /** Stops relaying; outcomes of requests still open are not reported (the tabs re-submit to the next leader). */
   stop(): void {
     this.#stopped = true;

@@ -3,6 +3,7 @@
  * and the name of its group (lock and channel).
  */
 import type { TokenProvider } from "../connection.js";
+import type { OutboxStorage } from "../outbox.js";
 import type { ManagedRoom } from "./handle.js";
 import { browserTabPlatform, unverifiedSubject, type TabPlatform } from "./platform.js";
 import { SharedRoom } from "./shared-room.js";
@@ -19,6 +20,8 @@ export interface ShareSettings {
   readonly messageBuffer: number;
   /** How long to wait for the token that names the group. */
   readonly tokenTimeoutMs: number;
+  /** The outbox storage the rooms use: a leaving leader forgets its own tab's publishes there. */
+  readonly storage: OutboxStorage;
 }
 
 /** A shared handle, or undefined when sharing is off or the platform lacks Web Locks or BroadcastChannel. */
@@ -27,12 +30,18 @@ export function shareRoom(name: string, settings: ShareSettings, open: () => Man
   if (!setting) return undefined;
   const platform = (typeof setting === "object" ? setting.platform : undefined) ?? browserTabPlatform();
   if (!platform) return undefined;
+  const group = groupName(settings, name);
   return new SharedRoom(name, {
     platform,
-    group: groupName(settings, name),
+    group: group.then((g) => g.name),
     createRoom: open,
     messageBuffer: settings.messageBuffer,
     onLeave,
+    forget: async (user, ids) => {
+      const owner = user ?? (await group).sub;
+      if (owner === undefined) return; // never stored: the room stores only once it knows its user
+      for (const id of ids) await settings.storage.remove(name, owner, id);
+    },
   });
 }
 
@@ -42,7 +51,7 @@ export function shareRoom(name: string, settings: ShareSettings, open: () => Man
  * verifies the leader's token). A token that is not a JWT, or a provider that
  * fails or takes too long, puts the tab in the group of unknown users.
  */
-export async function groupName(settings: Pick<ShareSettings, "url" | "token" | "tokenTimeoutMs">, room: string): Promise<string> {
+export async function groupName(settings: Pick<ShareSettings, "url" | "token" | "tokenTimeoutMs">, room: string): Promise<{ name: string; sub: string | undefined }> {
   let sub: string | undefined;
   try {
     const token = typeof settings.token === "function" ? await withTimeout(Promise.resolve(settings.token()), settings.tokenTimeoutMs) : settings.token;
@@ -52,7 +61,7 @@ export async function groupName(settings: Pick<ShareSettings, "url" | "token" | 
   }
   const url = new URL(settings.url);
   const server = `${url.host}${url.pathname.replace(/\/+$/, "")}`;
-  return `roomcast:v1:${server}:${room}:${sub === undefined ? "?" : `u:${sub}`}`;
+  return { name: `roomcast:v1:${server}:${room}:${sub === undefined ? "?" : `u:${sub}`}`, sub };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

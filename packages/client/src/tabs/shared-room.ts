@@ -36,6 +36,11 @@ export interface SharedRoomOptions {
   readonly createRoom: () => ManagedRoom;
   readonly messageBuffer: number;
   readonly onLeave: () => void;
+  /**
+   * Removes these publishes of `user` (undefined: the tab's token's `sub`) from the
+   * outbox storage: what a leaving leader does with its own tab's publishes.
+   */
+  readonly forget: (user: string | undefined, ids: string[]) => Promise<void>;
   /** For tests; default a random UUID. */
   readonly tabId?: string;
 }
@@ -61,6 +66,8 @@ interface PendingHistory {
 }
 
 let counter = 0;
+/** How long a leaving leader waits for the storage to forget its tab's publishes before handing over. */
+const FORGET_TIMEOUT_MS = 1_000;
 
 export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
   readonly name: string;
@@ -198,6 +205,11 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
    * Leaves the room in this tab. A leader hands the connection over: it closes its
    * room and releases the lock, and the next tab takes over; publishes other tabs
    * had handed to it are submitted again to that tab.
+   *
+   * The leader's room holds the group's outbox (other tabs' publishes, entries
+   * restored from an earlier page), so it always leaves keeping it; without
+   * `keepOutbox`, only this tab's own publishes are removed from the storage, then
+   * the lock is released (so the next leader does not restore them).
    */
   leave(options: { keepOutbox?: boolean } = {}): void {
     if (this.#left) return;
@@ -207,8 +219,16 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     if (leader) {
       this.#broadcast({ t: "bye" }, false);
       leader.stop();
-      leader.room.leave(options);
-      this.#release?.();
+      const user = leader.room.userId;
+      leader.room.leave({ keepOutbox: true });
+      const own = options.keepOutbox ? [] : [...this.#publishes.keys()].filter((id) => !leader.awaitedByOthers(id, this.tabId));
+      const release = () => this.#release?.();
+      if (own.length === 0) release();
+      else {
+        withTimeout(this.#options.forget(user, own), FORGET_TIMEOUT_MS)
+          .catch((err: unknown) => this.emit("error", new RoomcastClientError("internal_error", "could not remove this tab's publishes from the outbox storage", { cause: err })))
+          .finally(release);
+      }
     }
     this.#abort.abort();
     this.#channel?.close();
@@ -446,4 +466,20 @@ function clientError(e: WireError): RoomcastClientError {
 function newId(): string {
   const random = globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   return `${random}-t${(counter++).toString(36)}`.slice(0, 64);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }

@@ -5,7 +5,7 @@
  * and arrive a task later, as in a browser; killing a tab drops its channels and
  * releases its locks at once, as closing a tab does.
  */
-import { createClient, type RoomcastClient } from "../../src/client.js";
+import { createClient, type ClientOptions, type RoomcastClient } from "../../src/client.js";
 import type { RoomHandle } from "../../src/tabs/handle.js";
 import type { ChannelLike, LockManagerLike, TabPlatform } from "../../src/tabs/platform.js";
 import { fakeSockets, type FakeSocket, type FakeSockets, BASE_URL } from "../unit/fake-socket.js";
@@ -47,9 +47,9 @@ export class FakeBrowser {
   readonly posted: unknown[] = [];
   readonly tabs: FakeTab[] = [];
 
-  /** Opens a tab whose client uses `token` and shares rooms across tabs. */
-  open(token: string, room = "lobby"): FakeTab {
-    const tab = new FakeTab(this, token, room);
+  /** Opens a tab whose client uses `token` and shares rooms across tabs (`options` added to its client's). */
+  open(token: string, room = "lobby", options: Partial<ClientOptions> = {}): FakeTab {
+    const tab = new FakeTab(this, token, room, options);
     this.tabs.push(tab);
     return tab;
   }
@@ -118,6 +118,7 @@ export class FakeTab {
     readonly browser: FakeBrowser,
     token: string,
     roomName: string,
+    options: Partial<ClientOptions> = {},
   ) {
     const platform: TabPlatform = {
       locks: browser.locksFor(this),
@@ -131,6 +132,7 @@ export class FakeTab {
       backoff: { minMs: 100, maxMs: 1_000, factor: 2 },
       pingIntervalMs: 3_600_000,
       shareAcrossTabs: { platform },
+      ...options,
     });
     this.room = this.client.room(roomName);
   }

@@ -6,6 +6,7 @@
 import type { Message } from "@roomcast/protocol";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createClient } from "../../src/client.js";
+import { memoryStorage } from "../../src/outbox.js";
 import { Room } from "../../src/room.js";
 import { SharedRoom } from "../../src/tabs/shared-room.js";
 import { unverifiedSubject } from "../../src/tabs/platform.js";
@@ -303,6 +304,40 @@ describe("shareAcrossTabs", () => {
     other.server.last().ack("o-1", 1);
     await advance(10);
     expect(p.value).toEqual({ id: "o-1", seq: 1, duplicate: false });
+  });
+
+  it("a leaving leader forgets only its own tab's publishes from the stored outbox, and the next leader sends the rest", async () => {
+    // One storage for all tabs, as IndexedDB is; "old-1" was queued by a page before these.
+    const storage = memoryStorage();
+    storage.add("lobby", "alice", { id: "old-1", data: "from a previous page", createdAt: 0 });
+    const leader = browser.open(tokenFor("alice"), "lobby", { outbox: { storage } });
+    await advance(10);
+    const follower = browser.open(tokenFor("alice"), "lobby", { outbox: { storage } });
+    await advance(10);
+    const first = leader.server.last();
+    first.welcome();
+    await advance(10);
+    const own = observe(leader.room.publish("mine", { id: "l-1" }));
+    const theirs = observe(follower.room.publish("theirs", { id: "f-1" }));
+    await advance(10);
+    expect(first.publishedIds).toEqual(["old-1", "l-1", "f-1"]);
+    // Which ids are stored (how often is the outbox's business: see the IndexedDB takeover test).
+    const stored = async () => [...new Set((await storage.load("lobby", "alice")).map((e) => e.id))].sort();
+    expect(await stored()).toEqual(["f-1", "l-1", "old-1"]);
+    leader.room.leave();
+    await advance(10);
+    expect(own.error).toMatchObject({ code: "room_closed" });
+    expect(await stored()).toEqual(["f-1", "old-1"]); // the other tab's and the previous page's stay
+    expect((follower.room as SharedRoom).isLeader).toBe(true);
+    const socket = follower.server.last();
+    socket.welcome();
+    await advance(10);
+    expect(socket.publishedIds.sort()).toEqual(["f-1", "old-1"]); // each once, and not the rejected l-1
+    socket.ack("old-1", 1);
+    socket.ack("f-1", 2);
+    await advance(10);
+    expect(theirs.value).toEqual({ id: "f-1", seq: 2, duplicate: false });
+    expect(await stored()).toEqual([]);
   });
 
   it("rejects a follower's open publishes with room_closed when it leaves", async () => {
