@@ -2,7 +2,8 @@
  * One room's socket as a state machine:
  *
  *   idle → connecting → connected → reconnecting → connecting → …
- *                  ↘ failed (terminal close)      closed (left by the app)
+ *                  ↘ failed (terminal close; a fixed token that expired)
+ *   closed (left by the app) from any state, failed included
  *
  * One state setter emits `{ oldState, newState }`; one teardown path (`#down`)
  * handles every way a socket ends; one `#clearTimers`. What happens after a close
