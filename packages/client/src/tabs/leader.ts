@@ -75,6 +75,8 @@ export class Leader {
       }),
       room.on("gap", (gap) => this.#enqueue({ kind: "gap", gap })),
       room.on("recovered", (info) => this.#emit({ t: "recovered", epoch: info.epoch, seq: info.from })),
+      // To every tab: the entries are the user's, and any tab may show them.
+      room.on("restored", (entries) => this.#emit({ t: "restored", entries: entries.map((e) => ({ id: e.id, data: e.data, createdAt: e.createdAt })) })),
       room.on("presence", (members) => this.#emit({ t: "presence", members })),
       room.on("error", (err) => this.#emit({ t: "error", error: wireError(err) })),
       room.on("publish_failed", (failure) => {
@@ -99,7 +101,9 @@ export class Leader {
   serve(message: TabMessage): void {
     if (this.#stopped) return;
     switch (message.t) {
-      case "hello":
+      case "hello": {
+        // What the room restored from a previous page and no tab submitted: a tab that opens later shows them too.
+        const restored = this.#room.pending.filter((e) => !this.#publishes.has(e.id)).map((e) => ({ id: e.id, data: e.data, createdAt: e.createdAt }));
         this.#emit({
           t: "snapshot",
           to: message.from,
@@ -110,8 +114,10 @@ export class Leader {
           seq: this.#log.seq,
           messages: this.#log.recent,
           ...(this.#presence() === undefined ? {} : { presence: this.#presence() }),
+          ...(restored.length === 0 ? {} : { restored }),
         });
         return;
+      }
       case "publish":
         return this.#publish(message.from, message.id, message.data);
       case "history":

@@ -77,6 +77,8 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
   readonly #abort = new AbortController();
   readonly #publishes = new Map<string, PendingPublish>();
   readonly #histories = new Map<string, PendingHistory>();
+  /** Ids this tab's `restored` events have listed. */
+  readonly #announced = new Set<string>();
   #state: ConnectionState = "connecting";
   #members: Member[] = [];
   #userId: string | undefined;
@@ -374,6 +376,9 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
       case "recovered":
         this.emit("recovered", { epoch: m.epoch, from: m.seq });
         return;
+      case "restored":
+        this.#announceRestored(m.entries);
+        return;
       default:
         break;
     }
@@ -418,9 +423,21 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
       }
       for (const msg of fresh) if (log.classify(s.epoch, msg) === "next") this.#deliver(s.epoch, msg);
     }
+    if (s.restored) this.#announceRestored(s.restored);
     this.#members = s.members;
     this.emit("presence", this.#members);
     this.#setState(s.state);
+  }
+
+  /**
+   * The `restored` event, once per entry: not for what this tab has pending itself
+   * (after a takeover the old leader had stored it), nor again when a later leader
+   * or snapshot lists it.
+   */
+  #announceRestored(entries: OutboxEntry[]): void {
+    const fresh = entries.filter((e) => !this.#publishes.has(e.id) && !this.#announced.has(e.id));
+    for (const e of fresh) this.#announced.add(e.id);
+    if (fresh.length > 0) this.emit("restored", fresh);
   }
 
   #deliver(epoch: string, message: Message): void {

@@ -17,6 +17,7 @@ const ConnectionState = v.picklist(["idle", "connecting", "connected", "reconnec
 export const WireError = v.object({ code: v.string(), message: v.string(), sent: v.optional(v.boolean()) });
 export type WireError = v.InferOutput<typeof WireError>;
 const Ack = v.object({ id: v.string(), seq: Seq, duplicate: v.boolean() });
+const Entry = v.object({ id: v.string(), data: v.unknown(), createdAt: v.number() });
 const GapInfo = v.object({ reason: v.picklist(["epoch_changed", "trimmed", "ahead"]), epoch: v.string(), from: Seq, reset: v.optional(v.boolean()) });
 
 const base = { v: v.literal(WIRE_VERSION), from: TabId };
@@ -39,12 +40,16 @@ const LeaderMessages = [
     seq: Seq,
     messages: v.array(Message),
     presence: v.optional(v.unknown()),
+    /** Entries restored from the durable outbox that no tab submitted, still unacked. */
+    restored: v.optional(v.array(Entry)),
   }),
   v.object({ ...base, t: v.literal("state"), oldState: ConnectionState, newState: ConnectionState, retryInMs: v.optional(v.number()), error: v.optional(WireError), userId: v.optional(v.string()) }),
   v.object({ ...base, t: v.literal("message"), epoch: v.string(), message: Message }),
   /** The log goes on after `gap.from`; with `reset`, it is another log and starts over (messages emptied). */
   v.object({ ...base, t: v.literal("gap"), gap: GapInfo }),
   v.object({ ...base, t: v.literal("recovered"), epoch: v.string(), seq: Seq }),
+  /** The leader's room loaded these from the durable outbox (a previous page's publishes). */
+  v.object({ ...base, t: v.literal("restored"), entries: v.array(Entry) }),
   v.object({ ...base, t: v.literal("presence"), members: v.array(Member) }),
   v.object({ ...base, t: v.literal("ack"), ack: Ack }),
   v.object({ ...base, t: v.literal("error"), error: WireError }),

@@ -340,6 +340,33 @@ describe("shareAcrossTabs", () => {
     expect(await stored()).toEqual([]);
   });
 
+  it("tells every tab what the leader's room restored from the durable outbox (restored event)", async () => {
+    const storage = memoryStorage();
+    storage.add("lobby", "alice", { id: "old-1", data: { text: "from a previous page" }, createdAt: 5 });
+    const watchRestored = (tab: FakeTab) => {
+      const lists: string[][] = [];
+      tab.room.on("restored", (entries) => lists.push(entries.map((e) => `${e.id}:${JSON.stringify(e.data)}:${e.createdAt}`)));
+      return lists;
+    };
+    const leader = browser.open(tokenFor("alice"), "lobby", { outbox: { storage } });
+    const follower = browser.open(tokenFor("alice"), "lobby", { outbox: { storage } });
+    const seen = [watchRestored(leader), watchRestored(follower)];
+    await advance(10);
+    leader.server.last().welcome();
+    await advance(10);
+    // A tab that opens while the entry is still unacked learns it from the leader's snapshot.
+    const late = browser.open(tokenFor("alice"), "lobby", { outbox: { storage } });
+    seen.push(watchRestored(late));
+    await advance(10);
+    expect(leader.server.last().publishedIds).toEqual(["old-1"]);
+    for (const lists of seen) expect(lists).toEqual([['old-1:{"text":"from a previous page"}:5']]);
+    leader.server.last().ack("old-1", 1);
+    await advance(10);
+    const afterAck = watchRestored(browser.open(tokenFor("alice"), "lobby", { outbox: { storage } }));
+    await advance(10);
+    expect(afterAck).toEqual([]);
+  });
+
   it("rejects a follower's open publishes with room_closed when it leaves", async () => {
     const [leader, follower] = (await openTabs(2)) as [FakeTab, FakeTab];
     leader.server.last().welcome();
