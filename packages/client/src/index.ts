@@ -1,5 +1,6 @@
 export { createClient, RoomcastClient, DEFAULTS, type ClientOptions } from "./client.js";
 export { Room, type RoomEvents, type GapInfo, type PublishOptions, type HistoryPage } from "./room.js";
+export type { Broadcast } from "./ephemeral.js";
 export type { ConnectionState, StateChange, TokenProvider } from "./connection.js";
 export { RoomcastClientError, type ClientErrorCode } from "./errors.js";
 export { memoryStorage, type OutboxStorage, type OutboxEntry, type OverflowPolicy, type PublishAck, type PublishFailure } from "./outbox.js";

@@ -9,6 +9,7 @@ import { Emitter } from "./emitter.js";
 import { RoomcastClientError } from "./errors.js";
 import { Outbox, type OutboxEntry, type OutboxStorage, type OverflowPolicy, type PublishAck, type PublishFailure } from "./outbox.js";
 import { HISTORY_CHARS_PER_TOKEN, Pacer } from "./pacer.js";
+import { Broadcasts, type Broadcast } from "./ephemeral.js";
 
 export interface GapInfo {
   /** Why the position could not be resumed. */
@@ -104,6 +105,7 @@ export class Room extends Emitter<RoomEvents> {
   readonly #connection: Connection;
   readonly #outbox: Outbox;
   readonly #pacer = new Pacer();
+  readonly #broadcasts = new Broadcasts();
   readonly #onLeave: () => void;
   readonly #members = new Map<string, Member>();
   readonly #history = new Map<string, PendingHistory>();
@@ -238,6 +240,30 @@ export class Room extends Emitter<RoomEvents> {
     // Only the newest state matters: one waiting at the pacer is replaced.
     this.#presence = { state, dirty: true };
     this.#flush();
+  }
+
+  /**
+   * Sends `data` (any JSON value) to the room's other live connections without
+   * storing it (cursors, typing, game state): no seq, no ack, no replay. Volatile:
+   * returns false and drops it, never queues it, while not connected, or when the
+   * rate budget has no token to spare now or a publish, presence update or history
+   * request waits for one (they go first). Throws like `publish` for data that is not
+   * JSON (TypeError) or too large (`message_too_large`).
+   */
+  broadcast(data: unknown): boolean {
+    const text = this.#broadcasts.frame(data, this.#maxMessageBytes, (max) => new RoomcastClientError("message_too_large", `data exceeds ${max} bytes`));
+    if (!this.#live || this.state !== "connected" || this.#flushTimer !== undefined || this.#next() !== undefined || this.#pacer.wait() > 0) return false;
+    if (!this.#connection.send(text)) return false;
+    this.#pacer.take();
+    return true;
+  }
+
+  /**
+   * Listens to other connections' broadcasts (live only: never stored, never
+   * replayed; not relayed by a room shared across tabs yet). Returns the unsubscribe.
+   */
+  onBroadcast(listener: (broadcast: Broadcast) => void): () => void {
+    return this.#broadcasts.on("broadcast", listener);
   }
 
   /** A page of stored messages after `after` (default: from the oldest retained). Waits for a live connection. */
@@ -385,6 +411,8 @@ export class Room extends Emitter<RoomEvents> {
         return;
       case "error":
         return this.#onError(frame.code, frame.message, frame.id);
+      case "broadcast":
+        return this.#broadcasts.received(frame);
       default:
         return;
     }
@@ -438,6 +466,9 @@ export class Room extends Emitter<RoomEvents> {
       }
     } else if (id !== undefined && id === this.#presence?.id && later) {
       this.#presence.dirty = true;
+    } else if (id !== undefined && this.#broadcasts.owns(id)) {
+      // Volatile: never sent again. A refusal that would recur (forbidden, too large) is the app's to see.
+      if (!later) return this.emit("error", err);
     } else {
       return this.emit("error", err);
     }
