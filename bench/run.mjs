@@ -14,7 +14,7 @@ import * as scenarios from "./lib/scenarios.mjs";
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
 const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-delay", "roomcast-direct-presence0", "roomcast-direct-baseline", "partyserver", "partyserver-direct", "socketio", "ws"];
-const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm", "presence", "slow"];
+const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm", "presence", "slow", "ephemeral"];
 
 // What the single-purpose profiles (ab, hot, overload) use for the scenarios they are not about.
 const SHORT = {
@@ -23,6 +23,7 @@ const SHORT = {
   storm: { clients: 500, jitterMs: 2_000 },
   presence: { clients: 500 },
   slow: { subscribers: 10, rate: 100, payloadBytes: 1_024, prefill: 2_000, historyRequests: 30, beforeS: 2, stallS: 8, afterS: 2 },
+  ephemeral: { subscribers: 100, payloadBytes: 100, rate: 200, durationS: 3, warmupS: 1 },
 };
 
 const PROFILES = {
@@ -40,6 +41,7 @@ const PROFILES = {
     presence: { clients: 1_000 },
     // ~1 KiB payloads; 5,000 pre-filled, so each history answer is HISTORY_PAGE_MAX (500) messages, ~0.55 MB.
     slow: { subscribers: 50, rate: 200, payloadBytes: 1_024, prefill: 5_000, historyRequests: 30, beforeS: 5, stallS: 20, afterS: 5 },
+    ephemeral: { subscribers: 100, payloadBytes: 100, rate: 200, durationS: 10, warmupS: 2 },
   },
   quick: {
     fanout: { sizes: [10, 100, 1_000], payloads: [100, 1_024], durationS: 5, warmupS: 2, deliveriesPerSecond: 20_000 },
@@ -50,6 +52,7 @@ const PROFILES = {
     storm: { clients: 500, jitterMs: 2_000 },
     presence: { clients: 500 },
     slow: { subscribers: 50, rate: 200, payloadBytes: 1_024, prefill: 5_000, historyRequests: 30, beforeS: 3, stallS: 10, afterS: 3 },
+    ephemeral: { subscribers: 100, payloadBytes: 100, rate: 200, durationS: 5, warmupS: 2 },
   },
   // A/B of one change: fan-out and the ramp only, shorter.
   ab: {
@@ -85,6 +88,8 @@ const PROFILES = {
     presence: { clients: 20 },
     // 400 pre-filled: 30 answers of ~0.45 MB pass the 8 MiB budget even in 3 s.
     slow: { subscribers: 5, rate: 50, payloadBytes: 1_024, prefill: 400, historyRequests: 30, warmupS: 0.5, beforeS: 1, stallS: 3, afterS: 1, catchUpS: 10 },
+    // Tiny: two phases of 0.5 s (plus the server's start).
+    ephemeral: { subscribers: 5, payloadBytes: 100, rate: 50, durationS: 0.5, warmupS: 0.2 },
   },
 };
 
@@ -106,6 +111,9 @@ Scenarios (--scenarios, comma-separated; default: all):
            history pages while the others read on; server RSS, the others' latency, and
            whether it comes back (4005 + resume) with every message once (Roomcast only;
            $BENCH_SLOW_HISTORY_REQUESTS changes the number of history requests, default 30)
+  ephemeral  the same room and rate as stored publishes, then as ephemeral broadcasts (never
+           stored): deliveries per server CPU-second of each (Roomcast only; 100 subscribers
+           × 200 msg/s in full, quick and ab)
 
 Systems (--systems, comma-separated; default: all):
   roomcast         Roomcast through wrangler dev (with its dev proxy)

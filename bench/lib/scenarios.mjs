@@ -658,3 +658,103 @@ export async function slow(adapter, { subscribers, rate, payloadBytes = 1_024, p
     };
   });
 }
+
+/**
+ * 9. Ephemeral broadcasts against stored publishes (docs/protocol.md §6.4): the same
+ * room, subscribers, payloads and rate, first as `publish` (stored, acked, seq) and
+ * then as `broadcast` (relayed to the live connections, never stored); deliveries per
+ * server CPU-second of each. Speaks Roomcast's protocol with its own small clients
+ * (the adapters' clients only deliver `message` frames).
+ */
+export async function ephemeral(adapter, { subscribers, payloadBytes, rate, durationS, warmupS, log }) {
+  if (!adapter.roomcastProtocol) return { scenario: "ephemeral", subscribers, skipped: "no ephemeral broadcasts (Roomcast's protocol only)" };
+  return withServer(adapter, log, async (server, opened) => {
+    const room = uniqueRoom("ephemeral");
+    let tracker = new DeliveryTracker();
+    const client = { connect: (o) => connectBroadcastClient(o) };
+    const specs = Array.from({ length: subscribers }, (_, i) => ({ room, user: `sub-${i}` }));
+    const conn = await connectMany(client, server.url, specs, { onMessage: (data) => tracker.deliver(data.i), log, connectOptions: { log } });
+    opened.push(...conn.connections);
+    const publisher = await connectBroadcastClient({ url: server.url, room, user: "publisher", onMessage: () => {}, log });
+    opened.push(publisher);
+    const receivers = conn.connections.length;
+    const make = payloadFactory(payloadBytes);
+    const phases = {};
+    for (const [kind, send] of [["stored", publisher.publish], ["ephemeral", publisher.broadcast]]) {
+      tracker = new DeliveryTracker();
+      // The publisher is not counted: it gets its own stored messages, and no broadcast of its own.
+      await openLoop({ rate, durationMs: warmupS * 1000, publish: (i, t) => (tracker.expect(i, t, receivers), send(make(i, t))) });
+      await tracker.drain(3_000);
+      const result = await measure({ server, tracker, publishers: [{ publish: send }], expectedPerMessage: receivers, rate, durationS, make });
+      log(`  ${kind}: ${result.deliveredPerSecond} deliveries/s, ${result.deliveredPerServerCpuSecond} per server CPU-second, p99 ${result.latencyMs.p99} ms, lost ${result.lost}`);
+      phases[kind] = result;
+      await sleep(500);
+    }
+    const ratio = phases.stored.deliveredPerServerCpuSecond && phases.ephemeral.deliveredPerServerCpuSecond
+      ? Math.round((phases.ephemeral.deliveredPerServerCpuSecond / phases.stored.deliveredPerServerCpuSecond) * 100) / 100
+      : null;
+    return { scenario: "ephemeral", subscribers: receivers, payloadBytes, publishRate: rate, connectFailures: conn.failures, ephemeralOverStoredPerCpuSecond: ratio, stored: phases.stored, ephemeral: phases.ephemeral };
+  });
+}
+
+/**
+ * A bare Roomcast client for the ephemeral scenario: `message`, `messages` and
+ * `broadcast` frames are deliveries; progress is reported as docs/protocol.md §6.9
+ * asks (every quarter of the budget, broadcasts counted like every other frame).
+ */
+async function connectBroadcastClient({ url, room, user, localAddress, onMessage, log }) {
+  const jwt = await new SignJWT({ cap: { "*": ["subscribe", "publish"] } })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(user)
+    .setExpirationTime("6h")
+    .sign(new TextEncoder().encode(BENCH_SECRET));
+  const ws = new WebSocket(`${url.replace(/^http/, "ws")}/v1/rooms/${encodeURIComponent(room)}/ws`, ["roomcast.v1"], {
+    localAddress,
+    perMessageDeflate: false,
+    headers: { Authorization: `Bearer ${jwt}` },
+  });
+  let reportEvery = Infinity;
+  let unreported = 0;
+  let lastSeq = 0;
+  await new Promise((resolve, reject) => {
+    let welcomed = false;
+    ws.on("message", (raw, isBinary) => {
+      if (isBinary) return;
+      const text = raw.toString();
+      unreported += text.length;
+      if (text.startsWith('{"type":"broadcast"')) onMessage(JSON.parse(text).data);
+      else if (text.startsWith('{"type":"message",')) {
+        const m = JSON.parse(text);
+        lastSeq = m.seq;
+        onMessage(m.data);
+      } else if (text.startsWith('{"type":"messages"')) {
+        const { messages } = JSON.parse(text);
+        for (const m of messages) onMessage(m.data);
+        lastSeq = messages[messages.length - 1].seq;
+      } else if (!welcomed && text.startsWith('{"type":"welcome"')) {
+        const welcome = JSON.parse(text);
+        if (typeof welcome.limits?.maxUnconfirmedBytes === "number") reportEvery = welcome.limits.maxUnconfirmedBytes / 4;
+        lastSeq = welcome.seq - welcome.replay;
+        welcomed = true;
+        resolve(undefined);
+      } else if (text.startsWith('{"type":"error"')) log(`  ephemeral client ${user}: ${text.slice(0, 200)}`);
+      if (unreported >= reportEvery) {
+        unreported = 0;
+        ws.send(`{"type":"progress","seq":${lastSeq}}`);
+      }
+    });
+    ws.on("error", (err) => {
+      if (!welcomed) reject(err);
+    });
+    ws.once("close", (code, reason) => {
+      if (!welcomed) reject(new Error(`closed before welcome: ${code} ${reason}`));
+    });
+  });
+  const prefix = `e${Math.random().toString(36).slice(2, 8)}-`;
+  let n = 0;
+  return {
+    publish: (data) => ws.send(JSON.stringify({ type: "publish", id: prefix + (n++).toString(36), data })),
+    broadcast: (data) => ws.send(JSON.stringify({ type: "broadcast", data })),
+    close: () => ws.close(),
+  };
+}
