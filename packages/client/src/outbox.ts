@@ -8,6 +8,12 @@
  * is stored under (room, user) and only ever sent on a socket of that user. A
  * publish made before the room knows its user (the first token not yet read) is
  * held in memory and stored once the user is known.
+ *
+ * Nothing of a user is written before that user's stored rows are loaded: an entry
+ * pushed meanwhile may already be there (with tab sharing, a new leader's room is
+ * handed the old leader's publishes again, with their ids, before its restore ends),
+ * and a storage with a unique index (IndexedDB) would refuse a second row. Once
+ * loaded, an entry whose id is stored is taken as stored; the others are written.
  */
 import { RoomcastClientError } from "./errors.js";
 
@@ -103,6 +109,8 @@ export class Outbox {
   #queue: Pending[] = [];
   /** Rejected for good (the room is gone): a late restore adds nothing. */
   #closed = false;
+  /** Users whose stored rows have been loaded (or failed to load): their entries are written now. */
+  readonly #loaded = new Set<string>();
 
   constructor(room: string, options: OutboxOptions) {
     this.#room = room;
@@ -142,16 +150,37 @@ export class Outbox {
    * theirs queued since. Synchronous when the storage is (memory).
    */
   restore(user: string): OutboxEntry[] | Promise<OutboxEntry[]> {
-    const stored = this.#options.storage.load(this.#room, user);
-    return stored instanceof Promise ? stored.then((entries) => this.#merge(user, entries)) : this.#merge(user, stored);
+    let stored: OutboxEntry[] | Promise<OutboxEntry[]>;
+    try {
+      stored = this.#options.storage.load(this.#room, user);
+    } catch (err) {
+      this.#merge(user, []); // what is queued is written anyway
+      throw err;
+    }
+    if (!(stored instanceof Promise)) return this.#merge(user, stored);
+    return stored.then(
+      (entries) => this.#merge(user, entries),
+      (err: unknown) => {
+        this.#merge(user, []);
+        throw err;
+      },
+    );
   }
 
   #merge(user: string, stored: OutboxEntry[]): OutboxEntry[] {
+    this.#loaded.add(user);
     if (this.#closed) return [];
-    const known = new Set(this.#queue.filter((p) => p.user === user).map((p) => p.entry.id));
+    const storedIds = new Set(stored.map((e) => e.id));
+    const queued = this.#queue.filter((p) => p.user === user);
+    const known = new Set(queued.map((p) => p.entry.id));
     const restored = stored.filter((e) => !known.has(e.id));
     const rows: Pending[] = restored.map((entry) => ({ entry, user, stored: true, sent: false, everSent: false }));
     this.#queue = [...rows, ...this.#queue];
+    // Queued while loading: already stored (same id), or written now.
+    for (const p of queued) {
+      if (storedIds.has(p.entry.id)) p.stored = true;
+      else this.#store(p);
+    }
     return restored;
   }
 
@@ -260,7 +289,8 @@ export class Outbox {
 
   #store(p: Pending): void {
     const user = p.user;
-    if (user === undefined || p.stored) return;
+    // Before the user's rows are loaded, the restore decides (see the top of this file).
+    if (user === undefined || p.stored || !this.#loaded.has(user)) return;
     p.stored = true;
     this.#persist(() => this.#options.storage.add(this.#room, user, p.entry));
   }

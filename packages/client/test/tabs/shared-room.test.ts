@@ -6,7 +6,7 @@
 import type { Message } from "@roomcast/protocol";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createClient } from "../../src/client.js";
-import { memoryStorage } from "../../src/outbox.js";
+import { memoryStorage, type OutboxEntry, type OutboxStorage } from "../../src/outbox.js";
 import { Room } from "../../src/room.js";
 import { SharedRoom } from "../../src/tabs/shared-room.js";
 import { unverifiedSubject } from "../../src/tabs/platform.js";
@@ -321,8 +321,7 @@ describe("shareAcrossTabs", () => {
     const theirs = observe(follower.room.publish("theirs", { id: "f-1" }));
     await advance(10);
     expect(first.publishedIds).toEqual(["old-1", "l-1", "f-1"]);
-    // Which ids are stored (how often is the outbox's business: see the IndexedDB takeover test).
-    const stored = async () => [...new Set((await storage.load("lobby", "alice")).map((e) => e.id))].sort();
+    const stored = async () => (await storage.load("lobby", "alice")).map((e) => e.id).sort();
     expect(await stored()).toEqual(["f-1", "l-1", "old-1"]);
     leader.room.leave();
     await advance(10);
@@ -365,6 +364,46 @@ describe("shareAcrossTabs", () => {
     const afterAck = watchRestored(browser.open(tokenFor("alice"), "lobby", { outbox: { storage } }));
     await advance(10);
     expect(afterAck).toEqual([]);
+  });
+
+  it("raises no storage error at takeover with a durable outbox: the new leader does not store a resubmitted id twice", async () => {
+    // As IndexedDB: shared by the tabs, loads asynchronously, and refuses a second row with the same id.
+    const rows = new Map<string, OutboxEntry[]>();
+    const key = (room: string, user: string) => `${room}/${user}`;
+    const adds: string[] = [];
+    const storage: OutboxStorage = {
+      load: (room, user) => new Promise((resolve) => setTimeout(() => resolve([...(rows.get(key(room, user)) ?? [])]), 5)),
+      add: async (room, user, entry) => {
+        const list = rows.get(key(room, user)) ?? [];
+        if (list.some((e) => e.id === entry.id)) throw new Error("ConstraintError: the unique index refuses a second row");
+        adds.push(entry.id);
+        rows.set(key(room, user), [...list, entry]);
+      },
+      remove: async (room, user, id) => void rows.set(key(room, user), (rows.get(key(room, user)) ?? []).filter((e) => e.id !== id)),
+    };
+    const tabs = [0, 1, 2].map(() => browser.open(tokenFor("alice"), "lobby", { outbox: { storage } }));
+    const [old, next, third] = tabs as [FakeTab, FakeTab, FakeTab];
+    const errors: string[] = [];
+    for (const tab of [next, third]) tab.room.on("error", (e) => errors.push(`${e.code}: ${e.message}`)); // the surviving tabs
+    await advance(10);
+    old.server.last().welcome();
+    await advance(10);
+    const p = observe(third.room.publish("during the switch", { id: "t3-1" }));
+    await advance(10);
+    expect(old.server.last().publishedIds).toEqual(["t3-1"]);
+    expect(adds).toEqual(["t3-1"]);
+    old.kill();
+    await advance(20);
+    const socket = next.server.last();
+    socket.welcome();
+    await advance(20);
+    expect(errors).toEqual([]);
+    expect(adds).toEqual(["t3-1"]); // stored once, by the old leader
+    expect(socket.publishedIds).toEqual(["t3-1"]);
+    socket.ack("t3-1", 1, true);
+    await advance(10);
+    expect(p.value).toEqual({ id: "t3-1", seq: 1, duplicate: true });
+    expect(rows.get(key("lobby", "alice"))).toEqual([]);
   });
 
   it("rejects a follower's open publishes with room_closed when it leaves", async () => {
