@@ -10,6 +10,7 @@ import { RoomcastClientError } from "./errors.js";
 import { Outbox, type OutboxEntry, type OutboxStorage, type OverflowPolicy, type PublishAck, type PublishFailure } from "./outbox.js";
 import { HISTORY_CHARS_PER_TOKEN, Pacer } from "./pacer.js";
 import { Broadcasts, type Broadcast } from "./ephemeral.js";
+import { newId, publishJson, withTimeout } from "./util.js";
 
 export interface GapInfo {
   /** Why the position could not be resumed. */
@@ -73,7 +74,6 @@ export interface HistoryPage {
 }
 
 const DEFAULT_MAX_MESSAGE_BYTES = 65_536;
-let idCounter = 0;
 /** How long publishes wait for a durable outbox's stored entries to load. */
 const RESTORE_DEADLINE_MS = 5_000;
 
@@ -197,13 +197,9 @@ export class Room extends Emitter<RoomEvents> {
     if (this.state === "closed" || this.state === "failed") {
       return Promise.reject(new RoomcastClientError("room_closed", `the room is ${this.state}`));
     }
-    let json: string | undefined;
-    try {
-      json = JSON.stringify(data);
-    } catch (cause) {
-      return Promise.reject(new TypeError("publish data must be JSON-serialisable", { cause }));
-    }
-    if (json === undefined) return Promise.reject(new TypeError("publish data must be a JSON value (not undefined or a function)"));
+    const encoded = publishJson(data);
+    if ("error" in encoded) return Promise.reject(encoded.error);
+    const { json } = encoded;
     if (new TextEncoder().encode(json).byteLength > this.#maxMessageBytes) {
       return Promise.reject(new RoomcastClientError("message_too_large", `data exceeds ${this.#maxMessageBytes} bytes`));
     }
@@ -546,25 +542,4 @@ export class Room extends Emitter<RoomEvents> {
     for (const pending of this.#history.values()) pending.reject(err);
     this.#history.clear();
   }
-}
-
-function newId(): string {
-  const random = globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-  return `${random}-${(idCounter++).toString(36)}`.slice(0, 64);
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(onTimeout()), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }

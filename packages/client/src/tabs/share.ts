@@ -7,6 +7,7 @@ import type { OutboxStorage } from "../outbox.js";
 import type { ManagedRoom } from "./handle.js";
 import { browserTabPlatform, unverifiedSubject, type TabPlatform } from "./platform.js";
 import { SharedRoom } from "./shared-room.js";
+import { withTimeout } from "../util.js";
 
 export interface TabSharingOptions {
   /** Web Locks and BroadcastChannel to use instead of the browser's (tests). */
@@ -54,7 +55,7 @@ export function shareRoom(name: string, settings: ShareSettings, open: () => Man
 export async function groupName(settings: Pick<ShareSettings, "url" | "token" | "tokenTimeoutMs">, room: string): Promise<{ name: string; sub: string | undefined }> {
   let sub: string | undefined;
   try {
-    const token = typeof settings.token === "function" ? await withTimeout(Promise.resolve(settings.token()), settings.tokenTimeoutMs) : settings.token;
+    const token = typeof settings.token === "function" ? await withTimeout(Promise.resolve(settings.token()), settings.tokenTimeoutMs, () => new Error("token provider timed out")) : settings.token;
     if (typeof token === "string") sub = unverifiedSubject(token);
   } catch {
     sub = undefined;
@@ -62,20 +63,4 @@ export async function groupName(settings: Pick<ShareSettings, "url" | "token" | 
   const url = new URL(settings.url);
   const server = `${url.host}${url.pathname.replace(/\/+$/, "")}`;
   return { name: `roomcast:v1:${server}:${room}:${sub === undefined ? "?" : `u:${sub}`}`, sub };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("token provider timed out")), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }

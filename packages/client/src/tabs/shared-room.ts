@@ -26,6 +26,7 @@ import type { ManagedRoom } from "./handle.js";
 import { Leader } from "./leader.js";
 import { TabLog } from "./log.js";
 import type { ChannelLike, TabPlatform } from "./platform.js";
+import { newId, publishJson, withTimeout } from "../util.js";
 import { WIRE_VERSION, decodeTabMessage, type TabMessage, type TabMessageBody, type WireError } from "./wire.js";
 
 export interface SharedRoomOptions {
@@ -65,7 +66,6 @@ interface PendingHistory {
   readonly reject: (err: RoomcastClientError) => void;
 }
 
-let counter = 0;
 /** How long a leaving leader waits for the storage to forget its tab's publishes before handing over. */
 const FORGET_TIMEOUT_MS = 1_000;
 
@@ -98,7 +98,7 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     super();
     this.name = name;
     this.#options = options;
-    this.tabId = options.tabId ?? newId();
+    this.tabId = options.tabId ?? newId("t");
     this.#log = new TabLog(options.messageBuffer);
     void this.#start();
   }
@@ -131,14 +131,10 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     if (this.#state === "closed" || this.#state === "failed") {
       return Promise.reject(new RoomcastClientError("room_closed", `the room is ${this.#state}`));
     }
-    let json: string | undefined;
-    try {
-      json = JSON.stringify(data);
-    } catch (cause) {
-      return Promise.reject(new TypeError("publish data must be JSON-serialisable", { cause }));
-    }
-    if (json === undefined) return Promise.reject(new TypeError("publish data must be a JSON value (not undefined or a function)"));
-    const id = options.id ?? newId();
+    const encoded = publishJson(data);
+    if ("error" in encoded) return Promise.reject(encoded.error);
+    const { json } = encoded;
+    const id = options.id ?? newId("t");
     // As `Room` does: the leader's room would refuse it, and a refusal there cannot say TypeError.
     if (typeof id !== "string" || !MESSAGE_ID.test(id)) {
       return Promise.reject(new TypeError(`publish id must be 1-64 of A-Z a-z 0-9 _ . : - (got ${JSON.stringify(id)})`));
@@ -196,7 +192,7 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     if (this.#state === "closed" || this.#state === "failed") {
       return Promise.reject(new RoomcastClientError("room_closed", `the room is ${this.#state}`));
     }
-    const req = newId();
+    const req = newId("t");
     return new Promise((resolve, reject) => {
       this.#histories.set(req, { after: options.after, limit: options.limit, resolve, reject });
       this.#submitHistory(req);
@@ -478,25 +474,4 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
 
 function clientError(e: WireError): RoomcastClientError {
   return new RoomcastClientError(e.code as ClientErrorCode, e.message, e.sent === undefined ? undefined : { sent: e.sent });
-}
-
-function newId(): string {
-  const random = globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-  return `${random}-t${(counter++).toString(36)}`.slice(0, 64);
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
