@@ -23,6 +23,7 @@ import { closeWith, sendFrame } from "./send.js";
 import { ReplayRunner } from "./replay.js";
 import { Broadcaster } from "./broadcaster.js";
 import { UserBuckets, payForHistory } from "./rate-limit.js";
+import { DirectoryReporter } from "../directory/report.js";
 
 export class RoomCore {
   readonly ctx: DurableObjectState;
@@ -39,6 +40,8 @@ export class RoomCore {
   readonly budget: number;
   /** Rate limits, one bucket per user: all of a user's sockets and the HTTP API share it. */
   readonly buckets: UserBuckets;
+  /** The rooms directory's reports (fire-and-forget, never a timer; src/directory/report.ts). */
+  readonly directory: DirectoryReporter;
   #presence: Presence | undefined;
   /** Users kicked since this instance started: a socket of theirs adopted later is not listed again. */
   readonly #kicked = new Set<string>();
@@ -74,6 +77,7 @@ export class RoomCore {
     };
     this.budget = flowBudget(limits);
     this.buckets = new UserBuckets(limits.PUBLISH_RATE_PER_SECOND, limits.PUBLISH_BURST);
+    this.directory = new DirectoryReporter(env.DIRECTORY, (p) => ctx.waitUntil(p));
     const slow = (conns: Connection[]) => conns.forEach((c) => safely("room.slow_consumer", { room: this.#room }, () => this.closeSlow(c)));
     this.broadcaster = new Broadcaster(
       { live: () => this.connections.live(), slow },
@@ -168,6 +172,7 @@ export class RoomCore {
     const presence = conn.session.announced ? this.presence() : undefined;
     this.connections.retire(conn);
     this.replays.forget(conn);
+    this.directory.left(this.#room, this.connections.size);
     if (!presence) return;
     const { session } = conn;
     const { diff, graced } = presence.remove(session.connectionId, session.userId, graceUntil);
@@ -230,6 +235,7 @@ export class RoomCore {
       ...(identity.rate ? { rate: identity.rate } : {}),
     };
     const conn = this.connections.accept(server, session, [userTag(identity.userId)]);
+    this.directory.joined(this.#room, this.connections.size, now);
     this.ensureAlarm(Math.min(now + this.limits.LIVENESS_TIMEOUT_SECONDS * 1000, this.tokenDeadline(session)));
     try {
       this.#join(conn, presence, resume);
@@ -311,6 +317,7 @@ export class RoomCore {
       this.replays.forget(conn);
       closeWith(conn.ws, "kicked");
     }
+    if (conns.length > 0) this.directory.left(this.#room, this.connections.size);
     this.grace.deleteUser(userId);
     this.broadcastPresence(presence.removeUser(userId));
     log("info", "room.kicked", { room: this.#room, connections: conns.length });

@@ -19,6 +19,7 @@ import { closeWith } from "./send.js";
 import { RoomCore } from "./room-core.js";
 import { handleFrame } from "./frame-handlers.js";
 import { runAlarm } from "./lifecycle.js";
+import { roomSummary, type RoomSummary } from "./summary.js";
 
 /**
  * Headers the Worker uses to hand the room a verified identity and resume request; never
@@ -86,6 +87,7 @@ export class Room extends DurableObject<Env> {
     }
     try {
       await handleFrame(this.#core, conn, raw);
+      this.#core.directory.active(this.#core.room, this.#core.connections.size);
     } catch (err) {
       log("error", "room.webSocketMessage", { room: this.#core.room, connectionId: conn.id, error: describeError(err) });
       safely("room.webSocketMessage", { room: this.#core.room }, () => this.#core.close(conn, "internal_error", this.#core.graceDeadline()));
@@ -121,6 +123,7 @@ export class Room extends DurableObject<Env> {
     // from the current state, so running it twice does no harm.
     try {
       await runAlarm(this.#core, Date.now());
+      this.#core.directory.active(this.#core.room, this.#core.connections.size);
     } catch (err) {
       log("error", "room.alarm", { room: this.#core.room, error: describeError(err) });
       throw err; // let the platform retry with backoff
@@ -173,6 +176,11 @@ export class Room extends DurableObject<Env> {
     const closed = this.#core.kick(userId, banSeconds);
     const bannedUntil = banSeconds > 0 ? this.#core.bans.bannedUntil(userId, Date.now()) : undefined;
     return bannedUntil !== undefined ? { closed, bannedUntil } : { closed };
+  }
+
+  /** For the admin API (src/http/admin.ts): counts and positions; with `detail`, each connection and presence. */
+  async summary(options: { detail?: boolean } = {}): Promise<RoomSummary> {
+    return roomSummary(this.#core, this.ctx.id.name ?? "", options.detail === true);
   }
 
   /** A user banned from the room by a kick is refused over HTTP too. */

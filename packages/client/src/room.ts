@@ -128,6 +128,7 @@ export class Room extends Emitter<RoomEvents> {
   /** Characters of frames (all but pongs) handled since the last `progress`. */
   #unconfirmed = 0;
   readonly #stats = new Stats();
+  readonly #statsListeners = new Set<() => void>();
 
   constructor(name: string, options: RoomOptions) {
     super();
@@ -153,7 +154,10 @@ export class Room extends Emitter<RoomEvents> {
       welcome: (frame) => this.#onWelcome(frame),
       frame: (frame, chars) => this.#onFrame(frame, chars),
       down: () => this.#onDown(),
-      rtt: (ms) => this.#stats.rtt.add(ms),
+      rtt: (ms) => {
+        this.#stats.rtt.add(ms);
+        for (const listener of this.#statsListeners) listener();
+      },
     });
     this.#connection.on("state", (change) => {
       if (change.newState === "failed") this.#fail(change.error ?? new RoomcastClientError("internal_error", "connection failed"));
@@ -244,6 +248,12 @@ export class Room extends Emitter<RoomEvents> {
    */
   stats(): RoomStats {
     return this.#stats.snapshot(this.state);
+  }
+
+  /** @internal Called after each new RTT sample; returns the unsubscribe. */
+  onStats(listener: () => void): () => void {
+    this.#statsListeners.add(listener);
+    return () => this.#statsListeners.delete(listener);
   }
 
   /** Sets this connection's presence state (any small JSON value; null clears it). */
