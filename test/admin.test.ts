@@ -67,7 +67,8 @@ describe("admin auth", () => {
       const none = await fetchWorker(path, { method, ...(body ? { body } : {}) });
       expect(none.status, `${method} ${path}`).toBe(401);
       expect(await none.json()).toMatchObject({ error: { code: "unauthorized" } });
-      for (const cap of [{ "*": ["subscribe", "publish", "presence"] }, { "team-1:*": ["admin"] }, { "some-room": ["admin"] }]) {
+      const caps: Record<string, string[]>[] = [{ "*": ["subscribe", "publish", "presence"] }, { "team-1:*": ["admin"] }, { "some-room": ["admin"] }];
+      for (const cap of caps) {
         const res = await admin(method, path, { jwt: await token({ sub: "eve", cap }), ...(body ? { body } : {}) });
         expect(res.status, `${method} ${path} ${JSON.stringify(cap)}`).toBe(403);
         expect(await res.json()).toMatchObject({ error: { code: "forbidden" } });
