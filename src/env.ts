@@ -7,6 +7,8 @@ export interface Env {
   ROOMS: DurableObjectNamespace<Room>;
   /** The rooms directory, 16 shards by room-name hash (src/directory/). Optional: without it rooms just do not report. */
   DIRECTORY?: DurableObjectNamespace<RoomsDirectory>;
+  /** Workers Analytics Engine dataset `roomcast_rooms`: one data point per room per metrics flush (src/room/metrics.ts). Optional. */
+  METRICS?: AnalyticsEngineDataset;
   /** Rate Limiting binding: WebSocket connection attempts per user per room (wrangler.toml [[ratelimits]]). Optional. */
   CONNECT_LIMITER?: RateLimit;
   /** "development" only under `wrangler dev` (set in .dev.vars); anything else is treated as production. */

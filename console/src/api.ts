@@ -23,6 +23,8 @@ export interface RoomSummary {
   lastActivityAt: number | null;
   connectionList?: ConnectionInfo[];
   presence?: unknown[];
+  /** Set when the directory lists the room but the room did not answer its summary. */
+  error?: string;
 }
 
 export interface TraceEvent {
@@ -76,6 +78,14 @@ const TIMEOUT_MS = 10_000;
 
 function invalid(what: string): never {
   throw new ApiError(0, "invalid_answer", `the server's answer is not a valid ${what}`);
+}
+
+/** A listed room; one the directory knows but that failed its summary comes with `error` and what the directory knew. */
+export function parseListing(x: unknown): RoomSummary {
+  if (isObject(x) && isStr(x.room) && isStr(x.error)) {
+    return { room: x.room, epoch: "", headSeq: 0, firstSeq: 0, connections: isNum(x.connections) ? x.connections : 0, users: 0, lastActivityAt: isNum(x.lastActivityAt) ? x.lastActivityAt : null, error: x.error };
+  }
+  return parseSummary(x);
 }
 
 export function parseSummary(x: unknown): RoomSummary {
@@ -196,7 +206,7 @@ export function createApi(token: string, fetchImpl: Fetch = (i, init) => fetch(i
       const qs = q.toString();
       const x = await json("GET", `/v1/admin/rooms${qs ? `?${qs}` : ""}`);
       if (!isObject(x) || !Array.isArray(x.rooms)) invalid("rooms page");
-      return { rooms: x.rooms.map(parseSummary), ...(isStr(x.cursor) && x.cursor !== "" ? { cursor: x.cursor } : {}) };
+      return { rooms: x.rooms.map(parseListing), ...(isStr(x.cursor) && x.cursor !== "" ? { cursor: x.cursor } : {}) };
     },
     async room(room) {
       return parseSummary(await json("GET", `/v1/admin/rooms/${seg(room)}`));

@@ -38,6 +38,7 @@ export function RoomsList({ api, onAuthError }: { api: Api; onAuthError: (err: u
     }
     const now = Date.now();
     for (const r of rooms) {
+      if (r.error) continue;
       msgRates.current.record(r.room, now, r.headSeq);
       if (errors) errRates.current.record(r.room, now, errors.get(r.room) ?? 0);
     }
@@ -77,7 +78,7 @@ export function RoomsList({ api, onAuthError }: { api: Api; onAuthError: (err: u
             const errRecent = errRates.current.increase(r.room);
             return (
               <tr key={r.room} data-room={r.room}>
-                <td><a href={roomHref(r.room)}>{r.room}</a></td>
+                <td><a href={roomHref(r.room)}>{r.room}</a>{r.error && <div className="error small-text">{r.error}</div>}</td>
                 <td data-col="connections">{r.connections}</td>
                 <td data-col="users">{r.users}</td>
                 <td data-col="head">{r.headSeq}</td>

@@ -46,6 +46,7 @@ export function TracePanel({ api, room, onAuthError }: { api: Api; room: string;
       } catch (err) {
         if (stopped || onAuthError(err)) return;
         setError(errorText(err));
+        setState((s) => s ?? { enabled: false, until: null });
         if (enabled) timer = setTimeout(run, TRACE_POLL_MS * 2);
       }
     };

@@ -124,10 +124,10 @@ describe("createApi", () => {
       seen.push({ url, init: init! });
       if (url.includes("/connections/")) return Response.json({ error: { code: "invalid_request", message: "userId must be 1-200 characters" } }, { status: 400 });
       if (url.endsWith("/trace?after=5")) return Response.json({ enabled: true, until: 99, events: [{ id: 6, at: 1, dir: "in", type: "ping", bytes: 3 }, { bogus: true }] });
-      return Response.json({ rooms: [{ room: "a/b", epoch: "e", headSeq: 1, firstSeq: 1, connections: 1, users: 1, lastActivityAt: null }], cursor: "next" });
+      return Response.json({ rooms: [{ room: "a/b", epoch: "e", headSeq: 1, firstSeq: 1, connections: 1, users: 1, lastActivityAt: null }, { room: "stuck", firstSeenAt: 1, lastActivityAt: 2, connections: 4, error: "the room did not answer" }], cursor: "next" });
     };
     const api = createApi(TOKEN, fetchImpl);
-    await expect(api.rooms()).resolves.toMatchObject({ cursor: "next", rooms: [{ room: "a/b" }] });
+    await expect(api.rooms()).resolves.toMatchObject({ cursor: "next", rooms: [{ room: "a/b" }, { room: "stuck", connections: 4, error: "the room did not answer" }] });
     await expect(api.traceEvents("a/b", 5)).resolves.toMatchObject({ enabled: true, events: [{ id: 6, type: "ping" }] });
     expect(seen[1]!.url).toBe("/v1/admin/rooms/a%2Fb/trace?after=5");
     const err = await api.kick("a/b", "u").catch((e: unknown) => e);

@@ -52,6 +52,8 @@ export interface BroadcastTargets {
   live(): readonly Connection[];
   /** Connections whose unconfirmed traffic passed the budget (flow.ts). */
   slow(conns: Connection[]): void;
+  /** Stored messages delivered live: messages in the frame times recipients (metrics: deliveries_total). */
+  delivered?(count: number): void;
 }
 
 export interface BroadcastOptions {
@@ -90,9 +92,9 @@ export class Broadcaster {
 
   /** A newly stored message for everyone. */
   message(m: StoredMessage): void {
-    if (!this.#batching) return this.#sendAll(messageFrame(m), m.seq);
+    if (!this.#batching) return this.#sendAll(messageFrame(m), m.seq, 1);
     if (!this.#window) {
-      this.#sendAll(messageFrame(m), m.seq);
+      this.#sendAll(messageFrame(m), m.seq, 1);
       // A window opens when messages come close together, or when the room is big
       // enough that one broadcast takes longer than a window: Date.now() only moves
       // between events, so behind a slow broadcast the next message always looks
@@ -128,7 +130,7 @@ export class Broadcaster {
     if (pending.length > 0) {
       this.#pending = [];
       this.#pendingBytes = 0;
-      this.#sendAll(pending.length === 1 ? messageFrame(pending[0]!) : messagesFrame(pending), pending[pending.length - 1]!.seq);
+      this.#sendAll(pending.length === 1 ? messageFrame(pending[0]!) : messagesFrame(pending), pending[pending.length - 1]!.seq, pending.length);
     }
     const deferred = this.#deferred;
     if (deferred.length > 0) {
@@ -169,16 +171,21 @@ export class Broadcaster {
     }
   }
 
-  #sendAll(text: string, lastSeq: number): void {
+  #sendAll(text: string, lastSeq: number, count: number): void {
     let slow: Connection[] | undefined;
     const chars = text.length;
+    let recipients = 0;
     for (const conn of this.#targets.live()) {
       if (conn.flow.unconfirmed > this.#budget) {
         (slow ??= []).push(conn);
         continue;
       }
-      if (sendText(conn.ws, text)) conn.flow.messages(lastSeq, chars);
+      if (sendText(conn.ws, text)) {
+        conn.flow.messages(lastSeq, chars);
+        recipients++;
+      }
     }
+    if (recipients > 0) this.#targets.delivered?.(recipients * count);
     // After the loop: closing a connection changes the list being iterated.
     if (slow) this.#targets.slow(slow);
   }

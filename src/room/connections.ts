@@ -33,11 +33,11 @@ export class Connection {
   /** When the room last handled a frame from it (memory only; see `lastSeen`). */
   lastFrame = 0;
 
-  constructor(ws: WebSocket, session: Session, phase: Phase) {
+  constructor(ws: WebSocket, session: Session, phase: Phase, onSent?: (chars: number) => void) {
     this.ws = ws;
     this.#session = session;
     this.#phase = phase;
-    this.flow = new Flow(session.confirmed ?? 0);
+    this.flow = new Flow(session.confirmed ?? 0, onSent);
   }
 
   get id(): string {
@@ -69,9 +69,12 @@ export class ConnectionRegistry {
   #live: Connection[] | undefined;
   #open: Connection[] | undefined;
   #onAdopt: ((conn: Connection) => void) | undefined;
+  /** Every connection's flow control reports the frames it counts here (metrics: bytes_out_total). */
+  readonly #onSent: ((chars: number) => void) | undefined;
 
-  constructor(ctx: DurableObjectState) {
+  constructor(ctx: DurableObjectState, onSent?: (chars: number) => void) {
     this.#ctx = ctx;
+    this.#onSent = onSent;
     for (const ws of ctx.getWebSockets()) this.#adopt(ws);
   }
 
@@ -113,7 +116,7 @@ export class ConnectionRegistry {
   accept(ws: WebSocket, session: Session, tags: string[]): Connection {
     this.#ctx.acceptWebSocket(ws, tags);
     writeAttachment(ws, session);
-    const conn = new Connection(ws, session, "joining");
+    const conn = new Connection(ws, session, "joining", this.#onSent);
     this.#add(conn);
     return conn;
   }
@@ -185,7 +188,7 @@ export class ConnectionRegistry {
   #adopt(ws: WebSocket): Connection | undefined {
     const session = readAttachment(ws);
     if (!session || session.closing) return undefined;
-    const conn = new Connection(ws, session, session.replayedTo !== undefined ? "joining" : "live");
+    const conn = new Connection(ws, session, session.replayedTo !== undefined ? "joining" : "live", this.#onSent);
     this.#add(conn);
     return conn;
   }
