@@ -201,24 +201,6 @@ export class Room extends DurableObject<Env> {
     return snapshot.room ? snapshot : { ...snapshot, room: this.ctx.id.name ?? "" };
   }
 
-  /**
-   * Debug mode (trace.ts, docs/operations.md): every frame in and out logged and kept in
-   * a ring buffer, for `seconds` (1..600), then off by itself; `{ off: true }` ends it now.
-   * The admin API (src/http/admin-trace.ts) validates too; this checks again. Named
-   * `setTrace`, not `trace` (issue #13's contract): workerd refuses RPC calls to a method
-   * named like a Worker handler, and `trace` is one (tail events).
-   */
-  async setTrace(options: { seconds: number; payloads: boolean } | { off: true }): Promise<TraceState> {
-    const parsed = v.parse(TraceOptions, options);
-    if ("off" in parsed) return this.#core.tracer.stop();
-    return this.#core.tracer.start(parsed.seconds, parsed.payloads);
-  }
-
-  /** The trace's state and the buffered events with an id above `after`, oldest first. */
-  async traceEvents(after: number): Promise<TraceState & { events: TraceEvent[] }> {
-    return this.#core.tracer.events(v.parse(TraceAfter, after));
-  }
-
   /** A user banned from the room by a kick is refused over HTTP too. */
   #bannedNow(userId: string): Refused | undefined {
     const until = this.#core.bans.bannedUntil(userId, Date.now());
