@@ -159,7 +159,7 @@ describe("room metrics", () => {
     await alice.next("welcome");
     await publish(alice, "m1", 1);
     await publish(alice, "m2", 2);
-    await sleep(5_600); // the flush timer (5 s) fires while alice stays connected
+    await sleep(1_600); // the flush timer (1 s) fires while alice stays connected
     await evictDurableObject(env.ROOMS.getByName(room), { webSockets: "hibernate" });
     const m = await env.ROOMS.getByName(room).metrics();
     expect(counter(m, "publishes_total", { outcome: "accepted" })).toBe(2);

@@ -4,7 +4,7 @@
  * Analytics Engine data point per room per flush; and the Prometheus text exporter.
  *
  * Cost: nothing while idle. Counting is a Map update. The first count after a
- * flush arms one timer (FLUSH_MS); when it fires the deltas go out as one data
+ * flush arms one timer (FLUSH_MS, 1 s); when it fires the deltas go out as one data
  * point and one row write. A room with no activity arms nothing, and a pending
  * timer only delays hibernation by at most FLUSH_MS after the last activity, so the
  * deltas are written before the room sleeps. The last connection leaving flushes at
@@ -34,7 +34,7 @@ export interface RoomMetrics {
 }
 
 /** How long counts wait in memory before one flush (data point + one row), at most. */
-export const FLUSH_MS = 5_000;
+export const FLUSH_MS = 1_000;
 
 /** Counter names (without the exporter's `roomcast_` prefix) and their help text. */
 export const COUNTERS = {
