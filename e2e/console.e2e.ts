@@ -101,6 +101,7 @@ describe("console", () => {
     expect(await table.locator("tbody tr[data-user=bob] td").nth(4).textContent()).toBe("roomcast.v1");
     await eventually("presence lists alice (2 devices) and bob", () => page.locator("[data-testid=presence] li").evaluateAll((li) => li.map((x) => `${x.getAttribute("data-user")}:${x.getAttribute("data-devices")}`).sort().join(",")), (s) => s === "alice:2,bob:1");
     expect(await page.locator("[data-testid=summary-retention]").textContent()).toBe("1..11");
+    expect(await page.locator("[data-testid=trace-status]").textContent()).toBe("Tracing off");
     // A ping shows up as the connection's last ping.
     for (const c of clients) c.send({ type: "ping" });
     await eventually("every connection has pinged", () => table.locator("tbody tr td:nth-child(3)").allTextContents(), (t) => t.length === 3 && t.every((x) => x !== "never"));

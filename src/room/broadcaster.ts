@@ -37,6 +37,7 @@ import type { StoredMessage } from "./message-log.js";
 import type { Connection } from "./connections.js";
 import { messageFrame, messagesFrame } from "./wire.js";
 import { sendCounted, sendText } from "./send.js";
+import { NO_TRACE, type Tracer } from "./trace.js";
 
 /** Messages this close together (ms) mean the room is busy: start batching. */
 const BUSY_MS = 2;
@@ -52,6 +53,8 @@ export interface BroadcastTargets {
   live(): readonly Connection[];
   /** Connections whose unconfirmed traffic passed the budget (flow.ts). */
   slow(conns: Connection[]): void;
+  /** The room's debug-mode tracer: a fan-out is one trace event with its recipient count. */
+  trace?: Tracer;
   /** Stored messages delivered live: messages in the frame times recipients (metrics: deliveries_total). */
   delivered?(count: number): void;
 }
@@ -69,6 +72,7 @@ export interface BroadcastOptions {
 
 export class Broadcaster {
   readonly #targets: BroadcastTargets;
+  readonly #trace: Tracer;
   readonly #batching: boolean;
   readonly #busyMs: number;
   readonly #windowMs: number;
@@ -83,6 +87,7 @@ export class Broadcaster {
 
   constructor(targets: BroadcastTargets, { batching, maxDelayMs = 0, budget = Infinity, maxBatchChars = MAX_BATCH_CHARS }: BroadcastOptions) {
     this.#targets = targets;
+    this.#trace = targets.trace ?? NO_TRACE;
     this.#budget = budget;
     this.#maxBatchChars = Math.min(maxBatchChars, MAX_BATCH_CHARS);
     this.#batching = batching;
@@ -165,10 +170,15 @@ export class Broadcaster {
   #sendEphemeral(text: string, sender: Connection): void {
     const half = this.#budget / 2;
     const chars = text.length;
+    let recipients = 0;
     for (const conn of this.#targets.live()) {
       if (conn === sender || conn.flow.unconfirmed > half) continue;
-      if (sendText(conn.ws, text)) conn.flow.other(chars);
+      if (sendText(conn.ws, text)) {
+        conn.flow.other(chars);
+        recipients++;
+      }
     }
+    if (this.#trace.on) this.#trace.fanout(text, recipients);
   }
 
   #sendAll(text: string, lastSeq: number, count: number): void {
@@ -186,6 +196,7 @@ export class Broadcaster {
       }
     }
     if (recipients > 0) this.#targets.delivered?.(recipients * count);
+    if (this.#trace.on) this.#trace.fanout(text, recipients);
     // After the loop: closing a connection changes the list being iterated.
     if (slow) this.#targets.slow(slow);
   }

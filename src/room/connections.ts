@@ -22,6 +22,7 @@
  */
 import { readAttachment, writeAttachment, type Session } from "./attachment.js";
 import { Flow } from "./flow.js";
+import { NO_TRACE, type Tracer } from "./trace.js";
 
 export type Phase = "joining" | "live" | "gone";
 
@@ -32,6 +33,8 @@ export class Connection {
   readonly flow: Flow;
   /** When the room last handled a frame from it (memory only; see `lastSeen`). */
   lastFrame = 0;
+  /** The room's debug-mode tracer (trace.ts), set by the registry; send paths check `trace.on`. */
+  trace: Tracer = NO_TRACE;
 
   constructor(ws: WebSocket, session: Session, phase: Phase, onSent?: (chars: number) => void) {
     this.ws = ws;
@@ -69,6 +72,7 @@ export class ConnectionRegistry {
   #live: Connection[] | undefined;
   #open: Connection[] | undefined;
   #onAdopt: ((conn: Connection) => void) | undefined;
+  #trace: Tracer = NO_TRACE;
   /** Every connection's flow control reports the frames it counts here (metrics: bytes_out_total). */
   readonly #onSent: ((chars: number) => void) | undefined;
 
@@ -79,6 +83,12 @@ export class ConnectionRegistry {
   }
 
   /** Called for a connection found after the registry was built (its close was queued at the wake). */
+  /** The room's tracer (trace.ts), handed to every connection, those adopted already included. */
+  set tracer(trace: Tracer) {
+    this.#trace = trace;
+    for (const conn of this.#byWs.values()) conn.trace = trace;
+  }
+
   set onAdopt(fn: (conn: Connection) => void) {
     this.#onAdopt = fn;
   }
@@ -194,6 +204,7 @@ export class ConnectionRegistry {
   }
 
   #add(conn: Connection): void {
+    conn.trace = this.#trace;
     this.#byWs.set(conn.ws, conn);
     this.#perUser.set(conn.userId, this.countOf(conn.userId) + 1);
     this.#changed();

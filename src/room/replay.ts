@@ -129,6 +129,7 @@ export class ReplayRunner {
       const text = messagesOrMessage(page.messages);
       if (sendText(conn.ws, text)) {
         conn.flow.messages(last.seq, text.length);
+        if (conn.trace.on) conn.trace.out(conn, text);
         this.#deps.count?.("messages", page.messages.length);
       }
     }

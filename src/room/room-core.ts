@@ -19,7 +19,8 @@ import { BanStore } from "./ban-store.js";
 import { Presence, type PresenceDiff } from "./presence.js";
 import { PresenceFanout } from "./presence-fanout.js";
 import { planReplay, type ResumeRequest } from "./resume.js";
-import { closeWith, sendFrame } from "./send.js";
+import { closeConnection, sendFrameTo } from "./send.js";
+import { Tracer } from "./trace.js";
 import { ReplayRunner } from "./replay.js";
 import { Broadcaster } from "./broadcaster.js";
 import { UserBuckets, payForHistory } from "./rate-limit.js";
@@ -42,6 +43,8 @@ export class RoomCore {
   readonly budget: number;
   /** Rate limits, one bucket per user: all of a user's sockets and the HTTP API share it. */
   readonly buckets: UserBuckets;
+  /** Debug mode (trace.ts): off unless an admin turned it on; checked by one branch per frame. */
+  readonly tracer: Tracer;
   /** Counters and gauges (metrics.ts): memory, then one row and one data point per flush; nothing while idle. */
   readonly meter: RoomMeter;
   /** The rooms directory's reports (fire-and-forget, never a timer; src/directory/report.ts). */
@@ -68,6 +71,8 @@ export class RoomCore {
       dataset: env.METRICS,
     });
     this.connections = new ConnectionRegistry(ctx, (chars) => this.meter.inc("bytes_out_total", undefined, chars));
+    this.tracer = new Tracer(ctx.storage.kv, () => this.#room ?? ctx.id.name);
+    this.connections.tracer = this.tracer;
     // Nothing stored yet, but clients connected before a wake: their attachments hold
     // the room's name and the epoch they were told (message-log.ts keeps both in memory).
     if (!this.log.stored) {
@@ -91,10 +96,10 @@ export class RoomCore {
     this.directory = new DirectoryReporter(env.DIRECTORY, (p) => ctx.waitUntil(p));
     const slow = (conns: Connection[]) => conns.forEach((c) => safely("room.slow_consumer", { room: this.#room }, () => this.closeSlow(c)));
     this.broadcaster = new Broadcaster(
-      { live: () => this.connections.live(), slow, delivered: (n) => this.meter.inc("deliveries_total", undefined, n) },
+      { live: () => this.connections.live(), slow, trace: this.tracer, delivered: (n) => this.meter.inc("deliveries_total", undefined, n) },
       { batching: env.BROADCAST_BATCHING !== "off", maxDelayMs: limits.BROADCAST_MAX_DELAY_MS, budget: this.budget, maxBatchChars: this.pageChars },
     );
-    this.presenceFanout = new PresenceFanout({ targets: () => this.connections.open(), slow, budget: this.budget }, limits.PRESENCE_MAX_DELAY_MS);
+    this.presenceFanout = new PresenceFanout({ targets: () => this.connections.open(), slow, budget: this.budget, trace: this.tracer }, limits.PRESENCE_MAX_DELAY_MS);
     this.replays = new ReplayRunner({
       room: () => this.#room,
       pageSize: limits.REPLAY_PAGE_SIZE,
@@ -206,7 +211,7 @@ export class RoomCore {
   close(conn: Connection, code: ErrorCode, graceUntil: number | undefined): void {
     if (conn.phase === "gone") return;
     this.disconnected(conn, graceUntil, (ERRORS[code] as { close?: number }).close ?? 1011);
-    closeWith(conn.ws, code);
+    closeConnection(conn, code);
   }
 
   /** Flow control: the connection fell too far behind. It comes back and resumes from its position. */
@@ -294,14 +299,14 @@ export class RoomCore {
         maxUnconfirmedBytes: this.budget,
       },
     } satisfies WelcomeFrame;
-    sendFrame(conn.ws, welcome);
+    sendFrameTo(conn, welcome);
 
     if (session.announced) {
       const { diff, replaced } = presence.add(presenceEntry(session));
       this.grace.delete(replaced);
       this.broadcastPresence(diff, conn);
     }
-    sendFrame(conn.ws, { type: "presence_state", members: presence.members() } satisfies PresenceStateFrame);
+    sendFrameTo(conn, { type: "presence_state", members: presence.members() } satisfies PresenceStateFrame);
     this.replays.start(conn, plan.from);
   }
 
@@ -333,7 +338,7 @@ export class RoomCore {
     let count = 0;
     for (const conn of [...this.connections.open()]) {
       const delayMs = Math.floor(Math.random() * windowMs);
-      sendFrame(conn.ws, { type: "reconnect", delayMs, reason: "drain" });
+      sendFrameTo(conn, { type: "reconnect", delayMs, reason: "drain" });
       this.close(conn, "going_away", now + delayMs + grace);
       count++;
     }
@@ -351,7 +356,7 @@ export class RoomCore {
       this.meter.inc("connections_closed_total", { code: "4502" });
       this.connections.retire(conn);
       this.replays.forget(conn);
-      closeWith(conn.ws, "kicked");
+      closeConnection(conn, "kicked");
     }
     if (conns.length > 0) this.directory.left(this.#room, this.connections.size);
     this.grace.deleteUser(userId);

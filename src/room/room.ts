@@ -19,6 +19,7 @@ import { closeWith } from "./send.js";
 import { RoomCore } from "./room-core.js";
 import { handleFrame } from "./frame-handlers.js";
 import { runAlarm } from "./lifecycle.js";
+import { TRACE_MAX_SECONDS, type TraceEvent, type TraceState } from "./trace.js";
 import type { RoomMetrics } from "./metrics.js";
 import { roomSummary, type RoomSummary } from "./summary.js";
 
@@ -31,6 +32,12 @@ export const IDENTITY_HEADER = "X-Roomcast-Identity";
 export const RESUME_HEADER = "X-Roomcast-Resume";
 
 const ResumeHeader = v.object({ epoch: v.pipe(v.string(), v.maxLength(64)), after: v.pipe(v.number(), v.integer(), v.minValue(0)) });
+
+const TraceOptions = v.union([
+  v.strictObject({ off: v.literal(true) }),
+  v.strictObject({ seconds: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(TRACE_MAX_SECONDS)), payloads: v.boolean() }),
+]);
+const TraceAfter = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
 
 export type Refused = { ok: false; code: ErrorCode; message: string };
 
@@ -88,6 +95,8 @@ export class Room extends DurableObject<Env> {
       if (this.#core.connections.closedByRoom(ws)) return;
       return closeWith(ws, "internal_error"); // an attachment we cannot read
     }
+    // Debug mode (trace.ts): while it is off, this flag check is all it costs.
+    const traced = conn.trace.on ? conn.trace.frameIn(conn, raw) : undefined;
     try {
       await handleFrame(this.#core, conn, raw);
       this.#core.directory.active(this.#core.room, this.#core.connections.size);
@@ -95,6 +104,7 @@ export class Room extends DurableObject<Env> {
       log("error", "room.webSocketMessage", { room: this.#core.room, connectionId: conn.id, error: describeError(err) });
       safely("room.webSocketMessage", { room: this.#core.room }, () => this.#core.close(conn, "internal_error", this.#core.graceDeadline()));
     }
+    if (traced) conn.trace.settle(traced);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -199,6 +209,24 @@ export class Room extends DurableObject<Env> {
   async metrics(): Promise<RoomMetrics> {
     const snapshot = this.#core.meter.snapshot();
     return snapshot.room ? snapshot : { ...snapshot, room: this.ctx.id.name ?? "" };
+  }
+
+  /**
+   * Debug mode (trace.ts, docs/operations.md): every frame in and out logged and kept in
+   * a ring buffer, for `seconds` (1..600), then off by itself; `{ off: true }` ends it now.
+   * The admin API (src/http/admin-trace.ts) validates too; this checks again. Named
+   * `setTrace`, not `trace` (issue #13's contract): workerd refuses RPC calls to a method
+   * named like a Worker handler, and `trace` is one (tail events).
+   */
+  async setTrace(options: { seconds: number; payloads: boolean } | { off: true }): Promise<TraceState> {
+    const parsed = v.parse(TraceOptions, options);
+    if ("off" in parsed) return this.#core.tracer.stop();
+    return this.#core.tracer.start(parsed.seconds, parsed.payloads);
+  }
+
+  /** The trace's state and the buffered events with an id above `after`, oldest first. */
+  async traceEvents(after: number): Promise<TraceState & { events: TraceEvent[] }> {
+    return this.#core.tracer.events(v.parse(TraceAfter, after));
   }
 
   /** A user banned from the room by a kick is refused over HTTP too. */
