@@ -277,13 +277,17 @@ describe("tracing a room", () => {
     alice.close();
   });
 
-  it("is served by the Worker under /v1/admin once admin.ts mounts it", async () => {
+  it("is served by the Worker under /v1/admin (admin.ts mounts it behind its admin check)", async () => {
     const room = uniqueRoom();
-    const res = await fetchWorker(`/v1/admin/rooms/${room}/trace`, { headers: { Authorization: `Bearer ${await token({ sub: "ops", cap: ADMIN_CAP })}` } });
-    // 404 until admin.ts has `admin.route("/", adminTrace)` (issue #13, O2).
-    if (res.status === 404) return;
-    expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ enabled: false, until: null, events: [] });
+    const admin = { Authorization: `Bearer ${await token({ sub: "ops", cap: ADMIN_CAP })}` };
+    const on = await fetchWorker(`/v1/admin/rooms/${room}/trace`, { method: "POST", headers: admin, body: '{"seconds":30}' });
+    expect(on.status).toBe(200);
+    expect(await on.json()).toMatchObject({ enabled: true });
+    const res = await fetchWorker(`/v1/admin/rooms/${room}/trace`, { headers: admin });
+    expect(await res.json()).toMatchObject({ enabled: true, events: [] });
+    const roomAdmin = { Authorization: `Bearer ${await token({ sub: "ops", cap: { [room]: ["admin"] } })}` };
+    expect((await fetchWorker(`/v1/admin/rooms/${room}/trace`, { method: "DELETE", headers: roomAdmin })).status).toBe(403);
+    expect(await (await fetchWorker(`/v1/admin/rooms/${room}/trace`, { method: "DELETE", headers: admin })).json()).toEqual({ enabled: false, until: null });
   });
 });
 

@@ -25,6 +25,7 @@ import { authorize, checkOrigin, readBodyText, roomParam } from "./middleware.js
 import { fail } from "./errors.js";
 import { MAX_DRAIN_BODY_BYTES } from "./routes.js";
 import { describeError, log } from "../log.js";
+import { adminTrace } from "./admin-trace.js";
 
 /** Rooms asked at once by a listing, a drain or a metrics scrape. */
 export const ADMIN_CONCURRENCY = 10;
@@ -222,3 +223,6 @@ admin.get("/metrics", (c) =>
     503,
   ),
 );
+
+// Debug mode for one room: /rooms/:room/trace (admin-trace.ts, O3), behind the same admin check.
+admin.route("/", adminTrace);
