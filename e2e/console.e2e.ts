@@ -108,6 +108,29 @@ describe("console", () => {
     await shot(page, "console-room");
   });
 
+  it("traces the room: frames in and out in the timeline and the chart, then stops", async () => {
+    await page.click("button:has-text('Start tracing')");
+    await page.locator("[data-testid=trace-status]", { hasText: /^Tracing until/ }).waitFor();
+    const [alice, , bob] = clients;
+    for (let i = 0; i < 3; i++) alice!.send({ type: "publish", id: `flow-${i}`, data: { text: `flow ${i}` } });
+    bob!.send({ type: "ping" });
+    const timeline = page.locator("[data-testid=trace-timeline]");
+    await eventually("alice's three publishes traced in", () => timeline.locator("tr[data-dir=in][data-type=publish]").count(), (n) => n === 3);
+    const row = timeline.locator("tr[data-dir=in][data-type=publish]").first();
+    expect(await row.locator("td").nth(4).textContent()).toBe("alice");
+    // Payloads were not asked for: no data column content.
+    expect(await row.locator("td.data").textContent()).toBe("");
+    await eventually("frames out traced (acks and deliveries)", () => timeline.locator("tr[data-dir=out]").count(), (n) => n >= 3);
+    await eventually("the chart has bars in and out", () => page.locator("[data-testid=flow-chart] rect.in, [data-testid=flow-chart] rect.out").count(), (n) => n >= 2);
+    // Rates are averaged over the chart's window: three frames make a small but non-zero rate.
+    const rates = (await page.locator("[data-testid=flow-rates]").textContent()) ?? "";
+    expect(Number(/in ([\d.]+)\/s/.exec(rates)?.[1])).toBeGreaterThan(0);
+    expect(Number(/out ([\d.]+)\/s/.exec(rates)?.[1])).toBeGreaterThan(0);
+    await shot(page, "console-flow");
+    await page.click("button:has-text('Stop tracing')");
+    await page.locator("[data-testid=trace-status]", { hasText: "Tracing off" }).waitFor();
+  });
+
   it("kicks a user from the room view", async () => {
     const bob = clients[2]!;
     await page.click("button:has-text('Kick bob')");
