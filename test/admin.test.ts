@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { shardName, shardOf } from "../src/directory/shard.js";
 import { connect, fetchWorker, publish, token, uniqueRoom, type TestSocket } from "./helpers.js";
 
@@ -202,9 +203,31 @@ describe("POST /v1/admin/drain", () => {
 });
 
 describe("GET /v1/admin/metrics", () => {
-  it("answers 503 with a clear JSON error while the exporter is not built in", async () => {
+  type Parsed = { name: string; metrics: { value: string; labels?: Record<string, string> }[] }[];
+  const sample = (parsed: Parsed, name: string, labels: Record<string, string>) =>
+    parsed
+      .find((f) => f.name === name)
+      ?.metrics.find((m) => JSON.stringify(Object.entries(m.labels ?? {}).sort()) === JSON.stringify(Object.entries(labels).sort()))?.value;
+
+  it("scrapes every active room into Prometheus text a parser reads: per-room series and service totals", async () => {
+    const room = uniqueRoom("scrape");
+    const sockets = await openRoom(room, ["alice", "bob"]);
+    await publish(sockets[0]!, "s-1", { n: 1 });
+    await publish(sockets[0]!, "s-2", { n: 2 });
     const res = await admin("GET", "/v1/admin/metrics");
-    expect(res.status).toBe(503);
-    expect(await res.json()).toMatchObject({ error: { code: "metrics_unavailable" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toMatch(/^text\/plain; version=0\.0\.4/);
+    const parsed = parsePrometheusTextFormat(await res.text()) as Parsed;
+    expect(Number(sample(parsed, "roomcast_connections", { room }))).toBe(2);
+    expect(Number(sample(parsed, "roomcast_publishes_total", { room, outcome: "accepted" }))).toBe(2);
+    expect(Number(sample(parsed, "roomcast_connections", {}))).toBeGreaterThanOrEqual(2); // the service total
+    expect(Number(sample(parsed, "roomcast_scrape_rooms", {}))).toBeGreaterThanOrEqual(1);
+    expect(Number(sample(parsed, "roomcast_scrape_failed_rooms", {}))).toBe(0);
+
+    const totalsOnly = parsePrometheusTextFormat(await (await admin("GET", "/v1/admin/metrics?perRoom=false")).text()) as Parsed;
+    expect(sample(totalsOnly, "roomcast_connections", { room })).toBeUndefined();
+    expect(Number(sample(totalsOnly, "roomcast_connections", {}))).toBeGreaterThanOrEqual(2);
+    expect((await admin("GET", "/v1/admin/metrics?perRoom=maybe")).status).toBe(400);
+    for (const s of sockets) s.close();
   });
 });

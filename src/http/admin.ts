@@ -21,6 +21,7 @@ import { LIMIT_SPECS, readLimits } from "../config.js";
 import { DIRECTORY_SHARDS, shardName } from "../directory/shard.js";
 import { MAX_LIST, type DirectoryEntry } from "../directory/directory.js";
 import type { RoomSummary } from "../room/summary.js";
+import { prometheusText, type RoomMetrics } from "../room/metrics.js";
 import { authorize, checkOrigin, readBodyText, roomParam } from "./middleware.js";
 import { fail } from "./errors.js";
 import { MAX_DRAIN_BODY_BYTES } from "./routes.js";
@@ -217,12 +218,40 @@ admin.post("/drain", async (c) => {
   return c.json({ rooms: rooms.length, drained, failed, connections, windowMs, ...(truncated ? { truncated: true } : {}) });
 });
 
-admin.get("/metrics", (c) =>
-  c.json(
-    { error: { code: "metrics_unavailable", message: "the metrics exporter (src/room/metrics.ts) is not part of this build yet" } },
-    503,
-  ),
-);
+/** `?perRoom=false` leaves out the per-room series (only service totals): for large fleets. */
+const MetricsQuery = v.strictObject({ perRoom: v.optional(v.picklist(["true", "false"])) });
+
+admin.get("/metrics", async (c) => {
+  const query = v.safeParse(MetricsQuery, c.req.query());
+  if (!query.success) fail("invalid_request", "the only query parameter is perRoom=true|false");
+  const { rooms, truncated } = await allRooms(c.env);
+  const results = await mapLimit(rooms, ADMIN_CONCURRENCY, async (entry) => {
+    try {
+      return await withDeadline(c.env.ROOMS.getByName(entry.room).metrics(), ROOM_CALL_TIMEOUT_MS);
+    } catch (err) {
+      log("warn", "admin.metrics_failed", { room: entry.room, error: describeError(err) });
+      return undefined;
+    }
+  });
+  const answered = results.filter((m): m is RoomMetrics => m !== undefined);
+  const scrape = [
+    "# HELP roomcast_scrape_rooms Active rooms the directory listed for this scrape.",
+    "# TYPE roomcast_scrape_rooms gauge",
+    `roomcast_scrape_rooms ${rooms.length}`,
+    "# HELP roomcast_scrape_failed_rooms Listed rooms that did not answer within the deadline (left out).",
+    "# TYPE roomcast_scrape_failed_rooms gauge",
+    `roomcast_scrape_failed_rooms ${rooms.length - answered.length}`,
+    "# HELP roomcast_scrape_truncated 1 when more rooms were active than one scrape reaches (MAX_ROOMS_PER_CALL).",
+    "# TYPE roomcast_scrape_truncated gauge",
+    `roomcast_scrape_truncated ${truncated ? 1 : 0}`,
+    "",
+  ].join("\n");
+  const body = prometheusText(answered, { perRoom: query.output.perRoom !== "false" });
+  return c.body(`${body.endsWith("\n") || body === "" ? body : `${body}\n`}${scrape}`, 200, {
+    "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+    "Cache-Control": "no-store",
+  });
+});
 
 // Debug mode for one room: /rooms/:room/trace (admin-trace.ts, O3), behind the same admin check.
 admin.route("/", adminTrace);
