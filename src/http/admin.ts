@@ -225,9 +225,10 @@ admin.get("/metrics", async (c) => {
   const query = v.safeParse(MetricsQuery, c.req.query());
   if (!query.success) fail("invalid_request", "the only query parameter is perRoom=true|false");
   const { rooms, truncated } = await allRooms(c.env);
-  const results = await mapLimit(rooms, ADMIN_CONCURRENCY, async (entry) => {
+  const results = await mapLimit(rooms, ADMIN_CONCURRENCY, async (entry): Promise<RoomMetrics | undefined> => {
     try {
-      return await withDeadline(c.env.ROOMS.getByName(entry.room).metrics(), ROOM_CALL_TIMEOUT_MS);
+      const metrics: RoomMetrics = await withDeadline(c.env.ROOMS.getByName(entry.room).metrics(), ROOM_CALL_TIMEOUT_MS);
+      return metrics;
     } catch (err) {
       log("warn", "admin.metrics_failed", { room: entry.room, error: describeError(err) });
       return undefined;
