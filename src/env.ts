@@ -1,9 +1,14 @@
 import type { Room } from "./room/room.js";
+import type { RoomsDirectory } from "./directory/directory.js";
 import type { Identity } from "./auth/identity.js";
 
 /** Bindings and vars from wrangler.toml, `.dev.vars` and `wrangler secret put`. */
 export interface Env {
   ROOMS: DurableObjectNamespace<Room>;
+  /** The rooms directory, 16 shards by room-name hash (src/directory/). Optional: without it rooms just do not report. */
+  DIRECTORY?: DurableObjectNamespace<RoomsDirectory>;
+  /** Workers Analytics Engine dataset `roomcast_rooms`: one data point per room per metrics flush (src/room/metrics.ts). Optional. */
+  METRICS?: AnalyticsEngineDataset;
   /** Rate Limiting binding: WebSocket connection attempts per user per room (wrangler.toml [[ratelimits]]). Optional. */
   CONNECT_LIMITER?: RateLimit;
   /** "development" only under `wrangler dev` (set in .dev.vars); anything else is treated as production. */
@@ -53,7 +58,7 @@ declare global {
     interface Env extends RoomcastEnv {}
     interface GlobalProps {
       mainModule: typeof import("./index.js");
-      durableNamespaces: "Room";
+      durableNamespaces: "Room" | "RoomsDirectory";
     }
   }
 }

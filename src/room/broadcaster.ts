@@ -37,6 +37,7 @@ import type { StoredMessage } from "./message-log.js";
 import type { Connection } from "./connections.js";
 import { messageFrame, messagesFrame } from "./wire.js";
 import { sendCounted, sendText } from "./send.js";
+import { NO_TRACE, type Tracer } from "./trace.js";
 
 /** Messages this close together (ms) mean the room is busy: start batching. */
 const BUSY_MS = 2;
@@ -52,6 +53,10 @@ export interface BroadcastTargets {
   live(): readonly Connection[];
   /** Connections whose unconfirmed traffic passed the budget (flow.ts). */
   slow(conns: Connection[]): void;
+  /** The room's debug-mode tracer: a fan-out is one trace event with its recipient count. */
+  trace?: Tracer;
+  /** Stored messages delivered live: messages in the frame times recipients (metrics: deliveries_total). */
+  delivered?(count: number): void;
 }
 
 export interface BroadcastOptions {
@@ -67,6 +72,7 @@ export interface BroadcastOptions {
 
 export class Broadcaster {
   readonly #targets: BroadcastTargets;
+  readonly #trace: Tracer;
   readonly #batching: boolean;
   readonly #busyMs: number;
   readonly #windowMs: number;
@@ -81,6 +87,7 @@ export class Broadcaster {
 
   constructor(targets: BroadcastTargets, { batching, maxDelayMs = 0, budget = Infinity, maxBatchChars = MAX_BATCH_CHARS }: BroadcastOptions) {
     this.#targets = targets;
+    this.#trace = targets.trace ?? NO_TRACE;
     this.#budget = budget;
     this.#maxBatchChars = Math.min(maxBatchChars, MAX_BATCH_CHARS);
     this.#batching = batching;
@@ -90,9 +97,9 @@ export class Broadcaster {
 
   /** A newly stored message for everyone. */
   message(m: StoredMessage): void {
-    if (!this.#batching) return this.#sendAll(messageFrame(m), m.seq);
+    if (!this.#batching) return this.#sendAll(messageFrame(m), m.seq, 1);
     if (!this.#window) {
-      this.#sendAll(messageFrame(m), m.seq);
+      this.#sendAll(messageFrame(m), m.seq, 1);
       // A window opens when messages come close together, or when the room is big
       // enough that one broadcast takes longer than a window: Date.now() only moves
       // between events, so behind a slow broadcast the next message always looks
@@ -128,7 +135,7 @@ export class Broadcaster {
     if (pending.length > 0) {
       this.#pending = [];
       this.#pendingBytes = 0;
-      this.#sendAll(pending.length === 1 ? messageFrame(pending[0]!) : messagesFrame(pending), pending[pending.length - 1]!.seq);
+      this.#sendAll(pending.length === 1 ? messageFrame(pending[0]!) : messagesFrame(pending), pending[pending.length - 1]!.seq, pending.length);
     }
     const deferred = this.#deferred;
     if (deferred.length > 0) {
@@ -163,22 +170,33 @@ export class Broadcaster {
   #sendEphemeral(text: string, sender: Connection): void {
     const half = this.#budget / 2;
     const chars = text.length;
+    let recipients = 0;
     for (const conn of this.#targets.live()) {
       if (conn === sender || conn.flow.unconfirmed > half) continue;
-      if (sendText(conn.ws, text)) conn.flow.other(chars);
+      if (sendText(conn.ws, text)) {
+        conn.flow.other(chars);
+        recipients++;
+      }
     }
+    if (this.#trace.on) this.#trace.fanout(text, recipients);
   }
 
-  #sendAll(text: string, lastSeq: number): void {
+  #sendAll(text: string, lastSeq: number, count: number): void {
     let slow: Connection[] | undefined;
     const chars = text.length;
+    let recipients = 0;
     for (const conn of this.#targets.live()) {
       if (conn.flow.unconfirmed > this.#budget) {
         (slow ??= []).push(conn);
         continue;
       }
-      if (sendText(conn.ws, text)) conn.flow.messages(lastSeq, chars);
+      if (sendText(conn.ws, text)) {
+        conn.flow.messages(lastSeq, chars);
+        recipients++;
+      }
     }
+    if (recipients > 0) this.#targets.delivered?.(recipients * count);
+    if (this.#trace.on) this.#trace.fanout(text, recipients);
     // After the loop: closing a connection changes the list being iterated.
     if (slow) this.#targets.slow(slow);
   }

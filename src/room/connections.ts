@@ -22,6 +22,7 @@
  */
 import { readAttachment, writeAttachment, type Session } from "./attachment.js";
 import { Flow } from "./flow.js";
+import { NO_TRACE, type Tracer } from "./trace.js";
 
 export type Phase = "joining" | "live" | "gone";
 
@@ -32,12 +33,14 @@ export class Connection {
   readonly flow: Flow;
   /** When the room last handled a frame from it (memory only; see `lastSeen`). */
   lastFrame = 0;
+  /** The room's debug-mode tracer (trace.ts), set by the registry; send paths check `trace.on`. */
+  trace: Tracer = NO_TRACE;
 
-  constructor(ws: WebSocket, session: Session, phase: Phase) {
+  constructor(ws: WebSocket, session: Session, phase: Phase, onSent?: (chars: number) => void) {
     this.ws = ws;
     this.#session = session;
     this.#phase = phase;
-    this.flow = new Flow(session.confirmed ?? 0);
+    this.flow = new Flow(session.confirmed ?? 0, onSent);
   }
 
   get id(): string {
@@ -69,13 +72,23 @@ export class ConnectionRegistry {
   #live: Connection[] | undefined;
   #open: Connection[] | undefined;
   #onAdopt: ((conn: Connection) => void) | undefined;
+  #trace: Tracer = NO_TRACE;
+  /** Every connection's flow control reports the frames it counts here (metrics: bytes_out_total). */
+  readonly #onSent: ((chars: number) => void) | undefined;
 
-  constructor(ctx: DurableObjectState) {
+  constructor(ctx: DurableObjectState, onSent?: (chars: number) => void) {
     this.#ctx = ctx;
+    this.#onSent = onSent;
     for (const ws of ctx.getWebSockets()) this.#adopt(ws);
   }
 
   /** Called for a connection found after the registry was built (its close was queued at the wake). */
+  /** The room's tracer (trace.ts), handed to every connection, those adopted already included. */
+  set tracer(trace: Tracer) {
+    this.#trace = trace;
+    for (const conn of this.#byWs.values()) conn.trace = trace;
+  }
+
   set onAdopt(fn: (conn: Connection) => void) {
     this.#onAdopt = fn;
   }
@@ -113,7 +126,7 @@ export class ConnectionRegistry {
   accept(ws: WebSocket, session: Session, tags: string[]): Connection {
     this.#ctx.acceptWebSocket(ws, tags);
     writeAttachment(ws, session);
-    const conn = new Connection(ws, session, "joining");
+    const conn = new Connection(ws, session, "joining", this.#onSent);
     this.#add(conn);
     return conn;
   }
@@ -185,12 +198,13 @@ export class ConnectionRegistry {
   #adopt(ws: WebSocket): Connection | undefined {
     const session = readAttachment(ws);
     if (!session || session.closing) return undefined;
-    const conn = new Connection(ws, session, session.replayedTo !== undefined ? "joining" : "live");
+    const conn = new Connection(ws, session, session.replayedTo !== undefined ? "joining" : "live", this.#onSent);
     this.#add(conn);
     return conn;
   }
 
   #add(conn: Connection): void {
+    conn.trace = this.#trace;
     this.#byWs.set(conn.ws, conn);
     this.#perUser.set(conn.userId, this.countOf(conn.userId) + 1);
     this.#changed();

@@ -37,9 +37,12 @@ export class Flow {
   #head = 0;
   #lastMark = 0;
   #waiter: (() => void) | undefined;
+  /** Told the size of every counted frame (metrics: bytes_out_total). */
+  readonly #onSent: ((chars: number) => void) | undefined;
 
-  constructor(confirmedSeq = 0) {
+  constructor(confirmedSeq = 0, onSent?: (chars: number) => void) {
     this.#confirmedSeq = confirmedSeq;
+    this.#onSent = onSent;
   }
 
   /** Characters sent and not yet confirmed. */
@@ -53,6 +56,7 @@ export class Flow {
 
   /** A message frame ending at `lastSeq` went out. */
   messages(lastSeq: number, chars: number): void {
+    this.#onSent?.(chars);
     this.#sent += chars;
     this.#lastSeq = lastSeq;
     if (this.#sent - this.#lastMark >= MARK_CHARS) {
@@ -63,6 +67,7 @@ export class Flow {
 
   /** A frame that is not a message frame went out (confirmed by the next progress). */
   other(chars: number): void {
+    this.#onSent?.(chars);
     this.#other += chars;
   }
 

@@ -26,7 +26,7 @@ import type { RoomCore } from "./room-core.js";
 /** What the frame handlers use of the room, and nothing else. */
 export type FrameHost = Pick<
   RoomCore,
-  "env" | "room" | "limits" | "buckets" | "historyPage" | "log" | "budget" | "pageChars" | "connections" | "broadcaster" | "append" | "presence" | "broadcastPresence" | "tokenDeadline" | "graceDeadline" | "ensureAlarm" | "close" | "closeSlow"
+  "env" | "room" | "limits" | "buckets" | "historyPage" | "log" | "budget" | "pageChars" | "connections" | "broadcaster" | "append" | "presence" | "broadcastPresence" | "tokenDeadline" | "graceDeadline" | "ensureAlarm" | "close" | "closeSlow" | "meter"
 >;
 
 /**
@@ -50,6 +50,8 @@ export async function handleFrame(core: FrameHost, conn: Connection, raw: string
   conn.lastFrame = now;
   const tooLarge = typeof raw === "string" && utf8Length(raw) > core.limits.MAX_MESSAGE_BYTES + FRAME_OVERHEAD_BYTES;
   const decoded = tooLarge ? undefined : decodeClientFrame(raw);
+  core.meter.inc("frames_in_total", { type: !decoded ? "too_large" : decoded.ok ? decoded.frame.type : "invalid" });
+  core.meter.inc("bytes_in_total", undefined, typeof raw === "string" ? raw.length : raw.byteLength);
   // A client that keeps sending but stopped reading (answers pile up): flow control.
   // A progress report is what brings it back under, so that one is always taken.
   const isProgress = decoded?.ok === true && decoded.frame.type === "progress";
@@ -89,28 +91,35 @@ function bucket(core: FrameHost, conn: Connection) {
 }
 
 function onPublish(core: FrameHost, conn: Connection, frame: PublishFrame): void {
-  const { ws, session } = conn;
+  // Every refusal below is an error frame with the frame's id: counted by its code.
+  const outcome = publish(core, conn, frame);
+  core.meter.inc("publishes_total", { outcome });
+}
+
+function publish(core: FrameHost, conn: Connection, frame: PublishFrame): string {
+  const { session } = conn;
   if (!session.permissions.includes("publish")) {
     replyError(conn, "forbidden", "this token may not publish in this room", frame.id);
-    return;
+    return "forbidden";
   }
   const data = toJson(frame.data);
   if (data === undefined) {
     replyError(conn, "invalid_frame", "data is nested too deeply", frame.id);
-    return;
+    return "invalid_frame";
   }
   const max = core.limits.MAX_MESSAGE_BYTES;
   if (utf8Length(data) > max) {
     replyError(conn, "message_too_large", `data exceeds ${max} bytes`, frame.id);
-    return;
+    return "message_too_large";
   }
   if (!bucket(core, conn).take()) {
     replyError(conn, "rate_limited", `at most ${core.limits.PUBLISH_RATE_PER_SECOND} publishes per second (burst ${core.limits.PUBLISH_BURST})`, frame.id);
-    return;
+    return "rate_limited";
   }
   const result = core.append(session.userId, frame.id, data);
   // The ack must not overtake the message it acknowledges (which may be batched).
   core.broadcaster.after(conn, encodeFrame({ type: "ack", id: frame.id, seq: result.seq, duplicate: result.duplicate } satisfies AckFrame));
+  return "accepted";
 }
 
 /**
@@ -140,6 +149,7 @@ function onBroadcast(core: FrameHost, conn: Connection, frame: BroadcastFrame): 
     return;
   }
   core.broadcaster.ephemeral(broadcastFrame(session.userId, session.connectionId, Date.now(), data), conn);
+  core.meter.inc("broadcasts_total");
 }
 
 function onHistory(core: FrameHost, conn: Connection, frame: HistoryRequestFrame): void {

@@ -14,7 +14,7 @@ import type { RoomCore } from "./room-core.js";
 /** What the alarm's duties use of the room, and nothing else. */
 export type AlarmHost = Pick<
   RoomCore,
-  "alarmStarted" | "setNextAlarm" | "presence" | "grace" | "bans" | "broadcastPresence" | "connections" | "tokenDeadline" | "graceDeadline" | "lastSeen" | "close" | "limits" | "log" | "replays"
+  "alarmStarted" | "setNextAlarm" | "presence" | "grace" | "bans" | "broadcastPresence" | "connections" | "tokenDeadline" | "graceDeadline" | "lastSeen" | "close" | "limits" | "log" | "replays" | "meter" | "tracer"
 >;
 
 /** Most messages deleted per alarm run; the alarm comes back soon for the rest. */
@@ -24,12 +24,19 @@ const RETRY_MS = 5_000;
 
 export async function runAlarm(core: AlarmHost, now: number): Promise<void> {
   core.alarmStarted();
+  // Debug mode ends by itself at its next event; an alarm that runs anyway ends it too (none is set for it).
+  core.tracer.expire(now);
   const next = new Earliest();
+  // Metrics: every run counts as "all"; each duty that did work counts once per run.
+  core.meter.inc("alarm_runs_total", { duty: "all" });
+  const worked = new Set<string>();
+  const duty = (name: string) => worked.add(name);
 
   // 1. Presence grace periods that ran out without a reconnect.
   const presence = core.presence();
   const { diff, expired } = presence.expireGrace(now);
   core.grace.delete(expired);
+  if (expired.length > 0) duty("grace");
   core.broadcastPresence(diff);
   next.add(presence.nextGraceDeadline());
 
@@ -40,12 +47,14 @@ export async function runAlarm(core: AlarmHost, now: number): Promise<void> {
     if (tokenDeadline <= now) {
       // The client will come back with a fresh token: give it the usual grace.
       core.close(conn, "token_expired", core.graceDeadline(now));
+      duty("token_expiry");
       continue;
     }
     const lastSeen = core.lastSeen(conn);
     if (lastSeen + timeoutMs <= now) {
       // Gone without a close frame: it has already been silent far longer than any grace.
       core.close(conn, "connection_stale", undefined);
+      duty("liveness");
       continue;
     }
     next.add(tokenDeadline);
@@ -54,11 +63,14 @@ export async function runAlarm(core: AlarmHost, now: number): Promise<void> {
   next.add(presence.nextGraceDeadline());
 
   // 3. Retention.
+  const retainedBefore = core.log.size;
   next.add(trim(core, now));
+  if (core.log.size < retainedBefore) duty("retention");
 
   // 4. Bans from kicks that have run out.
   next.add(core.bans.expire(now));
 
+  for (const name of worked) core.meter.inc("alarm_runs_total", { duty: name });
   await core.setNextAlarm(next.value);
 }
 

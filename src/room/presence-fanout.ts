@@ -27,7 +27,8 @@
 import type { Connection } from "./connections.js";
 import { isEmptyDiff, type Member, type PresenceDiff } from "./presence.js";
 import { presenceDiffFrame } from "./wire.js";
-import { sendCounted } from "./send.js";
+import { sendQuiet } from "./send.js";
+import type { Tracer } from "./trace.js";
 
 type Kind = "join" | "update" | "leave";
 
@@ -63,6 +64,8 @@ export interface PresenceTargets {
   /** Connections already past their flow-control budget when a diff was due (flow.ts). */
   slow(conns: Connection[]): void;
   budget: number;
+  /** The room's debug-mode tracer: a diff is one trace event with its recipient count. */
+  trace?: Tracer;
 }
 
 export class PresenceFanout {
@@ -103,11 +106,13 @@ export class PresenceFanout {
   #send(diff: PresenceDiff, except?: Connection): void {
     const frame = presenceDiffFrame(diff);
     let slow: Connection[] | undefined;
+    let recipients = 0;
     for (const conn of this.#to.targets()) {
       if (conn === except) continue;
       if (conn.flow.unconfirmed > this.#to.budget) (slow ??= []).push(conn);
-      else sendCounted(conn, frame);
+      else if (sendQuiet(conn, frame)) recipients++;
     }
+    if (this.#to.trace?.on) this.#to.trace.fanout(frame, recipients);
     if (slow) this.#to.slow(slow);
   }
 }

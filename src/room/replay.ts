@@ -37,6 +37,8 @@ export interface ReplayDeps {
   joining(): readonly Connection[];
   slow(conn: Connection): void;
   failed(conn: Connection): void;
+  /** Metrics: a replay started, reached the head, or sent `n` messages. */
+  count?(event: "started" | "finished" | "messages", n?: number): void;
 }
 
 export class ReplayRunner {
@@ -57,6 +59,7 @@ export class ReplayRunner {
 
   /** Sends the first page now (in the joining turn); continues in later turns if there is more. */
   start(conn: Connection, from: number): void {
+    this.#deps.count?.("started");
     const cursor = this.#sendPage(conn, from);
     if (cursor === undefined) return;
     this.#cursors.set(conn, cursor);
@@ -124,11 +127,16 @@ export class ReplayRunner {
         return undefined;
       }
       const text = messagesOrMessage(page.messages);
-      if (sendText(conn.ws, text)) conn.flow.messages(last.seq, text.length);
+      if (sendText(conn.ws, text)) {
+        conn.flow.messages(last.seq, text.length);
+        if (conn.trace.on) conn.trace.out(conn, text);
+        this.#deps.count?.("messages", page.messages.length);
+      }
     }
     if (page.hasMore) return last!.seq;
     this.forget(conn);
     this.#deps.goLive(conn);
+    this.#deps.count?.("finished");
     return undefined;
   }
 }

@@ -19,10 +19,14 @@ import { BanStore } from "./ban-store.js";
 import { Presence, type PresenceDiff } from "./presence.js";
 import { PresenceFanout } from "./presence-fanout.js";
 import { planReplay, type ResumeRequest } from "./resume.js";
-import { closeWith, sendFrame } from "./send.js";
+import { closeConnection, sendFrameTo } from "./send.js";
+import { Tracer } from "./trace.js";
 import { ReplayRunner } from "./replay.js";
 import { Broadcaster } from "./broadcaster.js";
 import { UserBuckets, payForHistory } from "./rate-limit.js";
+import { RoomMeter, closeCodeLabel } from "./metrics.js";
+import { ERRORS } from "@roomcast/protocol";
+import { DirectoryReporter } from "../directory/report.js";
 
 export class RoomCore {
   readonly ctx: DurableObjectState;
@@ -39,6 +43,12 @@ export class RoomCore {
   readonly budget: number;
   /** Rate limits, one bucket per user: all of a user's sockets and the HTTP API share it. */
   readonly buckets: UserBuckets;
+  /** Debug mode (trace.ts): off unless an admin turned it on; checked by one branch per frame. */
+  readonly tracer: Tracer;
+  /** Counters and gauges (metrics.ts): memory, then one row and one data point per flush; nothing while idle. */
+  readonly meter: RoomMeter;
+  /** The rooms directory's reports (fire-and-forget, never a timer; src/directory/report.ts). */
+  readonly directory: DirectoryReporter;
   #presence: Presence | undefined;
   /** Users kicked since this instance started: a socket of theirs adopted later is not listed again. */
   readonly #kicked = new Set<string>();
@@ -53,7 +63,16 @@ export class RoomCore {
     this.grace = new GraceStore(ctx.storage.sql, this.log);
     this.bans = new BanStore(ctx.storage.sql, this.log);
     this.#room = this.log.getMeta("room");
-    this.connections = new ConnectionRegistry(ctx);
+    this.meter = new RoomMeter({
+      storage: ctx.storage,
+      stored: () => this.log.stored,
+      room: () => this.#room,
+      gauges: () => this.gauges(),
+      dataset: env.METRICS,
+    });
+    this.connections = new ConnectionRegistry(ctx, (chars) => this.meter.inc("bytes_out_total", undefined, chars));
+    this.tracer = new Tracer(ctx.storage.kv, () => this.#room ?? ctx.id.name);
+    this.connections.tracer = this.tracer;
     // Nothing stored yet, but clients connected before a wake: their attachments hold
     // the room's name and the epoch they were told (message-log.ts keeps both in memory).
     if (!this.log.stored) {
@@ -74,12 +93,13 @@ export class RoomCore {
     };
     this.budget = flowBudget(limits);
     this.buckets = new UserBuckets(limits.PUBLISH_RATE_PER_SECOND, limits.PUBLISH_BURST);
+    this.directory = new DirectoryReporter(env.DIRECTORY, (p) => ctx.waitUntil(p));
     const slow = (conns: Connection[]) => conns.forEach((c) => safely("room.slow_consumer", { room: this.#room }, () => this.closeSlow(c)));
     this.broadcaster = new Broadcaster(
-      { live: () => this.connections.live(), slow },
+      { live: () => this.connections.live(), slow, trace: this.tracer, delivered: (n) => this.meter.inc("deliveries_total", undefined, n) },
       { batching: env.BROADCAST_BATCHING !== "off", maxDelayMs: limits.BROADCAST_MAX_DELAY_MS, budget: this.budget, maxBatchChars: this.pageChars },
     );
-    this.presenceFanout = new PresenceFanout({ targets: () => this.connections.open(), slow, budget: this.budget }, limits.PRESENCE_MAX_DELAY_MS);
+    this.presenceFanout = new PresenceFanout({ targets: () => this.connections.open(), slow, budget: this.budget, trace: this.tracer }, limits.PRESENCE_MAX_DELAY_MS);
     this.replays = new ReplayRunner({
       room: () => this.#room,
       pageSize: limits.REPLAY_PAGE_SIZE,
@@ -90,9 +110,10 @@ export class RoomCore {
       saveCursor: (conn, cursor) => this.connections.update(conn, { replayedTo: cursor }),
       joining: () => this.connections.joining(),
       slow: (conn) => this.closeSlow(conn),
+      count: (event, n) => this.meter.inc(event === "started" ? "replays_started_total" : event === "finished" ? "replays_finished_total" : "replayed_messages_total", undefined, n ?? 1),
       failed: (conn) => {
         // The one close without an error frame first (docs/protocol.md §6.8).
-        this.disconnected(conn, this.graceDeadline());
+        this.disconnected(conn, this.graceDeadline(), 4002);
         try {
           conn.ws.close(4002, "internal_error");
         } catch {
@@ -152,6 +173,8 @@ export class RoomCore {
 
   /** A presence change for the room (coalesced under churn, see presence-fanout.ts). */
   broadcastPresence(diff: PresenceDiff, except?: Connection): void {
+    this.meter.inc("joins_total", undefined, diff.joins.length);
+    this.meter.inc("leaves_total", undefined, diff.leaves.length);
     this.presenceFanout.diff(diff, except);
   }
 
@@ -161,13 +184,15 @@ export class RoomCore {
    * then, so a quick reconnect does not flap. Safe to call twice: an event that
    * follows for the same socket changes nothing.
    */
-  disconnected(conn: Connection, graceUntil: number | undefined): void {
+  disconnected(conn: Connection, graceUntil: number | undefined, closeCode = 1006): void {
     if (conn.phase === "gone") return;
+    this.meter.inc("connections_closed_total", { code: closeCodeLabel(closeCode) });
     // The index is built (if it was not) while this connection is still open, so it
     // is in it; membership was decided at its join, not by current permissions.
     const presence = conn.session.announced ? this.presence() : undefined;
     this.connections.retire(conn);
     this.replays.forget(conn);
+    this.directory.left(this.#room, this.connections.size);
     if (!presence) return;
     const { session } = conn;
     const { diff, graced } = presence.remove(session.connectionId, session.userId, graceUntil);
@@ -185,14 +210,15 @@ export class RoomCore {
    */
   close(conn: Connection, code: ErrorCode, graceUntil: number | undefined): void {
     if (conn.phase === "gone") return;
-    this.disconnected(conn, graceUntil);
-    closeWith(conn.ws, code);
+    this.disconnected(conn, graceUntil, (ERRORS[code] as { close?: number }).close ?? 1011);
+    closeConnection(conn, code);
   }
 
   /** Flow control: the connection fell too far behind. It comes back and resumes from its position. */
   closeSlow(conn: Connection): void {
     if (conn.phase === "gone") return;
     log("warn", "room.slow_consumer", { room: this.#room, connectionId: conn.id, unconfirmed: conn.flow.unconfirmed });
+    this.meter.inc("slow_consumer_closes_total");
     this.close(conn, "slow_consumer", this.graceDeadline());
   }
 
@@ -201,14 +227,14 @@ export class RoomCore {
   connect(identity: Identity, resume: ResumeRequest | undefined): Response {
     this.rememberRoom(identity.room);
     const banned = this.bans.bannedUntil(identity.userId, Date.now());
-    if (banned !== undefined) return errorResponse("kicked", `banned from this room until ${new Date(banned).toISOString()}`);
+    if (banned !== undefined) return this.#refused("kicked", `banned from this room until ${new Date(banned).toISOString()}`);
     // Sockets the room closed but the runtime still holds count too, until they are gone.
     if (Math.max(this.connections.size, this.connections.socketCount()) >= this.limits.MAX_CONNECTIONS_PER_ROOM) {
-      return errorResponse("room_full", `the room already holds ${this.limits.MAX_CONNECTIONS_PER_ROOM} connections`);
+      return this.#refused("room_full", `the room already holds ${this.limits.MAX_CONNECTIONS_PER_ROOM} connections`);
     }
     // One user may not take the room: a cap per user, with its own code (several tabs and devices fit).
     if (this.connections.countOf(identity.userId) >= this.limits.MAX_CONNECTIONS_PER_USER) {
-      return errorResponse("too_many_connections", `this user already holds ${this.limits.MAX_CONNECTIONS_PER_USER} connections in the room`);
+      return this.#refused("too_many_connections", `this user already holds ${this.limits.MAX_CONNECTIONS_PER_USER} connections in the room`);
     }
     // Build the presence index (lazily, after a wake) before this connection exists:
     // it is added, and announced, below.
@@ -230,6 +256,7 @@ export class RoomCore {
       ...(identity.rate ? { rate: identity.rate } : {}),
     };
     const conn = this.connections.accept(server, session, [userTag(identity.userId)]);
+    this.directory.joined(this.#room, this.connections.size, now);
     this.ensureAlarm(Math.min(now + this.limits.LIVENESS_TIMEOUT_SECONDS * 1000, this.tokenDeadline(session)));
     try {
       this.#join(conn, presence, resume);
@@ -250,6 +277,8 @@ export class RoomCore {
   #join(conn: Connection, presence: Presence, resume: ResumeRequest | undefined): void {
     const { session } = conn;
     const plan = planReplay(resume, this.log, this.limits.HISTORY_ON_JOIN);
+    this.meter.inc("connections_opened_total");
+    if (plan.resume) this.meter.inc("resumes_total", { verdict: plan.resume.recovered ? "recovered" : (plan.resume.reason ?? "unknown") });
     const welcome = {
       type: "welcome",
       protocol: PROTOCOL_VERSION,
@@ -270,15 +299,32 @@ export class RoomCore {
         maxUnconfirmedBytes: this.budget,
       },
     } satisfies WelcomeFrame;
-    sendFrame(conn.ws, welcome);
+    sendFrameTo(conn, welcome);
 
     if (session.announced) {
       const { diff, replaced } = presence.add(presenceEntry(session));
       this.grace.delete(replaced);
       this.broadcastPresence(diff, conn);
     }
-    sendFrame(conn.ws, { type: "presence_state", members: presence.members() } satisfies PresenceStateFrame);
+    sendFrameTo(conn, { type: "presence_state", members: presence.members() } satisfies PresenceStateFrame);
     this.replays.start(conn, plan.from);
+  }
+
+  #refused(code: "kicked" | "room_full" | "too_many_connections", message: string): Response {
+    this.meter.inc("connections_refused_total", { code });
+    return errorResponse(code, message);
+  }
+
+  /** Current gauges (metrics.ts GAUGES). */
+  gauges(): Record<string, number> {
+    return {
+      connections: this.connections.size,
+      max_connections: this.limits.MAX_CONNECTIONS_PER_ROOM,
+      log_messages: this.log.size,
+      log_first_seq: this.log.oldestSeq,
+      log_head_seq: this.log.head,
+      storage_bytes: this.log.stored ? this.ctx.storage.sql.databaseSize : 0,
+    };
   }
 
   /** Token expiry in ms, with the same clock tolerance the Worker allowed at the handshake. */
@@ -292,7 +338,7 @@ export class RoomCore {
     let count = 0;
     for (const conn of [...this.connections.open()]) {
       const delayMs = Math.floor(Math.random() * windowMs);
-      sendFrame(conn.ws, { type: "reconnect", delayMs, reason: "drain" });
+      sendFrameTo(conn, { type: "reconnect", delayMs, reason: "drain" });
       this.close(conn, "going_away", now + delayMs + grace);
       count++;
     }
@@ -307,10 +353,12 @@ export class RoomCore {
     const conns = this.connections.ofUser(userId);
     this.#kicked.add(userId);
     for (const conn of conns) {
+      this.meter.inc("connections_closed_total", { code: "4502" });
       this.connections.retire(conn);
       this.replays.forget(conn);
-      closeWith(conn.ws, "kicked");
+      closeConnection(conn, "kicked");
     }
+    if (conns.length > 0) this.directory.left(this.#room, this.connections.size);
     this.grace.deleteUser(userId);
     this.broadcastPresence(presence.removeUser(userId));
     log("info", "room.kicked", { room: this.#room, connections: conns.length });

@@ -19,6 +19,9 @@ import { closeWith } from "./send.js";
 import { RoomCore } from "./room-core.js";
 import { handleFrame } from "./frame-handlers.js";
 import { runAlarm } from "./lifecycle.js";
+import { TRACE_MAX_SECONDS, type TraceEvent, type TraceState } from "./trace.js";
+import type { RoomMetrics } from "./metrics.js";
+import { roomSummary, type RoomSummary } from "./summary.js";
 
 /**
  * Headers the Worker uses to hand the room a verified identity and resume request; never
@@ -29,6 +32,12 @@ export const IDENTITY_HEADER = "X-Roomcast-Identity";
 export const RESUME_HEADER = "X-Roomcast-Resume";
 
 const ResumeHeader = v.object({ epoch: v.pipe(v.string(), v.maxLength(64)), after: v.pipe(v.number(), v.integer(), v.minValue(0)) });
+
+const TraceOptions = v.union([
+  v.strictObject({ off: v.literal(true) }),
+  v.strictObject({ seconds: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(TRACE_MAX_SECONDS)), payloads: v.boolean() }),
+]);
+const TraceAfter = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
 
 export type Refused = { ok: false; code: ErrorCode; message: string };
 
@@ -59,6 +68,8 @@ export class Room extends DurableObject<Env> {
     // answer's timestamp is what liveness reads.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
     ctx.blockConcurrencyWhile(() => this.#core.loadAlarm());
+    // Counted without arming the flush timer: a wake alone must not keep the room awake.
+    this.#core.meter.inc("wakes_total", undefined, 1, false);
     // One line per start: after hibernation or eviction this shows each wake-up.
     log("info", "room.start", { room: this.#core.room, connections: this.#core.connections.size });
   }
@@ -84,12 +95,16 @@ export class Room extends DurableObject<Env> {
       if (this.#core.connections.closedByRoom(ws)) return;
       return closeWith(ws, "internal_error"); // an attachment we cannot read
     }
+    // Debug mode (trace.ts): while it is off, this flag check is all it costs.
+    const traced = conn.trace.on ? conn.trace.frameIn(conn, raw) : undefined;
     try {
       await handleFrame(this.#core, conn, raw);
+      this.#core.directory.active(this.#core.room, this.#core.connections.size);
     } catch (err) {
       log("error", "room.webSocketMessage", { room: this.#core.room, connectionId: conn.id, error: describeError(err) });
       safely("room.webSocketMessage", { room: this.#core.room }, () => this.#core.close(conn, "internal_error", this.#core.graceDeadline()));
     }
+    if (traced) conn.trace.settle(traced);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -100,19 +115,21 @@ export class Room extends DurableObject<Env> {
     } catch {
       // The runtime may already have completed the closing handshake.
     }
-    this.#departed("room.webSocketClose", ws);
+    this.#departed("room.webSocketClose", ws, code);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     log("warn", "room.webSocketError", { room: this.#core.room, error: describeError(error) });
-    this.#departed("room.webSocketError", ws);
+    this.#departed("room.webSocketError", ws, 1006);
   }
 
   /** The client (or the network) ended a connection; a second event for it changes nothing. */
-  #departed(event: string, ws: WebSocket): void {
+  #departed(event: string, ws: WebSocket, code: number): void {
     safely(event, { room: this.#core.room }, () => {
       const conn = this.#core.connections.get(ws);
-      if (conn) this.#core.disconnected(conn, this.#core.graceDeadline());
+      if (conn) this.#core.disconnected(conn, this.#core.graceDeadline(), code);
+      // Every socket's close ends here, the room's own closes too: the last one reports before the room sleeps.
+      if (this.#core.connections.size === 0 && this.#core.meter.pending) this.#core.meter.flush("empty");
     });
   }
 
@@ -121,8 +138,10 @@ export class Room extends DurableObject<Env> {
     // from the current state, so running it twice does no harm.
     try {
       await runAlarm(this.#core, Date.now());
+      this.#core.directory.active(this.#core.room, this.#core.connections.size);
     } catch (err) {
       log("error", "room.alarm", { room: this.#core.room, error: describeError(err) });
+      this.#core.meter.inc("alarm_errors_total");
       throw err; // let the platform retry with backoff
     }
   }
@@ -131,6 +150,12 @@ export class Room extends DurableObject<Env> {
 
   /** Publish from the HTTP API: same log, same sequence, same broadcast as a socket publish. */
   async publish(identity: Identity, id: string, data: string): Promise<PublishResult> {
+    const result = this.#publish(identity, id, data);
+    this.#core.meter.inc("publishes_total", { outcome: result.ok ? "accepted" : result.code });
+    return result;
+  }
+
+  #publish(identity: Identity, id: string, data: string): PublishResult {
     this.#core.rememberRoom(identity.room);
     const max = this.#core.limits.MAX_MESSAGE_BYTES;
     if (utf8Length(data) > max) return { ok: false, code: "message_too_large", message: `data exceeds ${max} bytes` };
@@ -173,6 +198,35 @@ export class Room extends DurableObject<Env> {
     const closed = this.#core.kick(userId, banSeconds);
     const bannedUntil = banSeconds > 0 ? this.#core.bans.bannedUntil(userId, Date.now()) : undefined;
     return bannedUntil !== undefined ? { closed, bannedUntil } : { closed };
+  }
+
+  /** For the admin API (src/http/admin.ts): counts and positions; with `detail`, each connection and presence. */
+  async summary(options: { detail?: boolean } = {}): Promise<RoomSummary> {
+    return roomSummary(this.#core, this.ctx.id.name ?? "", options.detail === true);
+  }
+
+  /** Counters since the room was created and current gauges (metrics.ts); the admin metrics endpoint sums them. */
+  async metrics(): Promise<RoomMetrics> {
+    const snapshot = this.#core.meter.snapshot();
+    return snapshot.room ? snapshot : { ...snapshot, room: this.ctx.id.name ?? "" };
+  }
+
+  /**
+   * Debug mode (trace.ts, docs/operations.md): every frame in and out logged and kept in
+   * a ring buffer, for `seconds` (1..600), then off by itself; `{ off: true }` ends it now.
+   * The admin API (src/http/admin-trace.ts) validates too; this checks again. Named
+   * `setTrace`, not `trace` (issue #13's contract): workerd refuses RPC calls to a method
+   * named like a Worker handler, and `trace` is one (tail events).
+   */
+  async setTrace(options: { seconds: number; payloads: boolean } | { off: true }): Promise<TraceState> {
+    const parsed = v.parse(TraceOptions, options);
+    if ("off" in parsed) return this.#core.tracer.stop();
+    return this.#core.tracer.start(parsed.seconds, parsed.payloads);
+  }
+
+  /** The trace's state and the buffered events with an id above `after`, oldest first. */
+  async traceEvents(after: number): Promise<TraceState & { events: TraceEvent[] }> {
+    return this.#core.tracer.events(v.parse(TraceAfter, after));
   }
 
   /** A user banned from the room by a kick is refused over HTTP too. */

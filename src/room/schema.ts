@@ -25,6 +25,8 @@ const MIGRATIONS: readonly string[] = [
    );`,
   // 2: room-scoped bans from a kick with banSeconds.
   `CREATE TABLE IF NOT EXISTS bans (user_id TEXT PRIMARY KEY, until INTEGER NOT NULL);`,
+  // 3: cumulative metric totals (metrics.ts), one row: JSON [series key, value] pairs.
+  `CREATE TABLE IF NOT EXISTS metrics (id INTEGER PRIMARY KEY CHECK (id = 1), totals TEXT NOT NULL, updated_at INTEGER NOT NULL);`,
 ];
 
 /**

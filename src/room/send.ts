@@ -18,9 +18,30 @@ export function sendText(ws: WebSocket, text: string): boolean {
  * control (flow.ts). The caller checks the budget when it is done sending.
  */
 export function sendCounted(conn: Connection, text: string): boolean {
+  if (!sendQuiet(conn, text)) return false;
+  if (conn.trace.on) conn.trace.out(conn, text);
+  return true;
+}
+
+/** sendCounted without a trace event: for a fan-out, which is traced once (presence-fanout.ts). */
+export function sendQuiet(conn: Connection, text: string): boolean {
   if (!sendText(conn.ws, text)) return false;
   conn.flow.other(text.length);
   return true;
+}
+
+/** A frame for one connection, not counted in its flow control (welcome, presence_state, reconnect), traced. */
+export function sendFrameTo(conn: Connection, frame: ServerFrame): boolean {
+  const text = encodeFrame(frame);
+  if (!sendText(conn.ws, text)) return false;
+  if (conn.trace.on) conn.trace.out(conn, text);
+  return true;
+}
+
+/** closeWith for a known connection: its error frame is traced. */
+export function closeConnection(conn: Connection, code: ErrorCode): void {
+  if (conn.trace.on) conn.trace.out(conn, errorText(code));
+  closeWith(conn.ws, code);
 }
 
 export function sendFrame(ws: WebSocket, frame: ServerFrame): boolean {

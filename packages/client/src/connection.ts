@@ -33,6 +33,7 @@ import { tokenFrom, tokenSubject, type TokenProvider } from "./token.js";
 import { NoWebSocketError, abortSocket, closeSocket, handshake, roomSocketUrl, type SocketFactory, type SocketLike, type TokenTransport } from "./transport.js";
 import { frameSummary, type DebugLog } from "./debug.js";
 import { closeCodeOf, isKnownOffline, isPushback } from "./close-policy.js";
+import { PingClock } from "./stats.js";
 
 export type { TokenProvider } from "./token.js";
 
@@ -78,6 +79,8 @@ export interface ConnectionHandler {
   frame(frame: ServerFrame, chars: number): void;
   /** The socket is gone (whatever comes next). */
   down(): void;
+  /** A pong answered one of our pings after `ms` (room.stats()). */
+  rtt?(ms: number): void;
 }
 
 const OPEN = 1;
@@ -120,6 +123,8 @@ export class Connection extends Emitter<{ state: StateChange }> {
   #pongTimeoutMs = 10_000;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Times each ping to its pong, on the current socket. */
+  readonly #pingClock = new PingClock();
 
   constructor(options: ConnectionOptions, handler: ConnectionHandler) {
     super();
@@ -227,6 +232,7 @@ export class Connection extends Emitter<{ state: StateChange }> {
     }
     const opened = socket;
     this.#socket = opened;
+    this.#pingClock.reset();
     opened.onmessage = (event) => {
       if (opened !== this.#socket) return;
       this.#alive();
@@ -258,7 +264,10 @@ export class Connection extends Emitter<{ state: StateChange }> {
         this.#onRefreshRefused(frame, (event.data as string).length);
       } else if (frame.type === "refreshed") {
         this.#scheduleRefresh(frame.expiresAt);
-      } else if (frame.type !== "pong") {
+      } else if (frame.type === "pong") {
+        const ms = this.#pingClock.ponged();
+        if (ms !== undefined) this.#handler.rtt?.(ms);
+      } else {
         this.#handler.frame(frame, (event.data as string).length); // decoded, so a string
       }
     };
@@ -304,6 +313,7 @@ export class Connection extends Emitter<{ state: StateChange }> {
   #ping(): void {
     if (this.#socket?.readyState !== OPEN) return;
     this.#socket.send(PING);
+    this.#pingClock.pinged();
     if (this.#pongTimer === undefined) {
       this.#pongTimer = setTimeout(() => {
         this.#pongTimer = undefined;

@@ -11,6 +11,7 @@ import { Outbox, type OutboxEntry, type OutboxStorage, type OverflowPolicy, type
 import { HISTORY_CHARS_PER_TOKEN, Pacer } from "./pacer.js";
 import { Broadcasts, type Broadcast } from "./ephemeral.js";
 import { newId, publishJson, withTimeout } from "./util.js";
+import { Stats, type RoomStats } from "./stats.js";
 
 export interface GapInfo {
   /** Why the position could not be resumed. */
@@ -126,6 +127,8 @@ export class Room extends Emitter<RoomEvents> {
   #progressEvery: number | undefined;
   /** Characters of frames (all but pongs) handled since the last `progress`. */
   #unconfirmed = 0;
+  readonly #stats = new Stats();
+  readonly #statsListeners = new Set<() => void>();
 
   constructor(name: string, options: RoomOptions) {
     super();
@@ -137,7 +140,10 @@ export class Room extends Emitter<RoomEvents> {
       maxSize: options.outboxMaxSize,
       overflow: options.outboxOverflow,
       onError: (err) => this.emit("error", new RoomcastClientError("internal_error", "outbox storage failed", { cause: err })),
-      onFailed: (failure) => this.emit("publish_failed", failure),
+      onFailed: (failure) => {
+        this.#stats.forget(failure.id);
+        this.emit("publish_failed", failure);
+      },
     });
     this.#connection = new Connection(options.connection, {
       resumePosition: () => (this.#epoch ? { epoch: this.#epoch, after: this.#lastSeq } : undefined),
@@ -148,6 +154,10 @@ export class Room extends Emitter<RoomEvents> {
       welcome: (frame) => this.#onWelcome(frame),
       frame: (frame, chars) => this.#onFrame(frame, chars),
       down: () => this.#onDown(),
+      rtt: (ms) => {
+        this.#stats.rtt.add(ms);
+        for (const listener of this.#statsListeners) listener();
+      },
     });
     this.#connection.on("state", (change) => {
       if (change.newState === "failed") this.#fail(change.error ?? new RoomcastClientError("internal_error", "connection failed"));
@@ -229,6 +239,21 @@ export class Room extends Emitter<RoomEvents> {
       else this.#outbox.settle(id, err);
       return err;
     });
+  }
+
+  /**
+   * Client-side latency over the last 256 samples each: ping→pong RTT and publish→ack
+   * (from the frame going on the socket to its ack; time queued offline or paced is
+   * not counted), reconnects, the state, and since when (docs/client.md, "Latency and stats").
+   */
+  stats(): RoomStats {
+    return this.#stats.snapshot(this.state);
+  }
+
+  /** @internal Called after each new RTT sample; returns the unsubscribe. */
+  onStats(listener: () => void): () => void {
+    this.#statsListeners.add(listener);
+    return () => this.#statsListeners.delete(listener);
   }
 
   /** Sets this connection's presence state (any small JSON value; null clears it). */
@@ -339,6 +364,7 @@ export class Room extends Emitter<RoomEvents> {
   // ---- connection events ---------------------------------------------------
 
   #onWelcome(frame: WelcomeFrame): void {
+    this.#stats.welcomed();
     this.#userId = frame.userId;
     this.#setUser(frame.userId);
     this.#maxMessageBytes = frame.limits.maxMessageBytes;
@@ -384,6 +410,7 @@ export class Room extends Emitter<RoomEvents> {
         return this.#deliver(frame.messages);
       case "ack": {
         const ack = { id: frame.id, seq: frame.seq, duplicate: frame.duplicate };
+        this.#stats.acked(frame.id);
         this.#outbox.settle(frame.id, ack);
         this.emit("ack", ack);
         this.#flush();
@@ -452,6 +479,7 @@ export class Room extends Emitter<RoomEvents> {
     const later = isErrorCode(code) && ERRORS[code].reconnect !== "never";
     const history = id === undefined ? undefined : this.#history.get(id);
     if (id !== undefined && this.#outbox.has(id)) {
+      this.#stats.forget(id); // refused: a resend is timed from its own send
       if (later) this.#outbox.markUnsent(id);
       else this.#outbox.settle(id, err);
     } else if (id !== undefined && history) {
@@ -474,6 +502,7 @@ export class Room extends Emitter<RoomEvents> {
 
   #onDown(): void {
     this.#live = false;
+    this.#stats.down();
     this.#progressEvery = undefined; // until the next welcome says otherwise
     this.#outbox.markAllUnsent();
     for (const pending of this.#history.values()) pending.sent = false;
@@ -526,7 +555,13 @@ export class Room extends Emitter<RoomEvents> {
     if (user === undefined || this.#restoring.has(user)) return undefined;
     const entry = this.#outbox.nextUnsent();
     if (!entry) return undefined;
-    return { text: JSON.stringify({ type: "publish", id: entry.id, data: entry.data }), sent: () => this.#outbox.markSent(entry.id) };
+    return {
+      text: JSON.stringify({ type: "publish", id: entry.id, data: entry.data }),
+      sent: () => {
+        this.#outbox.markSent(entry.id);
+        this.#stats.published(entry.id);
+      },
+    };
   }
 
   /**
@@ -538,6 +573,7 @@ export class Room extends Emitter<RoomEvents> {
   #fail(err: RoomcastClientError, forget = err.code === "forbidden" || err.code === "kicked"): void {
     if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
+    this.#stats.down();
     this.#outbox.rejectAll(err, { forget });
     for (const pending of this.#history.values()) pending.reject(err);
     this.#history.clear();

@@ -8,6 +8,7 @@ import type { ConnectionState } from "../connection.js";
 import type { Listener } from "../emitter.js";
 import type { OutboxEntry, PublishAck } from "../outbox.js";
 import type { HistoryPage, PublishOptions, RoomEvents } from "../room.js";
+import type { RoomStats } from "../stats.js";
 
 export interface RoomHandle {
   readonly name: string;
@@ -25,6 +26,8 @@ export interface RoomHandle {
   publish(data: unknown, options?: PublishOptions): Promise<PublishAck>;
   setPresence(state: unknown): void;
   history(options?: { after?: number; limit?: number }): Promise<HistoryPage>;
+  /** Client-side latency (RTT, publish→ack), reconnects and state: docs/client.md, "Latency and stats". */
+  stats(): RoomStats;
   /** Leaves for good; `{ keepOutbox: true }` keeps durable outbox entries for a later session. */
   leave(options?: { keepOutbox?: boolean }): void;
   on<K extends keyof RoomEvents>(event: K, listener: Listener<RoomEvents[K]>): () => void;
@@ -35,4 +38,6 @@ export interface RoomHandle {
 export interface ManagedRoom extends RoomHandle {
   /** @internal */
   nudge(kind: "online" | "offline" | "visible"): void;
+  /** @internal Called after each new RTT sample (what a leader tab relays); returns the unsubscribe. */
+  onStats(listener: () => void): () => void;
 }

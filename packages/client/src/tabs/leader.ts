@@ -89,6 +89,8 @@ export class Leader {
         this.#finish(ack.id, { ack: { id: ack.id, seq: ack.seq, duplicate: ack.duplicate } });
       }),
     );
+    // The group's latency, as the leader's room measures it, after each pong (once a ping interval).
+    on.push(room.onStats(() => this.#emit({ t: "stats", stats: room.stats() })));
     const state = this.#presence();
     if (state !== undefined) room.setPresence(state);
   }

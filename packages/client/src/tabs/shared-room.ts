@@ -27,6 +27,7 @@ import { Leader } from "./leader.js";
 import { TabLog } from "./log.js";
 import type { ChannelLike, TabPlatform } from "./platform.js";
 import { newId, publishJson, withTimeout } from "../util.js";
+import { Stats, type RoomStats } from "../stats.js";
 import { WIRE_VERSION, decodeTabMessage, type TabMessage, type TabMessageBody, type WireError } from "./wire.js";
 
 export interface SharedRoomOptions {
@@ -93,6 +94,9 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
   #left = false;
   /** The group's presence state: one connection, so the last state any tab set. */
   #presence: unknown = undefined;
+  /** The leader's numbers, as last relayed; before any, an empty set. */
+  #stats: RoomStats | undefined;
+  readonly #emptyStats = new Stats();
 
   constructor(name: string, options: SharedRoomOptions) {
     super();
@@ -180,6 +184,21 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
         },
       );
     });
+  }
+
+  /**
+   * The group's latency, measured by the leader tab's room on the one socket: live in
+   * the leader, in other tabs as relayed after the leader's last pong (so up to a ping
+   * interval old; empty until the first). `state` is this tab's.
+   */
+  stats(): RoomStats {
+    const stats = this.#leader?.room.stats() ?? this.#stats ?? this.#emptyStats.snapshot(this.#state);
+    return { ...stats, state: this.#state };
+  }
+
+  /** @internal A SharedRoom never serves as a leader's room: nothing to relay. */
+  onStats(): () => void {
+    return () => undefined;
   }
 
   setPresence(state: unknown): void {
@@ -359,6 +378,9 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
       case "presence":
         this.#members = m.members;
         this.emit("presence", this.#members);
+        return;
+      case "stats":
+        this.#stats = m.stats;
         return;
       case "ack":
         this.emit("ack", m.ack);

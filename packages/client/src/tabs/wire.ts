@@ -20,6 +20,18 @@ const Ack = v.object({ id: v.string(), seq: Seq, duplicate: v.boolean() });
 const Entry = v.object({ id: v.string(), data: v.unknown(), createdAt: v.number() });
 const GapInfo = v.object({ reason: v.picklist(["epoch_changed", "trimmed", "ahead"]), epoch: v.string(), from: Seq, reset: v.optional(v.boolean()) });
 
+const Ms = v.nullable(v.pipe(v.number(), v.minValue(0), v.maxValue(86_400_000)));
+const Count = v.pipe(v.number(), v.integer(), v.minValue(0));
+const Latency = { p50: Ms, p90: Ms, p99: Ms, count: Count, samples: Count };
+/** The leader room's `stats()` (the tab's own state replaces `state`). */
+const Stats = v.object({
+  rtt: v.object({ last: Ms, ...Latency }),
+  publishAck: v.object(Latency),
+  reconnects: Count,
+  state: ConnectionState,
+  since: v.number(),
+});
+
 const base = { v: v.literal(WIRE_VERSION), from: TabId };
 
 /** Leader → everyone. */
@@ -51,6 +63,8 @@ const LeaderMessages = [
   /** The leader's room loaded these from the durable outbox (a previous page's publishes). */
   v.object({ ...base, t: v.literal("restored"), entries: v.array(Entry) }),
   v.object({ ...base, t: v.literal("presence"), members: v.array(Member) }),
+  /** The leader room's latency numbers, after each of its pongs. */
+  v.object({ ...base, t: v.literal("stats"), stats: Stats }),
   v.object({ ...base, t: v.literal("ack"), ack: Ack }),
   v.object({ ...base, t: v.literal("error"), error: WireError }),
   v.object({ ...base, t: v.literal("publish_failed"), id: v.string(), data: v.unknown(), error: WireError, kept: v.boolean() }),
