@@ -17,14 +17,13 @@ import { createMiddleware } from "hono/factory";
 import * as v from "valibot";
 import { isValidRoomName } from "@roomcast/protocol";
 import type { AppEnv, Env } from "../env.js";
-import { LIMIT_SPECS, readLimits } from "../config.js";
 import { DIRECTORY_SHARDS, shardName } from "../directory/shard.js";
 import { MAX_LIST, type DirectoryEntry } from "../directory/directory.js";
 import type { RoomSummary } from "../room/summary.js";
 import { prometheusText, type RoomMetrics } from "../room/metrics.js";
-import { authorize, checkOrigin, readBodyText, roomParam } from "./middleware.js";
+import { authorize, checkOrigin, roomParam } from "./middleware.js";
 import { fail } from "./errors.js";
-import { MAX_DRAIN_BODY_BYTES } from "./routes.js";
+import { drainWindowMs } from "./routes.js";
 import { describeError, log } from "../log.js";
 import { adminTrace } from "./admin-trace.js";
 
@@ -175,30 +174,8 @@ admin.get("/rooms/:room", roomParam, async (c) => {
 });
 
 // Strict, like the per-room drain: `{}` or `{"windowSeconds": N}`.
-const DrainBody = v.strictObject({
-  windowSeconds: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(LIMIT_SPECS.DRAIN_WINDOW_SECONDS.max))),
-});
-
 admin.post("/drain", async (c) => {
-  const text = await readBodyText(c.req.raw, MAX_DRAIN_BODY_BYTES, () =>
-    fail("invalid_request", `the body may be at most ${MAX_DRAIN_BODY_BYTES} bytes: {"windowSeconds"?: number}`),
-  );
-  let json: unknown = {};
-  if (text.trim() !== "") {
-    try {
-      json = JSON.parse(text);
-    } catch {
-      fail("invalid_request", 'body must be empty or JSON: {"windowSeconds"?: number}');
-    }
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) fail("invalid_request", 'body must be empty or a JSON object: {"windowSeconds"?: number}');
-  const body = v.safeParse(DrainBody, json);
-  if (!body.success) {
-    const issue = body.issues[0];
-    const key = issue.path?.map((p) => String(p.key)).join(".");
-    fail("invalid_request", key === "windowSeconds" ? `windowSeconds: ${issue.message}` : `unexpected field ${key ?? ""}: the body may only hold windowSeconds`);
-  }
-  const windowMs = Math.round((body.output.windowSeconds ?? readLimits(c.env).DRAIN_WINDOW_SECONDS) * 1000);
+  const windowMs = await drainWindowMs(c);
   const { rooms, truncated } = await allRooms(c.env);
   let drained = 0;
   let failed = 0;

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import * as v from "valibot";
 import { MESSAGE_ID, PROTOCOL_VERSION } from "@roomcast/protocol";
 import type { AppEnv } from "../env.js";
@@ -130,7 +130,8 @@ const DrainBody = v.strictObject({
   windowSeconds: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(LIMIT_SPECS.DRAIN_WINDOW_SECONDS.max))),
 });
 
-rooms.post("/:room/drain", authorize("admin"), async (c) => {
+/** A drain request's window in ms (the body's `windowSeconds`, else DRAIN_WINDOW_SECONDS); one room's or every room's drain. */
+export async function drainWindowMs(c: Context<AppEnv>): Promise<number> {
   const text = await readBodyText(c.req.raw, MAX_DRAIN_BODY_BYTES, () =>
     fail("invalid_request", `the body may be at most ${MAX_DRAIN_BODY_BYTES} bytes: {"windowSeconds"?: number}`),
   );
@@ -149,8 +150,11 @@ rooms.post("/:room/drain", authorize("admin"), async (c) => {
     const key = issue.path?.map((p) => String(p.key)).join(".");
     fail("invalid_request", key === "windowSeconds" ? `windowSeconds: ${issue.message}` : `unexpected field ${key ?? ""}: the body may only hold windowSeconds`);
   }
-  const windowSeconds = body.output.windowSeconds ?? readLimits(c.env).DRAIN_WINDOW_SECONDS;
-  const result = await c.env.ROOMS.getByName(c.get("room")).drain(Math.round(windowSeconds * 1000));
+  return Math.round((body.output.windowSeconds ?? readLimits(c.env).DRAIN_WINDOW_SECONDS) * 1000);
+}
+
+rooms.post("/:room/drain", authorize("admin"), async (c) => {
+  const result = await c.env.ROOMS.getByName(c.get("room")).drain(await drainWindowMs(c));
   return c.json(result);
 });
 
