@@ -2,7 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { DIRECTORY_SHARDS, shardName, shardOf } from "../src/directory/shard.js";
-import { STALE_MS } from "../src/directory/directory.js";
+import { STALE_MS, staleAfterMs } from "../src/directory/directory.js";
 import { ACTIVE_REPORT_MS, DirectoryReporter } from "../src/directory/report.js";
 import { connect, publish, token, uniqueRoom } from "./helpers.js";
 
@@ -164,5 +164,12 @@ describe("the room's reporter", () => {
     const throwing = new DirectoryReporter({ getByName: () => { throw new Error("no namespace"); } } as never, () => {});
     expect(() => throwing.joined("r1", 1)).not.toThrow();
     expect(() => new DirectoryReporter(undefined, () => {}).joined("r1", 1)).not.toThrow();
+  });
+});
+
+describe("staleness", () => {
+  it("waits at least three liveness timeouts before taking a silent room for gone (its only reports may be its liveness alarms)", () => {
+    expect(staleAfterMs(env)).toBe(STALE_MS); // 60 s liveness: 10 minutes
+    expect(staleAfterMs({ ...env, LIVENESS_TIMEOUT_SECONDS: "3600" })).toBe(3 * 3_600_000);
   });
 });

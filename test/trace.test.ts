@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { AppEnv } from "../src/env.js";
 import { adminTrace } from "../src/http/admin-trace.js";
 import { notFound, onError } from "../src/http/errors.js";
-import { NO_TRACE, TRACE_CAPACITY, Tracer, type TraceEvent } from "../src/room/trace.js";
+import { NO_TRACE, TRACE_CAPACITY, Tracer, redact, type TraceEvent } from "../src/room/trace.js";
 import { BASE, connect, fetchWorker, publish, token, uniqueRoom } from "./helpers.js";
 
 /** The router as admin.ts mounts it, without admin.ts's own check: adminTrace must check by itself. */
@@ -330,5 +330,15 @@ describe("Tracer", () => {
     const [event] = t.events(0, 1).events;
     expect(event!.data).toMatch(/^\[omitted: \d+ bytes\]$/);
     expect(event!.bytes).toBeGreaterThan(5_000);
+  });
+});
+
+describe("redact", () => {
+  it("redacts any key naming a credential and any three-segment token, not only the exact names and eyJ headers", () => {
+    const jwtWithSpacedHeader = `${btoa('{ "alg": "HS256" }').replace(/=+$/, "")}.${btoa('{"sub":"alice"}').replace(/=+$/, "")}.c2lnbmF0dXJlLWJ5dGVz`;
+    expect(jwtWithSpacedHeader.startsWith("eyJ")).toBe(false);
+    expect(
+      redact({ authToken: "a", session_token: "b", "x-api-key": "c", userPassword: "d", text: `see ${jwtWithSpacedHeader} here`, plain: "hello.world" }, 0),
+    ).toEqual({ authToken: "[redacted]", session_token: "[redacted]", "x-api-key": "[redacted]", userPassword: "[redacted]", text: "see [redacted] here", plain: "hello.world" });
   });
 });

@@ -11,7 +11,7 @@
  *
  * A room that never said `empty` (a crash between its last close and the report, a
  * failed report) stops reporting `active`, and is dropped when its row goes stale:
- * STALE_MS after its last report, checked when a shard is listed (no alarm: the
+ * `staleAfterMs` (10 minutes, or three liveness timeouts if longer) after its last report, checked when a shard is listed (no alarm: the
  * directory, like an idle room, costs nothing between requests).
  *
  * Reports carry the room's clock (`at`); a report older than the row it would change is
@@ -21,9 +21,19 @@ import { DurableObject } from "cloudflare:workers";
 import * as v from "valibot";
 import { isValidRoomName } from "@roomcast/protocol";
 import type { Env } from "../env.js";
+import { readLimits } from "../config.js";
 
 /** A room that has not reported for this long is taken for gone (rooms with connections report about once a minute). */
 export const STALE_MS = 10 * 60_000;
+
+/**
+ * How long this deployment waits before taking a silent room for gone: at least STALE_MS, and three
+ * liveness timeouts, because a room whose clients only ping (answered by the runtime, no wake)
+ * reports only when its liveness alarm runs, about once per LIVENESS_TIMEOUT_SECONDS.
+ */
+export function staleAfterMs(env: Env): number {
+  return Math.max(STALE_MS, 3 * readLimits(env).LIVENESS_TIMEOUT_SECONDS * 1000);
+}
 /** Most rows one `list` call returns. */
 export const MAX_LIST = 500;
 
@@ -92,7 +102,7 @@ export class RoomsDirectory extends DurableObject<Env> {
   /** Rooms after `after` (by name), at most `limit` (1…MAX_LIST); stale rows are dropped first. */
   async list(after: string | null, limit: number, now: number = Date.now()): Promise<DirectoryPage> {
     const n = Math.max(1, Math.min(MAX_LIST, Math.floor(limit)));
-    this.#sql.exec("DELETE FROM rooms WHERE last_activity_at < ?", now - STALE_MS);
+    this.#sql.exec("DELETE FROM rooms WHERE last_activity_at < ?", now - staleAfterMs(this.env));
     const rows = this.#sql
       .exec<Row>("SELECT room, first_seen_at, last_activity_at, connections FROM rooms WHERE room > ? ORDER BY room LIMIT ?", after ?? "", n + 1)
       .toArray();

@@ -286,14 +286,16 @@ function series(name: string, labels: [string, string][], value: number): string
 }
 
 export interface PrometheusOptions {
-  /** Per-room series (`room="…"`); false emits only the service totals (large fleets). Default true. */
+  /** Per-room series (`room="…"`); false emits only the gauges' service totals (large fleets). Default true. */
   perRoom?: boolean;
 }
 
 /**
  * Prometheus text (format 0.0.4) for the given rooms: per counter and gauge, one
- * series per room labelled `room="…"` (unless `perRoom: false`), and the service
- * total with the same other labels and no `room` label (select it with `room=""`).
+ * series per room labelled `room="…"` (unless `perRoom: false`). Gauges that add up
+ * (connections, log messages, storage) also get a service total without the `room`
+ * label; counters do not (a sum over the rooms listed now is not monotonic: aggregate
+ * with `sum(rate(…))`).
  * Counters and gauges not in COUNTERS/GAUGES are exported too (help: "").
  */
 export function prometheusText(rooms: readonly RoomMetrics[], options: PrometheusOptions = {}): string {
@@ -313,17 +315,11 @@ export function prometheusText(rooms: readonly RoomMetrics[], options: Prometheu
   for (const [name, samples] of counterFamilies) {
     const full = `roomcast_${name}`;
     out.push(`# HELP ${full} ${escapeHelp((COUNTERS as Record<string, string>)[name] ?? "")}`, `# TYPE ${full} counter`);
-    const totals = new Map<string, { labels: [string, string][]; value: number }>();
-    for (const s of samples) {
-      if (perRoom) out.push(series(full, [["room", s.room], ...s.labels], s.value));
-      const key = JSON.stringify(s.labels);
-      const t = totals.get(key) ?? { labels: s.labels, value: 0 };
-      t.value += s.value;
-      totals.set(key, t);
-    }
-    // Every known counter has a service total (0 when nothing counted it yet), so rate() has a series.
-    if (samples.length === 0) totals.set("[]", { labels: [], value: 0 });
-    for (const t of totals.values()) out.push(series(full, t.labels, t.value));
+    // Counters are per room only. A service total summed over the rooms listed now would go down
+    // whenever a room empties and leaves the directory, which Prometheus reads as a counter reset
+    // (rate() and increase() would count the whole total again): aggregate with
+    // sum(rate(x[5m])), which takes each room's rate before summing.
+    if (perRoom) for (const s of samples) out.push(series(full, [["room", s.room], ...s.labels], s.value));
   }
   const gaugeNames = new Set<string>(Object.keys(GAUGES));
   for (const r of rooms) for (const g of Object.keys(r.gauges)) if (NAME.test(g)) gaugeNames.add(g);

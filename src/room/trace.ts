@@ -69,10 +69,10 @@ export const REDACTED = "[redacted]";
 const STORAGE_KEY = "trace";
 /** Deeper than this, a payload is cut (JSON.parse accepts nesting a recursive walk should not follow). */
 const MAX_DEPTH = 16;
-/** Keys whose values are credentials, wherever they appear. */
-const SECRET_KEY = /^(token|access_?token|refresh_?token|id_?token|authorization|bearer|jwt|password|secret|api_?key)$/i;
-/** A JWT (or JWS/JWE) anywhere in a string: a base64url JSON header `eyJ…` and dot-separated segments. */
-const JWT_LIKE = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)*/g;
+/** Keys whose values are credentials, wherever they appear (any key containing one of these words). */
+const SECRET_KEY = /token|authorization|bearer|jwt|passw(or)?d|secret|api[-_]?key|credential/i;
+/** A JWT (or JWS/JWE) anywhere in a string: a base64url JSON header `eyJ…`, or any three dot-separated base64url segments. */
+const JWT_LIKE = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)*|[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g;
 const BEARER_LIKE = /(bearer\s+)\S+/gi;
 
 /** What persists across a wake. */
