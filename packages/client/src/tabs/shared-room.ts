@@ -144,7 +144,9 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
       return Promise.reject(new TypeError(`publish id must be 1-64 of A-Z a-z 0-9 _ . : - (got ${JSON.stringify(id)})`));
     }
     if (this.#publishes.has(id)) return Promise.reject(new TypeError(`a publish with id "${id}" is already pending in this tab`));
-    const entry: OutboxEntry = { id, data: JSON.parse(json) as unknown, createdAt: Date.now() };
+    // A copy of exactly what will be sent (our own JSON from publishJson, so parsing it back cannot fail).
+    const data: unknown = JSON.parse(json);
+    const entry: OutboxEntry = { id, data, createdAt: Date.now() };
     const promise = new Promise<PublishAck>((resolve, reject) => {
       this.#publishes.set(id, { entry, resolve, reject, submitted: false });
     });
