@@ -145,8 +145,8 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     }
     if (this.#publishes.has(id)) return Promise.reject(new TypeError(`a publish with id "${id}" is already pending in this tab`));
     // A copy of exactly what will be sent (our own JSON from publishJson, so parsing it back cannot fail).
-    const data: unknown = JSON.parse(json);
-    const entry: OutboxEntry = { id, data, createdAt: Date.now() };
+    const copy: unknown = JSON.parse(json);
+    const entry: OutboxEntry = { id, data: copy, createdAt: Date.now() };
     const promise = new Promise<PublishAck>((resolve, reject) => {
       this.#publishes.set(id, { entry, resolve, reject, submitted: false });
     });
