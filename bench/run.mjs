@@ -13,7 +13,7 @@ import * as scenarios from "./lib/scenarios.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
-const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-delay", "roomcast-direct-presence0", "roomcast-direct-baseline", "partyserver", "partyserver-direct", "socketio", "ws"];
+const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-delay", "roomcast-direct-presence0", "roomcast-direct-baseline", "partyserver", "partyserver-direct", "bare-do-direct", "socketio", "ws"];
 const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm", "presence", "slow", "ephemeral"];
 
 // What the single-purpose profiles (ab, hot, overload) use for the scenarios they are not about.
@@ -124,6 +124,8 @@ Systems (--systems, comma-separated; default: all):
   roomcast-direct-baseline   the same, built from $ROOMCAST_BASELINE_DIR (A/B of two commits)
   partyserver      partyserver (Durable Object peer) on workerd via wrangler dev
   partyserver-direct  partyserver on workerd directly, no dev proxy (compare with roomcast-direct)
+  bare-do-direct   a bare Durable Object that only loops send() over its sockets, on workerd
+                   directly: the platform's floor (Roomcast's overhead is its distance from it)
   socketio         Socket.IO 4.8, websocket transport, rooms, on Node
   ws               a raw ws broadcast server (the floor)
 
