@@ -18,7 +18,11 @@ export interface TestServer {
   readonly url: string;
   /** SIGKILLs wrangler and workerd, like a crash; storage is kept. */
   kill(): Promise<void>;
-  start(): Promise<void>;
+  /**
+   * Starts it again on the same port and storage; `root` switches the code it serves
+   * (a checkout of another release, see scripts/lib/previous-release.mjs): a deploy.
+   */
+  start(options?: { root?: string }): Promise<void>;
   /** Stops for good and deletes the storage. */
   dispose(): Promise<void>;
   /** Everything the server printed (for debugging a failure). */
@@ -34,8 +38,14 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startServer(vars: Record<string, string> = {}): Promise<TestServer> {
+export interface ServerOptions {
+  /** The checkout whose wrangler.toml and sources to serve (default: this repository). */
+  root?: string;
+}
+
+export async function startServer(vars: Record<string, string> = {}, options: ServerOptions = {}): Promise<TestServer> {
   const port = await freePort();
+  let codeRoot = options.root ?? root;
   const persist = mkdtempSync(join(tmpdir(), "roomcast-it-"));
   let child: ChildProcess | undefined;
   let log = "";
@@ -49,11 +59,12 @@ export async function startServer(vars: Record<string, string> = {}): Promise<Te
     ...vars,
   };
 
-  const start = async () => {
+  const start = async (startOptions: { root?: string } = {}) => {
+    if (startOptions.root !== undefined) codeRoot = startOptions.root;
     const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist, "--show-interactive-dev-session=false"];
     for (const [k, v] of Object.entries(allVars)) args.push("--var", `${k}:${v}`);
     const proc = spawn(join(root, "node_modules/.bin/wrangler"), args, {
-      cwd: root,
+      cwd: codeRoot,
       env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true, // its own process group, so kill() takes workerd down too
