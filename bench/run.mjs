@@ -14,7 +14,7 @@ import * as scenarios from "./lib/scenarios.mjs";
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
 const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-delay", "roomcast-direct-presence0", "roomcast-direct-baseline", "partyserver", "partyserver-direct", "bare-do-direct", "socketio", "ws"];
-const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm", "presence", "slow", "ephemeral"];
+const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm", "presence", "slow", "ephemeral", "compression"];
 
 // What the single-purpose profiles (ab, hot, overload) use for the scenarios they are not about.
 const SHORT = {
@@ -24,6 +24,7 @@ const SHORT = {
   presence: { clients: 500 },
   slow: { subscribers: 10, rate: 100, payloadBytes: 1_024, prefill: 2_000, historyRequests: 30, beforeS: 2, stallS: 8, afterS: 2 },
   ephemeral: { subscribers: 100, payloadBytes: 100, rate: 200, durationS: 3, warmupS: 1 },
+  compression: { subscribers: 50, rate: 100, durationS: 3, warmupS: 1, rounds: 2 },
 };
 
 const PROFILES = {
@@ -42,6 +43,7 @@ const PROFILES = {
     // ~1 KiB payloads; 5,000 pre-filled, so each history answer is HISTORY_PAGE_MAX (500) messages, ~0.55 MB.
     slow: { subscribers: 50, rate: 200, payloadBytes: 1_024, prefill: 5_000, historyRequests: 30, beforeS: 5, stallS: 20, afterS: 5 },
     ephemeral: { subscribers: 100, payloadBytes: 100, rate: 200, durationS: 10, warmupS: 2 },
+    compression: { subscribers: 100, rate: 100, durationS: 5, warmupS: 2, rounds: 2 },
   },
   quick: {
     fanout: { sizes: [10, 100, 1_000], payloads: [100, 1_024], durationS: 5, warmupS: 2, deliveriesPerSecond: 20_000 },
@@ -53,6 +55,7 @@ const PROFILES = {
     presence: { clients: 500 },
     slow: { subscribers: 50, rate: 200, payloadBytes: 1_024, prefill: 5_000, historyRequests: 30, beforeS: 3, stallS: 10, afterS: 3 },
     ephemeral: { subscribers: 100, payloadBytes: 100, rate: 200, durationS: 5, warmupS: 2 },
+    compression: { subscribers: 50, rate: 100, durationS: 4, warmupS: 1, rounds: 2 },
   },
   // A/B of one change: fan-out and the ramp only, shorter.
   ab: {
@@ -90,6 +93,8 @@ const PROFILES = {
     slow: { subscribers: 5, rate: 50, payloadBytes: 1_024, prefill: 400, historyRequests: 30, warmupS: 0.5, beforeS: 1, stallS: 3, afterS: 1, catchUpS: 10 },
     // Tiny: two phases of 0.5 s (plus the server's start).
     ephemeral: { subscribers: 5, payloadBytes: 100, rate: 50, durationS: 0.5, warmupS: 0.2 },
+    // Four phases of 0.3 s (one round, both payloads, both modes).
+    compression: { subscribers: 3, rate: 50, durationS: 0.3, warmupS: 0.1, rounds: 1 },
   },
 };
 
@@ -114,6 +119,10 @@ Scenarios (--scenarios, comma-separated; default: all):
   ephemeral  the same room and rate as stored publishes, then as ephemeral broadcasts (never
            stored): deliveries per server CPU-second of each (Roomcast only; 100 subscribers
            × 200 msg/s in full, quick and ab)
+  compression  permessage-deflate offered (as browsers do) vs not, on chat lines (100-300 B)
+           and JSON state (2-4 KB): server CPU and wire bytes per delivery, p50/p99; two
+           rooms on one server, phases interleaved. BENCH_DEFLATE=1 makes every client of
+           every scenario offer permessage-deflate.
 
 Systems (--systems, comma-separated; default: all):
   roomcast         Roomcast through wrangler dev (with its dev proxy)
@@ -249,6 +258,8 @@ for (const name of chosen) {
     for (const connections of p.sizes) jobs.push({ name, label: `memory ${connections} connections`, options: { connections, perRoom: p.perRoom, settleS: p.settleS, idleS: p.idleS }, connections });
   } else if (name === "rooms") {
     for (const config of p) jobs.push({ name, label: `rooms ${config.rooms} × ${config.perRoom}`, options: config, connections: config.rooms * config.perRoom });
+  } else if (name === "compression") {
+    jobs.push({ name, label: `compression 2 × ${p.subscribers} subs @ ${p.rate}/s`, options: p, connections: 2 * (p.subscribers + 1) });
   } else if (name === "slow") {
     // $BENCH_SLOW_HISTORY_REQUESTS: how many history requests the stalled client sends (the profile's by default).
     const historyRequests = process.env.BENCH_SLOW_HISTORY_REQUESTS ? Number(process.env.BENCH_SLOW_HISTORY_REQUESTS) : p.historyRequests;

@@ -4,6 +4,7 @@
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { startNodeServer } from "../lib/process.mjs";
+import { perMessageDeflate, wireStats } from "../lib/roomcast-client.mjs";
 
 const SERVER = fileURLToPath(new URL("../servers/ws-server.mjs", import.meta.url));
 
@@ -18,12 +19,12 @@ const SERVER = fileURLToPath(new URL("../servers/ws-server.mjs", import.meta.url
  * @param {import("../lib/adapter.mjs").ConnectOptions} o
  * @returns {Promise<import("../lib/adapter.mjs").Connection>}
  */
-export async function connectJson(wsUrl, { localAddress, onMessage, onClose }) {
+export async function connectJson(wsUrl, { localAddress, onMessage, onClose, deflate }) {
   /** @type {WebSocket} */
   let socket;
   const open = () =>
     new Promise((resolve, reject) => {
-      const ws = new WebSocket(wsUrl, { localAddress, perMessageDeflate: false });
+      const ws = new WebSocket(wsUrl, { localAddress, perMessageDeflate: perMessageDeflate(deflate) });
       let opened = false;
       ws.on("message", (data, isBinary) => {
         if (!isBinary) onMessage(JSON.parse(data.toString()));
@@ -49,6 +50,8 @@ export async function connectJson(wsUrl, { localAddress, onMessage, onClose }) {
   };
   await open();
   return {
+    bytesRead: () => (socket ? wireStats(socket).bytesRead() : 0),
+    extensions: () => (socket ? wireStats(socket).extensions() : ""),
     publish: (data) => socket.send(JSON.stringify(data)),
     close: closeOurs,
     reconnect: async () => {

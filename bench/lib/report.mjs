@@ -90,6 +90,20 @@ export function markdown(run) {
   }
   const skippedSlow = by("slow").filter((r) => r.skipped);
   if (skippedSlow.length) out.push(`\nSlow consumer skipped for ${skippedSlow.map((r) => r.system).join(", ")}: ${skippedSlow[0].skipped}.`);
+  const comp = by("compression");
+  if (comp.length) {
+    out.push("\n### Compression (permessage-deflate offered by every client vs not; two rooms on one server, phases interleaved)\n");
+    out.push(
+      table(
+        ["system", "subscribers × rate/s", "payload", "mean payload B", "mode", "extension accepted", "delivered", "lost", "server CPU µs per delivery", "wire bytes per delivery", "p50 ms", "p99 ms", "load generator CPU µs per delivery", "per round (µs, bytes, p99)"],
+        comp.flatMap((r) =>
+          r.cells.map((c) => [r.system, `${r.subscribers} × ${r.publishRate}`, c.payload, c.payloadBytesMean, c.mode, c.extensions || "none", c.delivered, c.lost, c.serverCpuUsPerDelivery, c.wireBytesPerDelivery, c.latencyMs.p50, c.latencyMs.p99, c.loadgenCpuUsPerDelivery, c.rounds.map((x) => `${x.serverCpuUsPerDelivery}, ${x.wireBytesPerDelivery}, ${x.p99}`).join("; ")]),
+        ),
+      ),
+    );
+    out.push("\ndeflate ÷ off (below 1: deflate cheaper, smaller or faster):\n");
+    out.push(table(["system", "payload", "server CPU per delivery", "wire bytes per delivery", "p50", "p99"], comp.flatMap((r) => r.deflateOverOff.map((q) => [r.system, q.payload, q.serverCpuPerDelivery, q.wireBytesPerDelivery, q.p50, q.p99]))));
+  }
   const notRun = run.results.filter((r) => r.error && r.notRun);
   if (notRun.length) {
     out.push("\n### Runs that cannot run on this machine\n");

@@ -62,11 +62,36 @@ function presenceToken(sub) {
 
 let counter = 0;
 
+/**
+ * The `ws` option for permessage-deflate. Off unless asked for (`deflate: true` in the
+ * connect options, or BENCH_DEFLATE=1 for every client of a run). On, the client offers
+ * it the way browsers do (`permessage-deflate; client_max_window_bits`) and compresses
+ * every frame it sends (threshold 0: browsers have no size threshold).
+ * @param {boolean | undefined} deflate
+ */
+export function perMessageDeflate(deflate) {
+  return (deflate ?? process.env.BENCH_DEFLATE === "1") ? { threshold: 0 } : false;
+}
+
+/**
+ * What every bench connection also exposes, for the compression scenario: bytes the
+ * client's TCP socket has read so far (frames as on the wire, compressed or not, with
+ * their headers) and the extensions the server accepted (`""` when none).
+ * @param {import("ws").WebSocket} ws
+ */
+export function wireStats(ws) {
+  let last = 0;
+  return {
+    bytesRead: () => (last = /** @type {any} */ (ws)._socket?.bytesRead ?? last),
+    extensions: () => String(/** @type {any} */ (ws).extensions ?? ""),
+  };
+}
+
 /** @returns {Promise<import("./adapter.mjs").Connection>} */
-export async function connectRoomcast({ url, room, user, localAddress, onMessage, onClose, presence = false, onPresence }) {
+export async function connectRoomcast({ url, room, user, localAddress, onMessage, onClose, presence = false, onPresence, deflate }) {
   const jwt = presence ? await presenceToken(user) : user ? await userToken(user) : await token();
   const wsUrl = `${url.replace(/^http/, "ws")}/v1/rooms/${encodeURIComponent(room)}/ws`;
-  const ws = new WebSocket(wsUrl, ["roomcast.v1"], { localAddress, perMessageDeflate: false, headers: { Authorization: `Bearer ${jwt}` } });
+  const ws = new WebSocket(wsUrl, ["roomcast.v1"], { localAddress, perMessageDeflate: perMessageDeflate(deflate), headers: { Authorization: `Bearer ${jwt}` } });
   let closedByUs = false;
   // Flow control (docs/protocol.md §6.9): count the characters of every frame received
   // (the room counts all but pongs; counting those too only reports a little early) and
@@ -121,6 +146,7 @@ export async function connectRoomcast({ url, room, user, localAddress, onMessage
   const prefix = `b${(counter++).toString(36)}-`;
   let n = 0;
   return {
+    ...wireStats(ws),
     publish: (data) => ws.send(JSON.stringify({ type: "publish", id: prefix + (n++).toString(36), data })),
     close: () => {
       closedByUs = true;

@@ -758,3 +758,114 @@ async function connectBroadcastClient({ url, room, user, localAddress, onMessage
     close: () => ws.close(),
   };
 }
+
+/**
+ * 10. Compression: what permessage-deflate costs and saves on realistic payloads
+ * (bench/lib/payloads.mjs: chat lines of 100-300 B, JSON state of 2-4 KB). One server,
+ * two rooms of the same size: in one every client (subscribers and publisher) offers
+ * permessage-deflate as browsers do, in the other none does. Phases alternate between
+ * the two rooms (off, deflate, then deflate, off in the next round...), so both modes
+ * see the same machine load; the payload sequence is the same in both. Per payload
+ * and mode: server CPU per delivery, bytes on the wire per delivery (what the
+ * subscribers' TCP sockets read: frames with their headers, after compression),
+ * latency, and the extension the server accepted.
+ */
+export async function compression(adapter, { subscribers, rate, durationS, warmupS = 1, rounds = 2, payloads = ["chat", "state"], log }) {
+  const { PAYLOADS } = await import("./payloads.mjs");
+  return withServer(adapter, log, async (server, opened) => {
+    const modes = ["off", "deflate"];
+    /** @type {Record<string, any>} */
+    const rooms = {};
+    for (const mode of modes) {
+      const holder = { tracker: new DeliveryTracker() };
+      const room = uniqueRoom(`z${mode}`);
+      const specs = Array.from({ length: subscribers }, (_, i) => ({ room, user: `z${mode}-${i}` }));
+      const deflate = mode === "deflate";
+      const conn = await connectMany(adapter, server.url, specs, { onMessage: (data) => holder.tracker.deliver(data.i), log, connectOptions: { deflate } });
+      opened.push(...conn.connections);
+      const publisher = await adapter.connect({ url: server.url, room, user: `zpub-${mode}`, onMessage: () => {}, deflate });
+      opened.push(publisher);
+      const extensions = conn.connections[0]?.extensions?.() ?? null;
+      log(`  ${mode}: ${conn.connections.length} subscribers (${conn.failures} failed); server accepted extensions: ${JSON.stringify(extensions)}`);
+      rooms[mode] = { holder, conn, publisher, receivers: conn.connections.length, extensions };
+    }
+    const wire = (r) => r.conn.connections.reduce((sum, c) => sum + (c.bytesRead?.() ?? 0), 0);
+    const cells = new Map();
+    for (let round = 0; round < rounds; round++) {
+      for (const kind of payloads) {
+        const order = round % 2 === 0 ? modes : [...modes].reverse();
+        for (const mode of order) {
+          const r = rooms[mode];
+          // The same seed for both modes: identical payloads, different framing.
+          const make = PAYLOADS[kind](round + 1);
+          r.holder.tracker = new DeliveryTracker();
+          await openLoop({ rate, durationMs: warmupS * 1000, publish: (i, t) => (r.holder.tracker.expect(i, t, r.receivers), r.publisher.publish(make(i, t))) });
+          await r.holder.tracker.drain(3_000);
+          let payloadChars = 0;
+          let payloadCount = 0;
+          const sized = (key, t, room) => {
+            const p = make(key, t, room);
+            payloadChars += JSON.stringify(p).length;
+            payloadCount++;
+            return p;
+          };
+          const bytesBefore = wire(r);
+          const result = await measure({ server, tracker: r.holder.tracker, publishers: [r.publisher], expectedPerMessage: r.receivers, rate, durationS, make: sized });
+          const bytes = wire(r) - bytesBefore;
+          const key = `${kind}/${mode}`;
+          const cell = cells.get(key) ?? { payload: kind, mode, extensions: r.extensions, latency: histogram(), delivered: 0, expected: 0, lost: 0, serverCpuSeconds: 0, loadgenCpuSeconds: 0, wireBytes: 0, payloadChars: 0, payloadCount: 0, rounds: [] };
+          cell.latency.add(r.holder.tracker.latency);
+          cell.delivered += result.delivered;
+          cell.expected += result.expected;
+          cell.lost += result.lost;
+          cell.serverCpuSeconds += result.serverCpuSeconds;
+          cell.loadgenCpuSeconds += result.loadgenCpuSeconds;
+          cell.wireBytes += bytes;
+          cell.payloadChars += payloadChars;
+          cell.payloadCount += payloadCount;
+          const perDelivery = (v) => (result.delivered > 0 ? Math.round((v / result.delivered) * 10) / 10 : null);
+          cell.rounds.push({ round, serverCpuUsPerDelivery: perDelivery(result.serverCpuSeconds * 1e6), wireBytesPerDelivery: perDelivery(bytes), p50: result.latencyMs.p50, p99: result.latencyMs.p99, lost: result.lost });
+          cells.set(key, cell);
+          log(`  round ${round + 1} ${kind} ${mode}: ${perDelivery(result.serverCpuSeconds * 1e6)} µs server CPU and ${perDelivery(bytes)} wire bytes per delivery, p50 ${result.latencyMs.p50} / p99 ${result.latencyMs.p99} ms, lost ${result.lost}`);
+          await sleep(300);
+        }
+      }
+    }
+    const rows = [...cells.values()].map(({ latency, ...c }) => {
+      const per = (v) => (c.delivered > 0 ? Math.round((v / c.delivered) * 10) / 10 : null);
+      return {
+        ...c,
+        payloadBytesMean: c.payloadCount ? Math.round(c.payloadChars / c.payloadCount) : null,
+        serverCpuUsPerDelivery: per(c.serverCpuSeconds * 1e6),
+        deliveredPerServerCpuSecond: c.serverCpuSeconds > 0 ? Math.round(c.delivered / c.serverCpuSeconds) : null,
+        wireBytesPerDelivery: per(c.wireBytes),
+        loadgenCpuUsPerDelivery: per(c.loadgenCpuSeconds * 1e6),
+        latencyMs: summarize(latency),
+      };
+    });
+    // deflate ÷ off per payload: below 1 means deflate is cheaper / smaller / faster.
+    const ratios = payloads.map((kind) => {
+      const off = rows.find((c) => c.payload === kind && c.mode === "off");
+      const on = rows.find((c) => c.payload === kind && c.mode === "deflate");
+      const q = (a, b) => (a && b ? Math.round((a / b) * 100) / 100 : null);
+      return {
+        payload: kind,
+        serverCpuPerDelivery: q(on?.serverCpuUsPerDelivery, off?.serverCpuUsPerDelivery),
+        wireBytesPerDelivery: q(on?.wireBytesPerDelivery, off?.wireBytesPerDelivery),
+        p50: q(on?.latencyMs.p50, off?.latencyMs.p50),
+        p99: q(on?.latencyMs.p99, off?.latencyMs.p99),
+      };
+    });
+    return {
+      scenario: "compression",
+      subscribers,
+      publishRate: rate,
+      durationS,
+      rounds,
+      extensions: { off: rooms.off.extensions, deflate: rooms.deflate.extensions },
+      negotiated: /permessage-deflate/.test(rooms.deflate.extensions ?? ""),
+      cells: rows,
+      deflateOverOff: ratios,
+    };
+  });
+}
