@@ -34,6 +34,8 @@ export const LIMIT_SPECS = {
   // Retention of the message log; resume reaches back exactly as far as this keeps.
   RETENTION_MAX_MESSAGES: { default: 10_000, min: 1, max: 10_000_000 },
   RETENTION_MAX_AGE_SECONDS: { default: 30 * 24 * 3_600, min: 60, max: 3_650 * 24 * 3_600 },
+  // UTF-8 bytes of message data kept per room (oldest go first); the platform allows 10 GB of SQLite per object.
+  RETENTION_MAX_BYTES: { default: 256 * 1_048_576, min: 1_024, max: 8 * 1_073_741_824 },
   // Replay of a resume is sent this many messages per turn, so a large gap never blocks the room.
   REPLAY_PAGE_SIZE: { default: 200, min: 1, max: 5_000 },
   // Default spread of reconnect hints when a room is drained.

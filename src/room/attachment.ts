@@ -14,7 +14,14 @@
  *   handled; an event that arrives for it later, even after a wake, is not a
  *   second departure).
  * A v1 attachment is read as v2 with `announced` taken from its permissions (what
- * v1 used to decide presence) and is rewritten as v2 on its next write.
+ * v1 used to decide presence). At the room's start, migrate-room.ts rewrites every
+ * hibernated socket's older attachment in the current layout (`upgradeAttachment`);
+ * `readAttachment` still reads the old layouts for a socket that start could not see
+ * (the runtime leaves out sockets whose close is queued; they are adopted when it
+ * arrives, connections.ts).
+ *
+ * Adding a layout: a new `AttachmentVn` in the variant, `ATTACHMENT_VERSION` = n, and
+ * the step from n-1 in `readAttachment`. Never change an existing layout.
  */
 import * as v from "valibot";
 import { Permission } from "@roomcast/protocol";
@@ -62,17 +69,41 @@ const AttachmentV1 = v.object({ v: v.literal(1), rc: SessionV1 });
 const AttachmentV2 = v.object({ v: v.literal(2), rc: SessionV2 });
 const Attachment = v.variant("v", [AttachmentV1, AttachmentV2]);
 
+/** The layout this code writes. */
+export const ATTACHMENT_VERSION = 2;
+
 export function writeAttachment(ws: WebSocket, session: Session): void {
-  ws.serializeAttachment({ v: 2, rc: session } satisfies v.InferOutput<typeof AttachmentV2>);
+  ws.serializeAttachment({ v: ATTACHMENT_VERSION, rc: session } satisfies v.InferOutput<typeof AttachmentV2>);
 }
 
-/** The socket's session in the v2 layout, or undefined for a socket that is not (or no longer) ours. */
-export function readAttachment(ws: WebSocket): Session | undefined {
+/**
+ * Rewrites a socket's attachment in the current layout if it is in an older one.
+ * `current`: nothing to do; `rewritten`: upgraded; `foreign`: not a Roomcast attachment
+ * (or unreadable), left alone; the registry will not adopt it.
+ */
+export function upgradeAttachment(ws: WebSocket): "current" | "rewritten" | "foreign" {
   let raw: unknown;
   try {
     raw = ws.deserializeAttachment();
   } catch {
-    return undefined;
+    return "foreign";
+  }
+  const version = (raw as { v?: unknown } | null)?.v;
+  if (version === ATTACHMENT_VERSION) return "current";
+  const session = readAttachment(ws, raw);
+  if (!session) return "foreign";
+  writeAttachment(ws, session);
+  return "rewritten";
+}
+
+/** The socket's session in the v2 layout, or undefined for a socket that is not (or no longer) ours. */
+export function readAttachment(ws: WebSocket, raw: unknown = undefined): Session | undefined {
+  if (raw === undefined) {
+    try {
+      raw = ws.deserializeAttachment();
+    } catch {
+      return undefined;
+    }
   }
   const result = v.safeParse(Attachment, raw);
   if (!result.success) return undefined;

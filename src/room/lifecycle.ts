@@ -80,14 +80,18 @@ export async function runAlarm(core: AlarmHost, now: number): Promise<void> {
 export function trim(core: Pick<AlarmHost, "log" | "limits" | "replays">, now: number): number | undefined {
   const { log, limits } = core;
   const maxAgeMs = limits.RETENTION_MAX_AGE_SECONDS * 1000;
-  let bound = Math.max(log.head - limits.RETENTION_MAX_MESSAGES, log.lastSeqBefore(now - maxAgeMs));
+  let bound = Math.max(
+    log.head - limits.RETENTION_MAX_MESSAGES,
+    log.lastSeqBefore(now - maxAgeMs),
+    log.seqFreeing(log.bytes - limits.RETENTION_MAX_BYTES, TRIM_BATCH),
+  );
   // Never trim what an in-flight replay has yet to send.
   const lowest = core.replays.lowestCursor();
   const blocked = lowest !== undefined && lowest < bound;
   if (blocked) bound = lowest;
   if (bound >= log.oldestSeq) log.trim(bound, TRIM_BATCH);
 
-  const countLeft = log.size > limits.RETENTION_MAX_MESSAGES;
+  const countLeft = log.size > limits.RETENTION_MAX_MESSAGES || log.bytes > limits.RETENTION_MAX_BYTES;
   const ageLeft = log.oldestTs !== undefined && log.oldestTs + maxAgeMs <= now;
   if (blocked) return now + RETRY_MS;
   if (countLeft || ageLeft) return now + 100; // more than one batch: come back shortly

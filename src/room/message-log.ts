@@ -6,8 +6,8 @@
  * is never reused. `epoch` lives in `meta`.
  * Every write is one `transactionSync`, so a message and the new head commit together.
  */
-import type { Message } from "@roomcast/protocol";
-import { hasSchema, migrate } from "./schema.js";
+import { utf8Length, type Message } from "@roomcast/protocol";
+import { hasSchema, migrate, schemaVersion } from "./schema.js";
 
 /** A message as stored: `data` is kept as its JSON text and never re-parsed on the way out. */
 export interface StoredMessage {
@@ -37,6 +37,9 @@ export const MAX_PAGE_CHARS = 1 << 20;
 const MESSAGE_ENVELOPE_CHARS = 64;
 
 type Row = { seq: number; client_id: string; sender: string; data: string; ts: number };
+/** The running byte total (schema.ts migration 4) goes back to meta after this many appends: a wake sums at most these. */
+const BYTES_CHECKPOINT_EVERY = 500;
+
 const toMessage = (r: Row): StoredMessage => ({ seq: r.seq, id: r.client_id, from: r.sender, data: r.data, ts: r.ts });
 
 /** What the stores beside the log need of it: whether the room has a schema yet, and to create it before a write. */
@@ -56,13 +59,16 @@ export class MessageLog implements LazyStorage {
   #stored: boolean;
   /** Meta values waiting for the first write (the room's name, remembered on a read path). */
   readonly #pendingMeta = new Map<string, string>();
+  /** UTF-8 bytes of the retained messages' data (RETENTION_MAX_BYTES), exact; meta has it as of `#bytesSeq`. */
+  #bytes = 0;
+  #bytesSeq = 0;
 
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
     this.#sql = storage.sql;
     this.#stored = hasSchema(this.#sql);
     if (this.#stored) {
-      migrate(storage); // later migrations of an existing room
+      // An existing room's schema was migrated at the start (migrate-room.ts, in blockConcurrencyWhile).
       this.#load();
     } else {
       // A room never written: its epoch lives in memory until something is stored. If
@@ -134,7 +140,48 @@ export class MessageLog implements LazyStorage {
       const newest = this.#sql.exec<{ seq: number | null }>("SELECT max(seq) AS seq FROM messages").toArray()[0]?.seq ?? 0;
       this.#head = Math.max(Number(this.getMeta("head") ?? "0"), newest);
       this.#oldest = this.#sql.exec<{ seq: number; ts: number }>("SELECT seq, ts FROM messages ORDER BY seq LIMIT 1").toArray()[0];
+      // The checkpointed total plus the appends since (at most BYTES_CHECKPOINT_EVERY rows, by the primary key).
+      this.#bytesSeq = Number(this.getMeta("log_bytes_seq") ?? "0");
+      const tail = this.#sql.exec<{ n: number | null }>("SELECT sum(bytes) AS n FROM messages WHERE seq > ?", this.#bytesSeq).toArray()[0]?.n ?? 0;
+      this.#bytes = Number(this.getMeta("log_bytes") ?? "0") + tail;
     });
+  }
+
+  /** The schema version of this room's database; undefined while it has none (a lazy room). */
+  get schemaVersion(): number | undefined {
+    return this.#stored ? schemaVersion(this.#sql) : undefined;
+  }
+
+  /** UTF-8 bytes of the retained messages' data (what RETENTION_MAX_BYTES bounds). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * The smallest seq such that deleting every message up to it frees at least `excess`
+   * bytes, looking at the oldest `within` messages only (retention deletes no more per
+   * run): the last of those when they are not enough. 0 when nothing needs freeing.
+   */
+  seqFreeing(excess: number, within: number): number {
+    if (!this.#stored || excess <= 0 || !this.#oldest) return 0;
+    const row = this.#sql
+      .exec<{ seq: number }>(
+        `SELECT seq FROM (
+           SELECT seq, sum(bytes) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS upto FROM messages ORDER BY seq LIMIT ?
+         ) WHERE upto >= ? ORDER BY seq LIMIT 1`,
+        within,
+        excess,
+      )
+      .toArray()[0];
+    // Sequence numbers are contiguous: the oldest `within` end at oldest + within - 1.
+    return row?.seq ?? Math.min(this.#oldest.seq + within - 1, this.#head);
+  }
+
+  /** Writes the running byte total back to meta (inside the caller's transaction). */
+  #checkpointBytes(): void {
+    this.#bytesSeq = this.#head;
+    this.#writeMeta("log_bytes", String(this.#bytes));
+    this.#writeMeta("log_bytes_seq", String(this.#head));
   }
 
   /** Sequence number of the oldest retained message; `head + 1` when none is retained. */
@@ -162,13 +209,15 @@ export class MessageLog implements LazyStorage {
       // One statement in the common case: the unique (sender, client_id) index turns a
       // repeat into a no-op, and only then is the original seq looked up.
       const seq = this.#head + 1;
+      const bytes = utf8Length(data);
       const written = this.#sql.exec(
-        "INSERT INTO messages (seq, client_id, sender, data, ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT (sender, client_id) DO NOTHING",
+        "INSERT INTO messages (seq, client_id, sender, data, ts, bytes) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sender, client_id) DO NOTHING",
         seq,
         clientId,
         sender,
         data,
         ts,
+        bytes,
       ).rowsWritten;
       if (written === 0) {
         const existing = this.#sql
@@ -178,6 +227,8 @@ export class MessageLog implements LazyStorage {
       }
       this.#head = seq;
       this.#oldest ??= { seq, ts };
+      this.#bytes += bytes; // memory only; meta every BYTES_CHECKPOINT_EVERY appends
+      if (seq - this.#bytesSeq >= BYTES_CHECKPOINT_EVERY) this.#checkpointBytes();
       return { seq, duplicate: false, message: { seq, id: clientId, from: sender, data, ts } };
     });
   }
@@ -193,7 +244,10 @@ export class MessageLog implements LazyStorage {
     this.#storage.transactionSync(() => {
       // Once rows are gone, max(seq) may no longer tell the head: keep it in meta.
       this.setMeta("head", String(this.#head));
+      const freed = this.#sql.exec<{ n: number | null }>("SELECT sum(bytes) AS n FROM messages WHERE seq <= ?", bound).toArray()[0]?.n ?? 0;
       this.#sql.exec("DELETE FROM messages WHERE seq <= ?", bound);
+      this.#bytes -= freed;
+      this.#checkpointBytes();
       this.#oldest = this.#sql.exec<{ seq: number; ts: number }>("SELECT seq, ts FROM messages ORDER BY seq LIMIT 1").toArray()[0];
     });
     // Sequence numbers are contiguous and trimming only ever removes the oldest.

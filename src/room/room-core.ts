@@ -402,7 +402,7 @@ export class RoomCore {
   }
 
   #scheduleRetention(): void {
-    if (this.log.size > this.limits.RETENTION_MAX_MESSAGES) {
+    if (this.log.size > this.limits.RETENTION_MAX_MESSAGES || this.log.bytes > this.limits.RETENTION_MAX_BYTES) {
       // Trim in batches, at most about once a second, rather than on every publish.
       this.ensureAlarm(Date.now() + 1_000);
     } else if (this.log.oldestTs !== undefined) {

@@ -22,6 +22,7 @@ import { runAlarm } from "./lifecycle.js";
 import { TRACE_MAX_SECONDS, type TraceEvent, type TraceState } from "./trace.js";
 import type { RoomMetrics } from "./metrics.js";
 import { roomSummary, type RoomSummary } from "./summary.js";
+import { migrateRoom } from "./migrate-room.js";
 
 /**
  * Headers the Worker uses to hand the room a verified identity and resume request; never
@@ -58,20 +59,25 @@ function rateLimited(limits: Limits): Refused {
 }
 
 export class Room extends DurableObject<Env> {
-  readonly #core: RoomCore;
+  /** Set at the start, inside blockConcurrencyWhile: no entry point runs before it is. */
+  #core!: RoomCore;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    // SQLite is synchronous, so migrations finish before any event is delivered.
-    this.#core = new RoomCore(ctx, env, readLimits(env));
     // Pings are answered by the runtime without waking a hibernated room; the
     // answer's timestamp is what liveness reads.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
-    ctx.blockConcurrencyWhile(() => this.#core.loadAlarm());
-    // Counted without arming the flush timer: a wake alone must not keep the room awake.
-    this.#core.meter.inc("wakes_total", undefined, 1, false);
-    // One line per start: after hibernation or eviction this shows each wake-up.
-    log("info", "room.start", { room: this.#core.room, connections: this.#core.connections.size });
+    void ctx.blockConcurrencyWhile(async () => {
+      // The one migration place (migrate-room.ts): schema, then hibernated sockets'
+      // attachments, before anything reads them. A failure resets the object.
+      migrateRoom(ctx);
+      this.#core = new RoomCore(ctx, env, readLimits(env));
+      // Counted without arming the flush timer: a wake alone must not keep the room awake.
+      this.#core.meter.inc("wakes_total", undefined, 1, false);
+      // One line per start: after hibernation or eviction this shows each wake-up.
+      log("info", "room.start", { room: this.#core.room, connections: this.#core.connections.size });
+      await this.#core.loadAlarm();
+    });
   }
 
   // ---- entry points ---------------------------------------------------------

@@ -33,6 +33,10 @@ export interface RoomSummary {
   users: number;
   /** The latest of: the newest stored message, a connection's join, frame or ping (ms since the epoch); null if none. */
   lastActivityAt: number | null;
+  /** UTF-8 bytes of the retained messages' data (RETENTION_MAX_BYTES). */
+  logBytes: number;
+  /** The room database's schema version (schema.ts); null for a room that has stored nothing yet. */
+  schemaVersion: number | null;
   connectionList?: ConnectionInfo[];
   presence?: Member[];
 }
@@ -58,6 +62,8 @@ export function roomSummary(core: SummaryHost, fallbackRoom: string, detail: boo
     connections: open.length,
     users: users.size,
     lastActivityAt: last,
+    logBytes: log.bytes,
+    schemaVersion: log.schemaVersion ?? null,
   };
   if (!detail) return summary;
   summary.connectionList = open.map((conn) => {
