@@ -60,6 +60,13 @@ export default defineConfig({
             DRAIN_WINDOW_SECONDS: "10",
             // The smallest flow-control budget (64 KiB), so a client that never confirms hits it quickly.
             MAX_UNCONFIRMED_BYTES: "65536",
+            // Flags for test/flags.test.ts: an A/B split, a room pattern, one not exposed, the built-in.
+            FEATURE_FLAGS: JSON.stringify({
+              adaptive_batching: { rollout: "on" },
+              new_composer: { rollout: { percent: 50, by: "user" }, expose: true },
+              beta_rooms: { rollout: { rooms: ["beta-*"] }, expose: true },
+              server_only: { rollout: "on" },
+            }),
           }),
         ],
         test: { name: "worker", include: ["test/*.test.ts"], testTimeout: 15_000 },

@@ -26,6 +26,7 @@ import { fail } from "./errors.js";
 import { drainWindowMs } from "./routes.js";
 import { describeError, log } from "../log.js";
 import { adminTrace } from "./admin-trace.js";
+import { adminFlags } from "./admin-flags.js";
 
 /** Rooms asked at once by a listing, a drain or a metrics scrape. */
 export const ADMIN_CONCURRENCY = 10;
@@ -233,3 +234,6 @@ admin.get("/metrics", async (c) => {
 
 // Debug mode for one room: /rooms/:room/trace (admin-trace.ts, O3), behind the same admin check.
 admin.route("/", adminTrace);
+
+// Feature-flag overrides: /flags and /flags/:name (admin-flags.ts), behind the same admin check.
+admin.route("/", adminFlags);

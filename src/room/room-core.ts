@@ -27,6 +27,8 @@ import { UserBuckets, payForHistory } from "./rate-limit.js";
 import { RoomMeter, closeCodeLabel } from "./metrics.js";
 import { ERRORS } from "@roomcast/protocol";
 import { DirectoryReporter } from "../directory/report.js";
+import { Flags } from "../flags/flags.js";
+import { RoomFlags, applyAdaptiveBatching } from "../flags/room-flags.js";
 
 export class RoomCore {
   readonly ctx: DurableObjectState;
@@ -49,6 +51,8 @@ export class RoomCore {
   readonly meter: RoomMeter;
   /** The rooms directory's reports (fire-and-forget, never a timer; src/directory/report.ts). */
   readonly directory: DirectoryReporter;
+  /** Feature flags (src/flags/): `welcome.features`, and the room-level flags that gate behaviour here. */
+  readonly flags: RoomFlags;
   #presence: Presence | undefined;
   /** Users kicked since this instance started: a socket of theirs adopted later is not listed again. */
   readonly #kicked = new Set<string>();
@@ -99,6 +103,8 @@ export class RoomCore {
       { live: () => this.connections.live(), slow, trace: this.tracer, delivered: (n) => this.meter.inc("deliveries_total", undefined, n) },
       { batching: env.BROADCAST_BATCHING !== "off", maxDelayMs: limits.BROADCAST_MAX_DELAY_MS, budget: this.budget, maxBatchChars: this.pageChars },
     );
+    // Room-level flags are applied now and again whenever the flags in force change (room-flags.ts).
+    this.flags = new RoomFlags(new Flags(env), () => this.#room, (on) => applyAdaptiveBatching(this.broadcaster, on("adaptive_batching")));
     this.presenceFanout = new PresenceFanout({ targets: () => this.connections.open(), slow, budget: this.budget, trace: this.tracer }, limits.PRESENCE_MAX_DELAY_MS);
     this.replays = new ReplayRunner({
       room: () => this.#room,
@@ -298,6 +304,8 @@ export class RoomCore {
         livenessTimeoutSeconds: this.limits.LIVENESS_TIMEOUT_SECONDS,
         maxUnconfirmedBytes: this.budget,
       },
+      // Exposed flags for this user and room (src/flags/), evaluated at this join.
+      features: this.flags.features(session.userId),
     } satisfies WelcomeFrame;
     sendFrameTo(conn, welcome);
 
@@ -395,6 +403,7 @@ export class RoomCore {
   append(sender: string, clientId: string, data: string): { seq: number; duplicate: boolean } {
     const result = this.log.append(sender, clientId, data, Date.now());
     if (result.message) {
+      this.flags.activity(); // picks up a flag change within the cache TTL (room-flags.ts)
       this.broadcaster.message(result.message);
       this.#scheduleRetention();
     }

@@ -87,6 +87,8 @@ export class Room extends DurableObject<Env> {
       const identity = readHeader(request, IDENTITY_HEADER, Identity);
       if (!identity) return errorResponse("invalid_request", "missing or malformed internal identity");
       if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return errorResponse("upgrade_required");
+      // Flags for the welcome: a fresh read of the overrides if the cache is stale (bounded, src/flags/flags.ts).
+      await this.#core.flags.fresh();
       return this.#core.connect(identity, readHeader(request, RESUME_HEADER, ResumeHeader));
     } catch (err) {
       log("error", "room.fetch", { room: this.#core.room, error: describeError(err) });

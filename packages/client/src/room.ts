@@ -50,6 +50,11 @@ export interface RoomEvents {
   restored: OutboxEntry[];
   /** A server error not tied to a publish or history request. */
   error: RoomcastClientError;
+  /**
+   * After every welcome (each connection and reconnect): the feature flags the server
+   * exposes to this user in this room (`room.features`; `{}` from a server without flags).
+   */
+  features: Readonly<Record<string, boolean>>;
 }
 
 export interface RoomOptions {
@@ -129,6 +134,7 @@ export class Room extends Emitter<RoomEvents> {
   #unconfirmed = 0;
   readonly #stats = new Stats();
   readonly #statsListeners = new Set<() => void>();
+  #features: Readonly<Record<string, boolean>> = Object.freeze({});
 
   constructor(name: string, options: RoomOptions) {
     super();
@@ -189,6 +195,15 @@ export class Room extends Emitter<RoomEvents> {
   /** The user id the server knows us as (after the first welcome). */
   get userId(): string | undefined {
     return this.#userId;
+  }
+
+  /**
+   * Feature flags from the latest welcome, stable per user (or room) for A/B tests; `{}`
+   * before the first welcome and from servers without flags. Set when the welcome is
+   * handled, just after the `state` event for `connected`: read it in a `features` listener.
+   */
+  get features(): Readonly<Record<string, boolean>> {
+    return this.#features;
   }
 
   /** The current user's publishes waiting for an ack, oldest first. */
@@ -368,6 +383,7 @@ export class Room extends Emitter<RoomEvents> {
     this.#userId = frame.userId;
     this.#setUser(frame.userId);
     this.#maxMessageBytes = frame.limits.maxMessageBytes;
+    this.#features = Object.freeze({ ...frame.features });
     this.#pacer.configure(frame.limits.publishRatePerSecond, frame.limits.publishBurst);
     // A server without flow control announces no budget, and would refuse a progress frame.
     const budget = frame.limits.maxUnconfirmedBytes;
@@ -391,6 +407,7 @@ export class Room extends Emitter<RoomEvents> {
         this.emit("gap", { reason: frame.resume.reason ?? "trimmed", epoch: frame.epoch, from: replayFrom, reset });
       }
     }
+    this.emit("features", this.#features);
     this.#flush();
   }
 

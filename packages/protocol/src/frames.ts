@@ -156,6 +156,12 @@ export const WelcomeFrame = v.object({
      */
     maxUnconfirmedBytes: v.optional(v.number()),
   }),
+  /**
+   * Feature flags the server exposes, decided for this user in this room at this join
+   * (docs/protocol.md §7 `welcome`): stable per user or room, for A/B tests. Optional:
+   * servers before flags do not send it.
+   */
+  features: v.optional(v.record(v.string(), v.boolean())),
 });
 
 export const MessageFrame = v.object({ type: v.literal("message"), ...Message.entries });

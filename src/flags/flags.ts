@@ -1,0 +1,198 @@
+/**
+ * The flags in force: built-in defaults, then FEATURE_FLAGS, then the overrides the admin
+ * API stored (flag-store.ts), read through a short per-isolate cache so a connect does not
+ * pay a round trip to the store each time.
+ *
+ * When a change takes effect (docs/operations.md "Feature flags"):
+ * - a FEATURE_FLAGS change: with the deploy that sets it (a new version, new isolates);
+ * - an override: once the cache of the isolate running the room is older than
+ *   CACHE_TTL_MS, the next connect waits for a fresh read (at most LOAD_TIMEOUT_MS) and its
+ *   welcome shows it; a room's own behaviour follows on the first message or connect after
+ *   that (the read is started then, and applied when it answers). The isolate that served
+ *   the admin call forgets its cache at once.
+ * - if the store cannot be read, the last overrides read stay in force (none before the
+ *   first read), logged as `flags.load_failed`; a connect is never refused over flags.
+ */
+import type { Env } from "../env.js";
+import { describeError, log } from "../log.js";
+import { BUILTIN_FLAGS, decide, parseFeatureFlags, type FlagDefinition, type FlagSource } from "./definition.js";
+import { FLAG_STORE_NAME, type OverrideList } from "./flag-store.js";
+
+/** How long overrides read from the store are used before being read again. */
+export const CACHE_TTL_MS = 5_000;
+/** A connect waits at most this long for the store; then it goes on with what was last read. */
+export const LOAD_TIMEOUT_MS = 1_000;
+
+export interface EffectiveFlag {
+  readonly definition: FlagDefinition;
+  readonly source: FlagSource;
+}
+
+/** FEATURE_FLAGS parsed once per distinct value; its problems logged once per isolate. */
+const parsedVars = new Map<string, ReadonlyMap<string, FlagDefinition>>();
+
+export function varFlags(raw: string | undefined): ReadonlyMap<string, FlagDefinition> {
+  const key = raw ?? "";
+  let flags = parsedVars.get(key);
+  if (!flags) {
+    const parsed = parseFeatureFlags(raw);
+    if (parsed.errors.length > 0) {
+      log("error", "config.invalid_feature_flags", {
+        errors: parsed.errors,
+        message: `FEATURE_FLAGS has ${parsed.errors.length} problem(s); valid definitions apply, the rest fall back (docs/operations.md "Feature flags")`,
+      });
+    }
+    flags = parsed.flags;
+    parsedVars.set(key, flags);
+  }
+  return flags;
+}
+
+/** Built-ins ← var ← overrides, by name. */
+export function mergeFlags(vars: ReadonlyMap<string, FlagDefinition>, overrides: OverrideList | undefined): Map<string, EffectiveFlag> {
+  const out = new Map<string, EffectiveFlag>();
+  for (const [name, builtin] of Object.entries(BUILTIN_FLAGS)) out.set(name, { definition: builtin.definition, source: "builtin" });
+  for (const [name, definition] of vars) out.set(name, { definition, source: "var" });
+  // An override without `expose` keeps the default's, so changing a rollout never hides an exposed flag.
+  for (const o of overrides?.overrides ?? []) {
+    const expose = o.definition.expose ?? out.get(o.name)?.definition.expose;
+    out.set(o.name, { definition: expose === undefined ? o.definition : { ...o.definition, expose }, source: "override" });
+  }
+  return out;
+}
+
+/** Values of the exposed flags for one user in one room: `welcome.features`. */
+export function featuresFor(flags: ReadonlyMap<string, EffectiveFlag>, room: string, userId: string): Record<string, boolean> {
+  const features: Record<string, boolean> = {};
+  for (const [name, { definition }] of flags) {
+    if (definition.expose) features[name] = decide(name, definition.rollout, room, userId);
+  }
+  return features;
+}
+
+/** A room-level flag's value (server behaviour): a by-user rollout is off here. Unknown: off. */
+export function roomFlag(flags: ReadonlyMap<string, EffectiveFlag>, name: string, room: string): boolean {
+  const flag = flags.get(name);
+  return flag ? decide(name, flag.definition.rollout, room) : false;
+}
+
+type Load = () => Promise<OverrideList>;
+
+/**
+ * Overrides, cached for `ttlMs`. `version` changes whenever a read brings a different set,
+ * so a room can tell cheaply whether to re-apply its flags.
+ */
+export class OverrideCache {
+  readonly #ttlMs: number;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+  #load: Load | undefined;
+  #value: OverrideList | undefined;
+  #json = "";
+  #readAt = -Infinity;
+  #loading: Promise<void> | undefined;
+  version = 0;
+
+  constructor(options: { ttlMs?: number; timeoutMs?: number; now?: () => number } = {}) {
+    this.#ttlMs = options.ttlMs ?? CACHE_TTL_MS;
+    this.#timeoutMs = options.timeoutMs ?? LOAD_TIMEOUT_MS;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Where overrides come from (undefined: nowhere, only the var and built-ins apply). */
+  setLoader(load: Load | undefined): void {
+    this.#load = load;
+  }
+
+  get value(): OverrideList | undefined {
+    return this.#value;
+  }
+
+  get stale(): boolean {
+    return this.#load !== undefined && this.#now() - this.#readAt >= this.#ttlMs;
+  }
+
+  /** The next read goes to the store (after an admin change in this isolate). */
+  invalidate(): void {
+    this.#readAt = -Infinity;
+  }
+
+  /** Starts a read if the cache is stale; the promise settles when it answered (never rejects). */
+  refreshIfStale(): Promise<void> {
+    return this.stale ? this.#refresh() : Promise.resolve();
+  }
+
+  /** Resolves once the cache is fresh, or after `timeoutMs` with what it had. Never rejects. */
+  async fresh(): Promise<void> {
+    if (!this.stale) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#timeoutMs);
+    });
+    await Promise.race([this.#refresh(), timeout]);
+    clearTimeout(timer);
+  }
+
+  #refresh(): Promise<void> {
+    const load = this.#load;
+    if (!load) return Promise.resolve();
+    this.#loading ??= (async () => {
+      try {
+        const value = await load();
+        for (const bad of value.invalid) log("error", "flags.invalid_override", { name: bad.name, message: bad.message });
+        const json = JSON.stringify(value.overrides.map((o) => [o.name, o.definition]));
+        if (json !== this.#json) {
+          this.#json = json;
+          this.version++;
+        }
+        this.#value = value;
+      } catch (err) {
+        log("warn", "flags.load_failed", { error: describeError(err), message: "using the overrides read last (none before the first read)" });
+      } finally {
+        // A failure waits for the next TTL too: a broken store is not asked on every connect.
+        this.#readAt = this.#now();
+        this.#loading = undefined;
+      }
+    })();
+    return this.#loading;
+  }
+}
+
+/** The isolate's cache: one store per deployment, so one cache per isolate. */
+export const overrides = new OverrideCache();
+
+/** The isolate's cache, pointed at this deployment's store (if it has the FLAGS binding). */
+export function overridesFor(env: Env): OverrideCache {
+  const namespace = env.FLAGS;
+  overrides.setLoader(namespace ? () => namespace.getByName(FLAG_STORE_NAME).list() : undefined);
+  return overrides;
+}
+
+/** The flags in force now for this deployment, from the var and the cached overrides. */
+export class Flags {
+  readonly #env: Env;
+  readonly #cache: OverrideCache;
+  #merged: Map<string, EffectiveFlag> | undefined;
+  #mergedVersion = -1;
+  #mergedVar: string | undefined;
+
+  constructor(env: Env, cache: OverrideCache = overridesFor(env)) {
+    this.#env = env;
+    this.#cache = cache;
+  }
+
+  get cache(): OverrideCache {
+    return this.#cache;
+  }
+
+  /** Effective definitions by name (recomputed only when the var or the overrides changed). */
+  current(): ReadonlyMap<string, EffectiveFlag> {
+    const raw = this.#env.FEATURE_FLAGS;
+    if (!this.#merged || this.#mergedVersion !== this.#cache.version || this.#mergedVar !== raw) {
+      this.#merged = mergeFlags(varFlags(raw), this.#cache.value);
+      this.#mergedVersion = this.#cache.version;
+      this.#mergedVar = raw;
+    }
+    return this.#merged;
+  }
+}
