@@ -15,8 +15,9 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { mintToken, startServer } from "../../packages/client/test/integration/server.ts";
+import { mintToken } from "../../packages/client/test/integration/server.ts";
 import { BROWSER_PATHS, runChromium, runFirefox, runWebKit } from "./browsers.mjs";
+import { runReleaseRows, startPreviousRelease, startServerRetrying } from "./releases.mjs";
 import { startStaticServer } from "./static-server.mjs";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -132,13 +133,16 @@ const RUNTIMES = {
   },
 };
 
+/** `releases`: the four release rows (releases.mjs), after the runtimes. */
+const ROWS = [...Object.keys(RUNTIMES), "releases"];
+
 function parseArgs(argv) {
   const i = argv.indexOf("--only");
-  if (i === -1) return Object.keys(RUNTIMES);
+  if (i === -1) return ROWS;
   const names = (argv[i + 1] ?? "").split(",").filter(Boolean);
-  const unknown = names.filter((n) => !(n in RUNTIMES));
+  const unknown = names.filter((n) => !ROWS.includes(n));
   if (!names.length || unknown.length) {
-    process.stderr.write(`compat: --only takes a comma-separated list of ${Object.keys(RUNTIMES).join(", ")}${unknown.length ? ` (unknown: ${unknown.join(", ")})` : ""}\n`);
+    process.stderr.write(`compat: --only takes a comma-separated list of ${ROWS.join(", ")}${unknown.length ? ` (unknown: ${unknown.join(", ")})` : ""}\n`);
     process.exit(2);
   }
   return names;
@@ -149,15 +153,20 @@ const t0 = Date.now();
 const buildNote = ensureBuiltClient(!process.argv.includes("--no-build"));
 ensureDemoAssets();
 const control = await startStaticServer();
-const server = await startServer({
+// The previous release's checkout, client build and server start run while this server starts.
+const previous = selected.includes("releases") ? startPreviousRelease() : undefined;
+const server = await startServerRetrying({
   ALLOWED_ORIGINS: control.url,
   PRESENCE_GRACE_SECONDS: "1",
+}).catch(async (err) => {
+  await (await previous)?.server?.dispose(); // its own process group: it would outlive us
+  throw err;
 });
 const results = [];
 try {
   control.target(server.url, await mintToken({ sub: "compat-ops", cap: { "*": ["admin"] } }));
   process.stdout.write(`compat: client ${buildNote}; server ${server.url}, page ${control.url} (ready after ${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
-  for (const name of selected) {
+  for (const name of selected.filter((n) => n !== "releases")) {
     const users = { alice: `alice-${name}`, bob: `bob-${name}` };
     const cfg = {
       url: server.url,
@@ -185,10 +194,21 @@ try {
     }
     results.push({ name, ...r });
   }
+  if (previous) {
+    const waited = Date.now();
+    const p = await previous;
+    const ready = p.release ? `${p.release.tag} (${p.release.commit.slice(0, 10)}) checked out and built in ${p.seconds.release.toFixed(1)} s, its server ready in ${p.seconds.server.toFixed(1)} s` : p.error;
+    process.stdout.write(`compat: releases: ${ready} (waited ${((Date.now() - waited) / 1000).toFixed(1)} s for it)\n`);
+    const rows = await runReleaseRows({ previous: p, server, write: (line) => process.stdout.write(`${line}\n`) });
+    results.push(...rows);
+    if (rows.some((r) => !r.ok) && p.server) process.stderr.write(`compat: last output of the ${p.release.tag} server:\n${p.server.output().slice(-3000)}\n`);
+    process.stdout.write(`compat: releases: ${rows.length} rows, ${((Date.now() - waited) / 1000).toFixed(1)} s in all\n`);
+  }
 } finally {
   // What the server printed explains most failures (refused upgrades, exceptions); tokens are never logged.
   if (results.some((r) => !r.ok && !r.skipped)) process.stderr.write(`compat: last server output:\n${server.output().slice(-3000)}\n`);
   await server.dispose();
+  await (await previous)?.server?.dispose();
   await control.close();
 }
 const failed = results.filter((r) => !r.ok && !r.skipped);

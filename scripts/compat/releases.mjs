@@ -1,0 +1,181 @@
+/**
+ * The release rows of the compatibility matrix (docs/compatibility.md, "Across releases"):
+ * old code against new code, each row running the same scenario (scenario.mjs) as the
+ * runtime rows, in this Node (22), with a wire tap (wire-tap.mjs) under the client:
+ *
+ *   1. the previous release's built client   → this server         (it offers only roomcast.v1)
+ *   2. this built client (packages/client/dist) → the previous release's server (v1 only)
+ *   3. a raw v1 client from docs/protocol.md  → this server         (raw-v1-client.mjs)
+ *   4. this built client                      → this server, negotiating roomcast.v2
+ *
+ * The previous release is scripts/previous-release.json's tag, checked out and its client
+ * built by scripts/lib/previous-release.mjs; its server is `wrangler dev` in that checkout.
+ * run.mjs starts it (`startPreviousRelease`) while it starts this server, and runs the rows
+ * (`runReleaseRows`) after the runtime rows: `npm run test:compat -- --only releases`.
+ */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { mintToken, startServer } from "../../packages/client/test/integration/server.ts";
+import { repoRoot } from "../lib/previous-release.mjs";
+import * as rawV1 from "./raw-v1-client.mjs";
+import { runScenario } from "./scenario.mjs";
+import { createWireTap, wireProblems, wireSummary } from "./wire-tap.mjs";
+
+const V1 = "roomcast.v1";
+const V2 = "roomcast.v2";
+/** Longer than any healthy row (3-6 s here); the scenario's steps have their own 15 s deadlines, but an ack that never comes does not. */
+const ROW_TIMEOUT_MS = 45_000;
+/** As run.mjs's server: the last step waits for the presence grace. */
+export const RELEASE_SERVER_VARS = { PRESENCE_GRACE_SECONDS: "1" };
+
+/**
+ * `startServer`, tried again (up to 3 times) when wrangler lost a port race: two `wrangler dev`
+ * starting at once (ours, or another process's on this machine) both pick the first free
+ * inspector port (9229 up) and the later one fails with "Address already in use".
+ */
+export async function startServerRetrying(vars, options = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServer(vars, options);
+    } catch (err) {
+      if (attempt >= 3 || !String(err?.message).includes("Address already in use")) throw err;
+      await new Promise((r) => setTimeout(r, 300 + Math.random() * 1200));
+    }
+  }
+}
+
+/**
+ * `previousRelease({ client: true })` in a child Node: its checkout and build are
+ * synchronous (~10 s on a cold cache) and would stall this process's own server start.
+ */
+function previousReleaseInChild() {
+  const helper = pathToFileURL(join(repoRoot, "scripts/lib/previous-release.mjs")).href;
+  const code = `const { previousRelease } = await import(${JSON.stringify(helper)}); process.stdout.write(JSON.stringify(await previousRelease({ client: true })));`;
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ["--input-type=module", "-e", code], { cwd: repoRoot, maxBuffer: 1 << 24 }, (err, stdout, stderr) => {
+      if (stderr) process.stderr.write(stderr);
+      if (err) return reject(new Error(stderr.trim().split("\n").slice(-3).join(" ") || err.message));
+      resolve(JSON.parse(stdout));
+    });
+  });
+}
+
+/**
+ * Checks out the previous release, builds its client and starts its server.
+ * Never rejects: a failure (a shallow clone, a build error) is returned and fails rows 1 and 2.
+ * @returns {Promise<{ release?: { tag: string, commit: string, root: string, clientDist: string }, server?: import("../../packages/client/test/integration/server.ts").TestServer, error?: string, seconds: { release: number, server: number } }>}
+ */
+export async function startPreviousRelease() {
+  const t0 = Date.now();
+  const seconds = { release: 0, server: 0 };
+  try {
+    const release = await previousReleaseInChild();
+    seconds.release = (Date.now() - t0) / 1000;
+    const t1 = Date.now();
+    const server = await startServerRetrying(RELEASE_SERVER_VARS, { root: release.root });
+    seconds.server = (Date.now() - t1) / 1000;
+    return { release, server, seconds };
+  } catch (err) {
+    return { error: `previous release: ${err && err.message ? err.message : String(err)}`, seconds };
+  }
+}
+
+/** A createClient for the scenario that opens every socket through the tap, and remembers its clients (to close them on a timeout). */
+function tapped(createClient, tap, users, tokens, clients) {
+  return (options) => {
+    const user = options.token === tokens.alice ? users.alice : users.bob;
+    const client = createClient({ ...options, createSocket: tap.factory(user) });
+    clients.push(client);
+    return client;
+  };
+}
+
+function rows(previous, server, clientDist) {
+  const tag = previous.release?.tag ?? "previous release";
+  const oldClient = () => import(pathToFileURL(previous.release.clientDist).href);
+  const newClient = () => import(pathToFileURL(clientDist).href);
+  return [
+    { name: "release-client", label: `${tag} client → this server`, server: server, client: oldClient, expect: { protocol: V1, offered: [V1] }, needs: true },
+    { name: "release-server", label: `this client → ${tag} server`, server: previous.server, client: newClient, expect: { protocol: V1 }, needs: true },
+    { name: "raw-v1", label: "raw v1 client (protocol.md §12) → this server", server: server, client: async () => rawV1, expect: { protocol: V1, offered: [V1] } },
+    { name: "this-v2", label: "this client → this server", server: server, client: newClient, expect: { protocol: V2, offered: [V2, V1] } },
+  ];
+}
+
+async function runRow(row, adminToken) {
+  const users = { alice: `alice-${row.name}`, bob: `bob-${row.name}` };
+  const tokens = { alice: await mintToken({ sub: users.alice }), bob: await mintToken({ sub: users.bob }) };
+  const room = `compat-${row.name}-${Date.now().toString(36)}`;
+  const tap = createWireTap();
+  const clients = [];
+  const { createClient } = await row.client();
+  const drain = async () => {
+    const r = await fetch(`${row.server.url}/v1/rooms/${room}/drain`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ windowSeconds: 0 }),
+    });
+    if (!r.ok) throw new Error(`drain answered ${r.status}: ${await r.text()}`);
+  };
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no result within ${ROW_TIMEOUT_MS / 1000} s (wire: ${wireSummary(tap)})`)), ROW_TIMEOUT_MS);
+  });
+  try {
+    const scenario = runScenario({ createClient: tapped(createClient, tap, users, tokens, clients), url: row.server.url, room, tokens, users, drain });
+    const { steps } = await Promise.race([scenario, timeout]);
+    const problems = wireProblems(tap, row.expect);
+    if (problems.length) return { ok: false, error: `on the wire: ${problems.join("; ")}`, steps, wire: wireSummary(tap) };
+    return { ok: true, steps, wire: wireSummary(tap) };
+  } catch (err) {
+    return { ok: false, error: err && err.message ? err.message : String(err), steps: err?.steps ?? [], wire: wireSummary(tap) };
+  } finally {
+    clearTimeout(timer);
+    for (const c of clients) {
+      try {
+        c.close();
+      } catch {
+        // best effort; the result already says what happened
+      }
+    }
+  }
+}
+
+/**
+ * Runs the four rows one after another, one line each on `write`, as run.mjs prints runtimes.
+ * @param {{ previous: Awaited<ReturnType<typeof startPreviousRelease>>, server: { url: string }, write: (line: string) => void, clientDist?: string }} o
+ *   clientDist: this client's build (default packages/client/dist/index.js, which run.mjs keeps current)
+ * @returns {Promise<{ name: string, ok: boolean, seconds: number }[]>}
+ */
+export async function runReleaseRows({ previous, server, write, clientDist = join(repoRoot, "packages/client/dist/index.js") }) {
+  const adminToken = await mintToken({ sub: "compat-ops", cap: { "*": ["admin"] } });
+  const results = [];
+  // The rows run in this process (the runtime rows each have their own): a rejection nobody
+  // handled (a publish of a failed row, a client bug) must fail its row, not kill the matrix.
+  let unhandled = [];
+  const onUnhandled = (reason) => unhandled.push(reason && reason.message ? reason.message : String(reason));
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    for (const row of rows(previous, server, clientDist)) {
+      const started = Date.now();
+      unhandled = [];
+      let r = row.needs && previous.error ? { ok: false, error: previous.error } : await runRow(row, adminToken);
+      await new Promise((resolve) => setImmediate(resolve)); // let rejections from closing its clients surface
+      if (unhandled.length) r = { ...r, ok: false, error: `${r.ok ? "" : `${r.error}; `}unhandled rejection: ${unhandled.join("; ")}` };
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      const label = `${row.label} [${row.expect.protocol}]`;
+      if (r.ok) write(`PASS  ${label} ${seconds} s (${r.steps.map((s) => `${s.name} ${s.ms} ms`).join(", ")}; wire: ${r.wire})`);
+      else {
+        write(`FAIL  ${label} ${seconds} s: ${r.error}`);
+        if (r.steps?.length) write(`      passed before: ${r.steps.map((s) => s.name).join(", ")}`);
+        if (r.wire) write(`      wire: ${r.wire}`);
+      }
+      results.push({ name: row.name, ok: r.ok, seconds: Number(seconds) });
+    }
+  } finally {
+    // A timed-out row's scenario may still settle later; its rejections stay handled.
+    setTimeout(() => process.off("unhandledRejection", onUnhandled), ROW_TIMEOUT_MS).unref();
+  }
+  return results;
+}
