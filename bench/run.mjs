@@ -13,7 +13,7 @@ import * as scenarios from "./lib/scenarios.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
-const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-delay", "roomcast-direct-presence0", "roomcast-direct-baseline", "partyserver", "partyserver-direct", "bare-do-direct", "socketio", "ws"];
+const SYSTEMS = ["roomcast", "roomcast-direct", "roomcast-direct-unbatched", "roomcast-direct-delay", "roomcast-direct-presence0", "roomcast-direct-baseline", "roomcast-direct-fixed", "partyserver", "partyserver-direct", "bare-do-direct", "socketio", "ws"];
 const SCENARIOS = ["fanout", "rooms", "ramp", "memory", "wake", "storm", "presence", "slow", "ephemeral", "compression"];
 
 // What the single-purpose profiles (ab, hot, overload) use for the scenarios they are not about.
@@ -130,6 +130,8 @@ Systems (--systems, comma-separated; default: all):
   roomcast-direct-unbatched  the same with live batching off (BROADCAST_BATCHING=off)
   roomcast-direct-delay      the same with BROADCAST_MAX_DELAY_MS=5 (or $BENCH_MAX_DELAY_MS)
   roomcast-direct-presence0  the same with presence coalescing off (PRESENCE_MAX_DELAY_MS=0)
+  roomcast-direct-fixed      the same with adaptive batching off (flag adaptive_batching off: the
+                             fixed window rules); A/B only, not in the default list
   roomcast-direct-baseline   the same, built from $ROOMCAST_BASELINE_DIR (A/B of two commits)
   partyserver      partyserver (Durable Object peer) on workerd via wrangler dev
   partyserver-direct  partyserver on workerd directly, no dev proxy (compare with roomcast-direct)
@@ -182,7 +184,7 @@ const pick = (value, all, what) => {
   return list;
 };
 // The baseline needs a second checkout: it runs only when asked for by name.
-const systems = args.systems ? pick(args.systems, SYSTEMS, "system") : SYSTEMS.filter((s) => s !== "roomcast-direct-baseline");
+const systems = args.systems ? pick(args.systems, SYSTEMS, "system") : SYSTEMS.filter((s) => s !== "roomcast-direct-baseline" && s !== "roomcast-direct-fixed");
 const chosen = pick(args.scenarios, SCENARIOS, "scenario");
 const profileName = args.smoke ? "smoke" : (args.profile ?? "full");
 const profile = PROFILES[profileName];

@@ -10,11 +10,11 @@ const targets = (conns: Connection[]) => ({ live: () => conns, slow: () => {} })
 const stored = (seq: number): StoredMessage => ({ seq, id: `m${seq}`, from: "u", data: String(seq), ts: 0 });
 const tick = () => new Promise((r) => setTimeout(r, 20));
 
-describe("the broadcaster", () => {
+describe("the broadcaster, fixed rules (adaptive: false, as before adaptive batching)", () => {
   it("sends messages of a busy room without delay at first, then the rest of the burst as one frame, in order", async () => {
     const a = fakeSocket();
     const b = fakeSocket();
-    const broadcaster = new Broadcaster(targets([a.conn, b.conn]), { batching: true });
+    const broadcaster = new Broadcaster(targets([a.conn, b.conn]), { batching: true, adaptive: false });
     // Date.now() does not move inside one turn in workerd: these are "at the same time".
     broadcaster.message(stored(1));
     broadcaster.message(stored(2)); // close behind 1: sent at once, and opens a window
@@ -30,16 +30,18 @@ describe("the broadcaster", () => {
     expect(b.sent).toEqual(a.sent.slice(0, 3));
   });
 
-  it("sets no timer and batches nothing when messages are far apart", async () => {
-    const a = fakeSocket();
-    const broadcaster = new Broadcaster(targets([a.conn]), { batching: true });
-    broadcaster.message(stored(1));
-    await tick();
-    broadcaster.message(stored(2));
-    await tick();
-    broadcaster.message(stored(3));
-    expect(a.sent.map((t) => JSON.parse(t).type)).toEqual(["message", "message", "message"]);
-  });
+  for (const adaptive of [false, true]) {
+    it(`sets no timer and batches nothing when messages are far apart (adaptive: ${adaptive})`, async () => {
+      const a = fakeSocket();
+      const broadcaster = new Broadcaster(targets([a.conn]), { batching: true, adaptive });
+      broadcaster.message(stored(1));
+      await tick();
+      broadcaster.message(stored(2));
+      await tick();
+      broadcaster.message(stored(3));
+      expect(a.sent.map((t) => JSON.parse(t).type)).toEqual(["message", "message", "message"]);
+    });
+  }
 
   it("sends everything per message when batching is off", async () => {
     const live = fakeSocket();
@@ -84,7 +86,7 @@ describe("the broadcaster", () => {
     try {
       const run = async (size: number) => {
         const sockets = Array.from({ length: size }, fakeSocket);
-        const broadcaster = new Broadcaster(targets(sockets.map((s) => s.conn)), { batching: true });
+        const broadcaster = new Broadcaster(targets(sockets.map((s) => s.conn)), { batching: true, adaptive: false });
         broadcaster.message(stored(1));
         broadcaster.message(stored(2)); // before the window's timer could fire
         broadcaster.message(stored(3));
@@ -105,7 +107,7 @@ describe("the broadcaster", () => {
 
   it("flush() sends what is pending at once (before a socket goes live)", () => {
     const a = fakeSocket();
-    const broadcaster = new Broadcaster(targets([a.conn]), { batching: true });
+    const broadcaster = new Broadcaster(targets([a.conn]), { batching: true, adaptive: false });
     broadcaster.message(stored(1));
     broadcaster.message(stored(2));
     broadcaster.message(stored(3)); // held for the window

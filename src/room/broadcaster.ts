@@ -1,23 +1,40 @@
 /**
- * Live fan-out with adaptive batching. Each WebSocket send has a fixed cost on
- * workerd, so under load the room packs the messages that became ready close
- * together into one `messages` frame per recipient (Cloudflare's own advice for
- * fan-out). A message that finds no window open goes out at once. It opens a
- * window when it followed the previous one within BUSY_MS, or when the room has
- * BIG_ROOM sockets or more: messages arriving while the window's timer (WINDOW_MS)
- * is pending wait for it and go out together, and the window stays open while
- * traffic keeps coming. The big-room rule is there because the gap rule cannot see
- * a backlog: Date.now() only moves between events, so behind a broadcast slower than
- * BUSY_MS every message looks "late". Without it a 1,000-subscriber room offered
- * more than it could send fell seconds behind; with it, it batches and keeps up
- * (docs/benchmarks.md, "Overload"). A small quiet room sets no timer.
+ * Live fan-out with batching. Each WebSocket send has a fixed cost on workerd
+ * (docs/benchmarks.md, "Where the time goes"), so under load the room packs the
+ * messages that became ready close together into one `messages` frame per
+ * recipient (Cloudflare's own advice for fan-out). A message that finds no window
+ * open always goes out at once; only the messages behind it can wait.
  *
- * `maxDelayMs` (BROADCAST_MAX_DELAY_MS, default 0) trades latency for CPU in rooms
- * with many recipients: messages up to that far apart count as a burst, and the
- * window stays open that long, so a busy room sends at most one frame per recipient
- * per `maxDelayMs` and no message waits longer than that. A quiet room still sends
- * at once. The profile behind it (workerd spends almost all of a fan-out inside the
- * per-socket send) is in docs/benchmarks.md.
+ * Adaptive (the default, `adaptive: true`, feature flag `adaptive_batching`): the
+ * room measures what a fan-out costs it. After a fan-out in a room that is not
+ * quiet it sets a zero-delay timer; the timer can only run once the event loop is
+ * free again (the sends' output pumps done), so the time from the fan-out's start
+ * to the timer is the fan-out's real cost, measured between events (which works
+ * where clocks stand still inside synchronous code, as on Cloudflare). The cost
+ * per recipient is averaged (EWMA) and scaled by the room's size. Then:
+ * - messages that arrive while that fan-out is still going out are held and leave
+ *   as one frame as soon as it is done (they would have queued behind it anyway);
+ * - if sending takes a large share of the room's time (the estimated cost is at
+ *   least BUSY_SHARE of the gap since the previous fan-out, or messages come
+ *   within BUSY_MS), the window stays open a little longer: up to the estimated
+ *   cost times WINDOW_FACTOR after the fan-out began, never more than MAX_WAIT_MS,
+ *   so a backlog the platform hands over just after the loop freed still shares a
+ *   frame; traffic that keeps coming keeps it open, one frame per recipient per
+ *   window;
+ * - a quiet room (the previous fan-out longer ago than QUIET_MS and four estimated
+ *   costs) sends at once and sets no timer at all.
+ * A held message waits for the fan-out ahead of it to finish, plus at most
+ * MAX_WAIT_MS counted from that fan-out's start; nothing else holds it.
+ *
+ * Fixed rules (`adaptive: false`, or an explicit `maxDelayMs`): a window opens when
+ * a message followed the previous one within BUSY_MS, or when the room has BIG_ROOM
+ * sockets or more; messages arriving while its timer (WINDOW_MS) is pending wait
+ * for it and go out together, and the window stays open while traffic keeps coming.
+ * `maxDelayMs` (BROADCAST_MAX_DELAY_MS, default 0) trades latency for CPU: messages
+ * up to that far apart count as a burst and the window stays open that long, so a
+ * busy room sends at most one frame per recipient per `maxDelayMs` and no message
+ * waits longer than that. Set, it overrides the adaptive window. A quiet room still
+ * sends at once.
  *
  * Invariants the rest of the room relies on:
  * - total order: frames leave in append order, batched or not;
@@ -41,12 +58,38 @@ import { NO_TRACE, type Tracer } from "./trace.js";
 
 /** Messages this close together (ms) mean the room is busy: start batching. */
 const BUSY_MS = 2;
-/** How long a burst's window stays open after its first message went out. */
+/** Fixed rules: how long a burst's window stays open after its first message went out. */
 const WINDOW_MS = 1;
-/** Rooms this big always open a window after a broadcast (one timer per message, against this many sends). */
+/** Fixed rules: rooms this big always open a window after a broadcast (one timer per message, against this many sends). */
 const BIG_ROOM = 100;
 /** Keep batch frames well under platform and client message limits (and see maxBatchChars). */
 const MAX_BATCH_CHARS = 1 << 20;
+
+/** Adaptive: busy when sending takes at least this share of the time between fan-outs. */
+const BUSY_SHARE = 0.25;
+/** Adaptive: in a busy room the window stays open this share of a fan-out's cost after the loop is free (at least WINDOW_MS)... */
+const GRACE_SHARE = 0.25;
+/** ...and never longer than this (ms): the most a message waits beyond the fan-out ahead of it. */
+export const MAX_WAIT_MS = 4;
+/** Adaptive: a room whose previous fan-out is longer ago than this (and than 4 estimated costs) is quiet: no timer. */
+const QUIET_MS = 25;
+/** Adaptive: the first estimate of one recipient's share of a fan-out (ms; workerd measured 28-53 µs), until measured. */
+const PRIOR_MS_PER_RECIPIENT = 0.03;
+/** Adaptive: weight of each new measurement in the running estimate. */
+const EWMA = 0.25;
+/** Adaptive: a measurement longer than this (ms, per fan-out) is a stall, not a cost; clipped. */
+const MAX_SAMPLE_MS = 250;
+
+/** Time and timers, injectable for tests. `now` may stand still inside synchronous code (as on Cloudflare). */
+export interface BroadcastClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+}
+
+const PLATFORM_CLOCK: BroadcastClock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+};
 
 export interface BroadcastTargets {
   /** The live connections (joining ones are caught up by their replay instead). */
@@ -62,20 +105,31 @@ export interface BroadcastTargets {
 export interface BroadcastOptions {
   /** false: one frame per message per recipient, always (for comparisons). */
   batching: boolean;
-  /** Longest a message may wait to share a frame in a busy room (0: only messages <2 ms apart). */
+  /**
+   * Batch by the room's measured load (default true); false: the fixed rules (gap
+   * under 2 ms, rooms of 100+). Settable later as `broadcaster.adaptive`.
+   */
+  adaptive?: boolean;
+  /** Longest a message may wait to share a frame in a busy room; over 0 it replaces the adaptive window with the fixed rules and this delay. */
   maxDelayMs?: number;
   /** Most unconfirmed characters a connection may have (flow.ts); Infinity: no limit. */
   budget?: number;
   /** Largest batch frame, in characters (at most 1 MiB; the room passes a quarter of the budget). */
   maxBatchChars?: number;
+  /** Tests: a controllable clock and timer. */
+  clock?: BroadcastClock;
 }
 
 export class Broadcaster {
+  /** Batch by measured load (the default); false: the fixed rules. An explicit maxDelayMs wins over it. */
+  adaptive: boolean;
   readonly #targets: BroadcastTargets;
   readonly #trace: Tracer;
   readonly #batching: boolean;
+  readonly #maxDelayMs: number;
   readonly #busyMs: number;
   readonly #windowMs: number;
+  readonly #clock: BroadcastClock;
   #pending: StoredMessage[] = [];
   #pendingBytes = 0;
   /** Frames held behind pending messages: an ack for one connection, or an ephemeral frame for all but its sender. */
@@ -84,34 +138,51 @@ export class Broadcaster {
   readonly #maxBatchChars: number;
   #window = false;
   #last = -Infinity;
+  /** Adaptive: when the fan-out the open window follows began, and to how many. */
+  #fanoutAt = -Infinity;
+  #fanoutTo = 0;
+  /** Adaptive: the estimated cost of a fan-out per recipient (ms), a running average of measurements. */
+  #perRecipientMs = PRIOR_MS_PER_RECIPIENT;
 
-  constructor(targets: BroadcastTargets, { batching, maxDelayMs = 0, budget = Infinity, maxBatchChars = MAX_BATCH_CHARS }: BroadcastOptions) {
+  constructor(
+    targets: BroadcastTargets,
+    { batching, adaptive = true, maxDelayMs = 0, budget = Infinity, maxBatchChars = MAX_BATCH_CHARS, clock = PLATFORM_CLOCK }: BroadcastOptions,
+  ) {
     this.#targets = targets;
     this.#trace = targets.trace ?? NO_TRACE;
     this.#budget = budget;
     this.#maxBatchChars = Math.min(maxBatchChars, MAX_BATCH_CHARS);
     this.#batching = batching;
+    this.adaptive = adaptive;
+    this.#maxDelayMs = maxDelayMs;
     this.#busyMs = Math.max(BUSY_MS, maxDelayMs);
     this.#windowMs = Math.max(WINDOW_MS, maxDelayMs);
+    this.#clock = clock;
+  }
+
+  /** The current estimate of one fan-out to everyone live, in ms (adaptive; for tests and diagnostics). */
+  get fanoutCostMs(): number {
+    return this.#perRecipientMs * this.#targets.live().length;
   }
 
   /** A newly stored message for everyone. */
   message(m: StoredMessage): void {
     if (!this.#batching) return this.#sendAll(messageFrame(m), m.seq, 1);
-    if (!this.#window) {
-      this.#sendAll(messageFrame(m), m.seq, 1);
-      // A window opens when messages come close together, or when the room is big
-      // enough that one broadcast takes longer than a window: Date.now() only moves
-      // between events, so behind a slow broadcast the next message always looks
-      // "late" and a gap rule alone would never batch the rooms that need it most.
-      const now = Date.now();
-      if (now - this.#last <= this.#busyMs || this.#targets.live().length >= BIG_ROOM) this.#openWindow();
-      this.#last = now;
+    if (this.#window) {
+      this.#pending.push(m);
+      this.#pendingBytes += m.data.length + m.id.length + m.from.length + 64;
+      if (this.#pendingBytes >= this.#maxBatchChars) this.flush();
       return;
     }
-    this.#pending.push(m);
-    this.#pendingBytes += m.data.length + m.id.length + m.from.length + 64;
-    if (this.#pendingBytes >= this.#maxBatchChars) this.flush();
+    if (this.adaptive && this.#maxDelayMs === 0) return this.#adaptiveSend(m);
+    this.#sendAll(messageFrame(m), m.seq, 1);
+    // A window opens when messages come close together, or when the room is big
+    // enough that one broadcast takes longer than a window: Date.now() only moves
+    // between events, so behind a slow broadcast the next message always looks
+    // "late" and a gap rule alone would never batch the rooms that need it most.
+    const now = Date.now();
+    if (now - this.#last <= this.#busyMs || this.#targets.live().length >= BIG_ROOM) this.#openWindow();
+    this.#last = now;
   }
 
   /** A frame for one socket that must not overtake the messages broadcast before it (an ack). */
@@ -160,6 +231,70 @@ export class Broadcaster {
         else this.#window = false;
       }
     }, this.#windowMs);
+  }
+
+  /** Adaptive: send `m` at once; unless the room is quiet, open a window behind it. */
+  #adaptiveSend(m: StoredMessage): void {
+    const now = this.#clock.now();
+    const gap = now - this.#fanoutAt;
+    const recipients = this.#targets.live().length;
+    const cost = this.#perRecipientMs * recipients;
+    this.#sendAll(messageFrame(m), m.seq, 1);
+    if (gap > QUIET_MS && gap > 4 * cost) {
+      // Quiet: nothing to measure against, nothing to wait for.
+      this.#fanoutAt = now;
+      return;
+    }
+    this.#adaptiveWindow(now, recipients, gap <= BUSY_MS || cost >= BUSY_SHARE * gap);
+  }
+
+  /**
+   * Adaptive: a fan-out to `recipients` began at `at`; hold what arrives until the
+   * loop is free again (a zero-delay timer, which also measures the fan-out), and if
+   * the room is `busy` a grace period longer (#graceMs, at most MAX_WAIT_MS).
+   */
+  #adaptiveWindow(at: number, recipients: number, busy: boolean): void {
+    this.#window = true;
+    this.#fanoutAt = at;
+    this.#fanoutTo = recipients;
+    this.#clock.setTimeout(() => this.#loopFree(busy), 0);
+  }
+
+  #loopFree(busy: boolean): void {
+    const now = this.#clock.now();
+    const took = Math.min(now - this.#fanoutAt, MAX_SAMPLE_MS);
+    if (this.#fanoutTo > 0 && took >= 0) {
+      this.#perRecipientMs += EWMA * (took / this.#fanoutTo - this.#perRecipientMs);
+    }
+    if (this.#pending.length > 0) return this.#windowEnd(now);
+    if (!busy) {
+      this.#window = false;
+      return;
+    }
+    // The platform may run this timer before messages that queued behind the same
+    // fan-out: keep the window open a little, so they still share one frame.
+    this.#clock.setTimeout(() => this.#windowEnd(this.#clock.now()), this.#graceMs());
+  }
+
+  /** Adaptive: how long a busy room's window stays open once the loop is free (ms). */
+  #graceMs(): number {
+    return Math.min(MAX_WAIT_MS, Math.max(WINDOW_MS, this.#perRecipientMs * this.#fanoutTo * GRACE_SHARE));
+  }
+
+  /** Adaptive: the window ends; what it held goes out as one frame, and opens the next window (traffic keeps coming). */
+  #windowEnd(now: number): void {
+    if (this.#pending.length === 0) {
+      this.#window = false;
+      return;
+    }
+    const recipients = this.#targets.live().length;
+    try {
+      this.flush();
+    } finally {
+      // Also after a failure: never leave the window open with no timer (it would hold everything).
+      if (this.adaptive && this.#maxDelayMs === 0) this.#adaptiveWindow(now, recipients, true);
+      else this.#openWindow();
+    }
   }
 
   /**

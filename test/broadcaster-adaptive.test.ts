@@ -1,0 +1,228 @@
+/**
+ * Adaptive batching (issue #15), driven by a small discrete-event model of a Durable
+ * Object's event loop: one event at a time (a publish arriving, a timer firing), the
+ * clock standing still inside each event as on Cloudflare, and a fan-out keeping the
+ * loop busy for `perSendMs` per recipient after the event that sent it (workerd's
+ * output pumps), so arrivals and due timers queue behind it.
+ */
+import { describe, expect, it, vi } from "vitest";
+import { Broadcaster, MAX_WAIT_MS, type BroadcastClock } from "../src/room/broadcaster.js";
+import type { StoredMessage } from "../src/room/message-log.js";
+import { fakeConnection } from "./fakes.js";
+
+const stored = (seq: number): StoredMessage => ({ seq, id: `m${seq}`, from: "u", data: String(seq), ts: 0 });
+
+interface Frame {
+  at: number;
+  text: string;
+}
+
+/**
+ * The room's loop. `arrivals` are publish times (ms); each is appended and handed to
+ * the broadcaster, and the publisher gets its ack through `after`, as frame-handlers.ts does.
+ */
+function simulate({
+  recipients,
+  arrivals,
+  perSendMs,
+  adaptive = true,
+  batching = true,
+  timersFirst = true,
+  stalls = [],
+}: {
+  recipients: number;
+  arrivals: number[];
+  perSendMs: number;
+  adaptive?: boolean;
+  batching?: boolean;
+  /** Other work that holds the loop (another event, a GC pause): from `at`, for `ms`. */
+  stalls?: { at: number; ms: number }[];
+  /** Which runs first when a due timer and a queued arrival wait for the same busy loop. */
+  timersFirst?: boolean;
+}) {
+  const sockets = Array.from({ length: recipients }, () => fakeConnection("live"));
+  const publisher = sockets[0]!;
+  let now = 0;
+  let busyUntil = 0;
+  let timerSeq = 0;
+  const timers: { due: number; seq: number; fn: () => void }[] = [];
+  const clock: BroadcastClock = {
+    now: () => now,
+    setTimeout: (fn, ms) => void timers.push({ due: now + ms, seq: timerSeq++, fn }),
+  };
+  const broadcaster = new Broadcaster({ live: () => sockets.map((s) => s.conn), slow: () => {} }, { batching, adaptive, clock });
+  const frames: Frame[] = []; // what the publisher's socket got, with the time it was sent
+  let timersSet = 0;
+  const pendingStalls = [...stalls];
+  const run = (at: number, fn: () => void) => {
+    while (pendingStalls.length > 0 && pendingStalls[0]!.at <= Math.max(at, busyUntil)) {
+      const stall = pendingStalls.shift()!;
+      busyUntil = Math.max(busyUntil, stall.at) + stall.ms;
+    }
+    now = Math.max(at, busyUntil);
+    const before = sockets.reduce((n, s) => n + s.sent.length, 0);
+    const seen = publisher.sent.length;
+    fn();
+    for (const text of publisher.sent.slice(seen)) frames.push({ at: now, text });
+    const sends = sockets.reduce((n, s) => n + s.sent.length, 0) - before;
+    busyUntil = now + sends * perSendMs;
+  };
+  const queue = [...arrivals].sort((a, b) => a - b);
+  let seq = 0;
+  while (queue.length > 0 || timers.length > 0) {
+    timers.sort((a, b) => a.due - b.due || a.seq - b.seq);
+    const timer = timers[0];
+    const arrival = queue[0];
+    const ready = Math.max(busyUntil, now);
+    const timerAt = timer ? Math.max(timer.due, ready) : Infinity;
+    const arrivalAt = arrival !== undefined ? Math.max(arrival, ready) : Infinity;
+    const takeTimer = timerAt < arrivalAt || (timerAt === arrivalAt && timersFirst);
+    if (takeTimer) {
+      timers.shift();
+      run(timer!.due, timer!.fn);
+    } else {
+      queue.shift();
+      const s = ++seq;
+      run(arrival!, () => {
+        broadcaster.message(stored(s));
+        broadcaster.after(publisher.conn, JSON.stringify({ type: "ack", id: `m${s}`, seq: s, duplicate: false }));
+      });
+    }
+    timersSet = timerSeq;
+  }
+  // When each message reached the publisher's socket, and in which frame.
+  const deliveredAt = new Map<number, number>();
+  const order: { kind: "message" | "ack"; seq: number }[] = [];
+  let messageFrames = 0;
+  for (const f of frames) {
+    const frame = JSON.parse(f.text) as { type: string; seq: number; messages?: { seq: number }[] };
+    if (frame.type === "ack") {
+      order.push({ kind: "ack", seq: frame.seq });
+      continue;
+    }
+    messageFrames++;
+    for (const m of frame.messages ?? [frame]) {
+      deliveredAt.set(m.seq, f.at);
+      order.push({ kind: "message", seq: m.seq });
+    }
+  }
+  const waits = arrivals.map((t, i) => deliveredAt.get(i + 1)! - t);
+  return { sockets, messageFrames, waits, order, timersSet, broadcaster, maxWait: Math.max(...waits) };
+}
+
+/** Publishes every `everyMs` for `forMs`. */
+const steady = (everyMs: number, forMs: number) => Array.from({ length: Math.floor(forMs / everyMs) }, (_, i) => i * everyMs);
+
+describe("adaptive batching", () => {
+  it("(a) a quiet room sends every message at once, alone, and sets no timer", () => {
+    // 100 recipients, 10 messages 200 ms apart: far apart next to a ~3 ms fan-out.
+    const r = simulate({ recipients: 100, arrivals: steady(200, 2_000), perSendMs: 0.03 });
+    expect(r.messageFrames).toBe(10);
+    expect(r.waits.every((w) => w === 0)).toBe(true);
+    expect(r.timersSet).toBe(0);
+    expect(r.sockets[50]!.sent.map((t) => JSON.parse(t).type)).toEqual(Array(10).fill("message"));
+  });
+
+  it("(a) a small room with a slow trickle also sets no timer", () => {
+    const r = simulate({ recipients: 5, arrivals: steady(40, 400), perSendMs: 0.03 });
+    expect(r.timersSet).toBe(0);
+    expect(r.messageFrames).toBe(10);
+  });
+
+  for (const timersFirst of [true, false]) {
+    it(`(b) a room offered more than it can send (timers ${timersFirst ? "before" : "after"} queued arrivals) sends a bounded number of frames, and no message waits long`, () => {
+      // 100 recipients × 40 µs = 4 ms per fan-out, a message every 1 ms for 1 s:
+      // one frame per message would need 4 s of sending for 1 s of traffic.
+      const perSendMs = 0.04;
+      const arrivals = steady(1, 1_000);
+      const r = simulate({ recipients: 100, arrivals, perSendMs, timersFirst });
+      const cost = 100 * perSendMs;
+      // At most one frame per recipient per fan-out time (plus the first, sent at once).
+      expect(r.messageFrames).toBeLessThanOrEqual(Math.ceil(1_000 / cost) + 1);
+      expect(r.messageFrames).toBeGreaterThan(1_000 / (cost + MAX_WAIT_MS) - 1);
+      // Nothing waits more than the fan-out ahead of it plus the window's bound.
+      expect(r.maxWait).toBeLessThanOrEqual(cost + MAX_WAIT_MS + 1e-9);
+      // Every recipient got every message, once, in order.
+      for (const s of r.sockets) {
+        const seqs = s.sent.flatMap((t) => {
+          const f = JSON.parse(t);
+          return f.type === "ack" ? [] : (f.messages ?? [f]).map((m: { seq: number }) => m.seq);
+        });
+        expect(seqs).toEqual(arrivals.map((_, i) => i + 1));
+      }
+      // Its estimate of a fan-out converged on what the loop measured.
+      expect(r.broadcaster.fanoutCostMs).toBeGreaterThan(cost * 0.8);
+      expect(r.broadcaster.fanoutCostMs).toBeLessThan(cost * 2);
+    });
+  }
+
+  it("(b) at 100 subscribers × 200 msg/s with a 3.7 ms fan-out: no added wait in steady state, and a stall's backlog goes out in one frame", () => {
+    const arrivals = steady(5, 1_000);
+    const perSendMs = 0.037;
+    const calm = simulate({ recipients: 100, arrivals, perSendMs });
+    // 5 ms apart, 3.7 ms to send: every message alone and at once, though the room counts as busy.
+    expect(calm.messageFrames).toBe(arrivals.length);
+    expect(calm.maxWait).toBe(0);
+    // A 20 ms stall (other work holding the loop) at 250 ms: messages queue behind it.
+    const stalls = [{ at: 250, ms: 20 }];
+    const adaptive = simulate({ recipients: 100, arrivals, perSendMs, stalls });
+    const unbatched = simulate({ recipients: 100, arrivals, perSendMs, stalls, batching: false });
+    const late = (waits: number[]) => waits.filter((w) => w > 8).length;
+    // One frame per message would take (5 - 3.7) ms of slack per message to work the backlog off;
+    // the adaptive room sends the backlog as one frame and is back on time at once.
+    expect(adaptive.messageFrames).toBeLessThan(arrivals.length);
+    expect(adaptive.maxWait).toBeLessThanOrEqual(20 + 3.7 + MAX_WAIT_MS);
+    expect(late(adaptive.waits)).toBeLessThan(late(unbatched.waits));
+    expect(late(adaptive.waits)).toBeLessThanOrEqual(5); // the messages that arrived during the stall
+    expect(late(unbatched.waits)).toBeGreaterThanOrEqual(2 * late(adaptive.waits));
+  });
+
+  it("(c) keeps total order and every ack after its message, batched or not", () => {
+    for (const timersFirst of [true, false]) {
+      const arrivals = [...steady(0.5, 50), ...steady(30, 300).map((t) => t + 60)];
+      const r = simulate({ recipients: 100, arrivals, perSendMs: 0.04, timersFirst });
+      const messages = r.order.filter((o) => o.kind === "message").map((o) => o.seq);
+      expect(messages).toEqual(arrivals.map((_, i) => i + 1));
+      const acks = r.order.filter((o) => o.kind === "ack").map((o) => o.seq);
+      expect(acks).toEqual(messages);
+      for (const ack of r.order.map((o, i) => ({ ...o, i })).filter((o) => o.kind === "ack")) {
+        const at = r.order.findIndex((o) => o.kind === "message" && o.seq === ack.seq);
+        expect(at).toBeLessThan(ack.i);
+      }
+      expect(r.messageFrames).toBeLessThan(arrivals.length); // some were batched
+    }
+  });
+
+  it("(d) adaptive can be switched off at run time (feature flag): the fixed big-room rule applies again", async () => {
+    let fakeNow = 1_000_000;
+    const clock = vi.spyOn(Date, "now").mockImplementation(() => (fakeNow += 100));
+    try {
+      const sockets = Array.from({ length: 100 }, () => fakeConnection("live"));
+      const broadcaster = new Broadcaster({ live: () => sockets.map((s) => s.conn), slow: () => {} }, { batching: true });
+      expect(broadcaster.adaptive).toBe(true);
+      broadcaster.adaptive = false;
+      broadcaster.message(stored(1));
+      broadcaster.message(stored(2));
+      broadcaster.message(stored(3));
+      expect(sockets[0]!.sent).toHaveLength(1); // the fixed big-room window holds 2 and 3
+      await new Promise((r) => setTimeout(r, 20));
+      expect(sockets[0]!.sent.map((t) => JSON.parse(t).type)).toEqual(["message", "messages"]);
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
+  it("an explicit maxDelayMs overrides the adaptive window (the fixed rules with that delay)", async () => {
+    const a = fakeConnection("live");
+    const timers: number[] = [];
+    const clock: BroadcastClock = { now: () => 0, setTimeout: (_fn, ms) => void timers.push(ms) };
+    const broadcaster = new Broadcaster({ live: () => [a.conn], slow: () => {} }, { batching: true, maxDelayMs: 50, clock });
+    broadcaster.message(stored(1));
+    broadcaster.message(stored(2)); // within 50 ms: sent, and opens the fixed 50 ms window
+    broadcaster.message(stored(3));
+    expect(timers).toEqual([]); // not the adaptive timer
+    expect(a.sent).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(a.sent.map((t) => JSON.parse(t).type)).toEqual(["message", "message", "message"]);
+  });
+});
