@@ -3,10 +3,14 @@
  * old code against new code, each row running the same scenario (scenario.mjs) as the
  * runtime rows, in this Node (22), with a wire tap (wire-tap.mjs) under the client:
  *
- *   1. the previous release's built client   → this server         (it offers only roomcast.v1)
- *   2. this built client (packages/client/dist) → the previous release's server (v1 only)
- *   3. a raw v1 client from docs/protocol.md  → this server         (raw-v1-client.mjs)
- *   4. this built client                      → this server, negotiating roomcast.v2
+ *   1. the previous release's built client      → this server
+ *   2. this built client (packages/client/dist) → the previous release's server
+ *   3. a raw v1 client from docs/protocol.md     → this server (raw-v1-client.mjs)
+ *   4. this built client                         → this server, negotiating NEWEST (roomcast.v2)
+ *
+ * Which subprotocol rows 1 and 2 must select is derived from both checkouts' version.ts (for
+ * v0.1.0, which speaks only v1: roomcast.v1), so moving scripts/previous-release.json to the
+ * next release needs no edit here.
  *
  * The previous release is scripts/previous-release.json's tag, checked out and its client
  * built by scripts/lib/previous-release.mjs; its server is `wrangler dev` in that checkout.
@@ -23,7 +27,8 @@ import { runScenario } from "./scenario.mjs";
 import { createWireTap, wireProblems, wireSummary } from "./wire-tap.mjs";
 
 const V1 = "roomcast.v1";
-const V2 = "roomcast.v2";
+/** This release's newest protocol version; the next version bumps it (docs/compatibility.md, "Across releases"). */
+const NEWEST = "roomcast.v2";
 /** Longer than any healthy row (3-6 s here); the scenario's steps have their own 15 s deadlines, but an ack that never comes does not. */
 const ROW_TIMEOUT_MS = 45_000;
 /** As run.mjs's server: the last step waits for the presence grace. */
@@ -91,15 +96,31 @@ function tapped(createClient, tap, users, tokens, clients) {
   };
 }
 
-function rows(previous, server, clientDist) {
+/**
+ * The subprotocols a checkout speaks, newest first, read from its own source
+ * (packages/protocol/src/version.ts: SUPPORTED_PROTOCOLS, or before v2 PROTOCOL_VERSION alone),
+ * so the rows follow scripts/previous-release.json to the next release without an edit here.
+ */
+async function protocolsOf(root) {
+  const v = await import(pathToFileURL(join(root, "packages/protocol/src/version.ts")).href);
+  return v.SUPPORTED_PROTOCOLS ? [...v.SUPPORTED_PROTOCOLS] : [v.PROTOCOL_VERSION];
+}
+
+/** What a server with `serverSpeaks` selects for a client offering `offered` (protocol.md: the server's preference wins). */
+const selects = (serverSpeaks, offered) => serverSpeaks.find((p) => offered.includes(p)) ?? "none";
+
+async function rows(previous, server, root, clientDist) {
   const tag = previous.release?.tag ?? "previous release";
+  const ours = await protocolsOf(root);
+  const theirs = previous.release ? await protocolsOf(previous.release.root) : [];
   const oldClient = () => import(pathToFileURL(previous.release.clientDist).href);
   const newClient = () => import(pathToFileURL(clientDist).href);
   return [
-    { name: "release-client", label: `${tag} client → this server`, server: server, client: oldClient, expect: { protocol: V1, offered: [V1] }, needs: true },
-    { name: "release-server", label: `this client → ${tag} server`, server: previous.server, client: newClient, expect: { protocol: V1 }, needs: true },
-    { name: "raw-v1", label: "raw v1 client (protocol.md §12) → this server", server: server, client: async () => rawV1, expect: { protocol: V1, offered: [V1] } },
-    { name: "this-v2", label: "this client → this server", server: server, client: newClient, expect: { protocol: V2, offered: [V2, V1] } },
+    { name: "release-client", label: `${tag} client → this server`, server, client: oldClient, expect: { protocol: selects(ours, theirs), offered: theirs }, needs: true },
+    { name: "release-server", label: `this client → ${tag} server`, server: previous.server, client: newClient, expect: { protocol: selects(theirs, ours), offered: ours }, needs: true },
+    { name: "raw-v1", label: "raw v1 client (protocol.md §12) → this server", server, client: async () => rawV1, expect: { protocol: V1, offered: [V1] } },
+    // Asserted, not derived: this release's newest version must be what our own client and server agree on.
+    { name: "this-newest", label: "this client → this server", server, client: newClient, expect: { protocol: NEWEST, offered: ours } },
   ];
 }
 
@@ -144,11 +165,12 @@ async function runRow(row, adminToken) {
 
 /**
  * Runs the four rows one after another, one line each on `write`, as run.mjs prints runtimes.
- * @param {{ previous: Awaited<ReturnType<typeof startPreviousRelease>>, server: { url: string }, write: (line: string) => void, clientDist?: string }} o
- *   clientDist: this client's build (default packages/client/dist/index.js, which run.mjs keeps current)
+ * @param {{ previous: Awaited<ReturnType<typeof startPreviousRelease>>, server: { url: string }, write: (line: string) => void, root?: string, clientDist?: string }} o
+ *   server: this checkout's server; root: this checkout (default: this repository);
+ *   clientDist: its client's build (default <root>/packages/client/dist/index.js, which run.mjs keeps current)
  * @returns {Promise<{ name: string, ok: boolean, seconds: number }[]>}
  */
-export async function runReleaseRows({ previous, server, write, clientDist = join(repoRoot, "packages/client/dist/index.js") }) {
+export async function runReleaseRows({ previous, server, write, root = repoRoot, clientDist = join(root, "packages/client/dist/index.js") }) {
   const adminToken = await mintToken({ sub: "compat-ops", cap: { "*": ["admin"] } });
   const results = [];
   // The rows run in this process (the runtime rows each have their own): a rejection nobody
@@ -157,7 +179,7 @@ export async function runReleaseRows({ previous, server, write, clientDist = joi
   const onUnhandled = (reason) => unhandled.push(reason && reason.message ? reason.message : String(reason));
   process.on("unhandledRejection", onUnhandled);
   try {
-    for (const row of rows(previous, server, clientDist)) {
+    for (const row of await rows(previous, server, root, clientDist)) {
       const started = Date.now();
       unhandled = [];
       let r = row.needs && previous.error ? { ok: false, error: previous.error } : await runRow(row, adminToken);
