@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { writeRun } from "./lib/report.mjs";
 import * as scenarios from "./lib/scenarios.mjs";
+import { sharedServer, smokeLanes } from "./lib/smoke.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
@@ -144,8 +145,9 @@ Options:
   --profile NAME   full (default; the issue's sizes), quick (smaller), ab (quick fan-out
                    and ramp, for comparing two builds), hot (one long 1,000-subscriber
                    fan-out, to attach a profiler to), overload (1,000 subscribers at twice
-                   what the server can send), smoke (tiny, for CI: every scenario on
-                   roomcast-direct, one fan-out on each other adapter)
+                   what the server can send), smoke (tiny, for CI, under a minute: every
+                   scenario on roomcast-direct, one fan-out on each other adapter; a
+                   system's jobs share one server, $BENCH_SMOKE_LANES (3) lanes at once)
   --smoke          same as --profile smoke
   --out DIR        output folder (default: bench/results/<timestamp>)
   -h, --help       this text
@@ -290,29 +292,70 @@ for (const system of systems) {
 const outDir = args.out ?? join(here, "results", run.startedAt.replace(/[:.]/g, "-"));
 log(`bench: profile ${profileName}; ${systems.length} systems, ${plan.length} jobs; results in ${outDir}`);
 const started = Date.now();
+// The smoke profile (CI) proves the harness works in under a minute (bench/lib/smoke.mjs):
+// each system's jobs share one server (started again after a job that failed), the work
+// runs in $BENCH_SMOKE_LANES (default 3) lanes at once, and the client storm's outage is
+// 1 s instead of 5 ($BENCH_STORM_OUTAGE_S still wins). Every other profile starts a fresh
+// server per job and runs one job at a time.
+const smoke = profileName === "smoke";
+if (smoke) process.env.BENCH_STORM_OUTAGE_S ??= "1";
 const adapters = new Map();
-for (const { system, job } of plan) {
-  if (!adapters.has(system)) adapters.set(system, (await import(`./adapters/${system}.mjs`)).default);
-  const adapter = adapters.get(system);
+const lanes = smoke ? smokeLanes(plan, Number(process.env.BENCH_SMOKE_LANES ?? 3)) : [plan];
+if (lanes.length > 1) {
+  for (const [n, lane] of lanes.entries()) log(`bench: lane ${n + 1}: ${lane.map((e) => (e ? `${e.system} ${e.job.name}` : "|")).join(", ")}`);
+}
+
+/** Each result row's place in the plan (lanes finish in any order). */
+const planIndex = new Map();
+function record(row, job) {
+  planIndex.set(row, plan.findIndex((e) => e.job === job && e.system === row.system));
+  run.results.push(row);
+}
+
+async function runJob(system, job, adapter, jobLog) {
   // The load generator holds one descriptor per connection, workerd two (four through
   // wrangler dev), and every process is bound by the same per-process limit.
   const fds = Math.ceil(job.connections * Math.max(1, adapter.fdsPerConnection ?? 1)) + 500;
   if (fdLimit && fds > fdLimit) {
     const why = `needs about ${fds} file descriptors in one process (${job.connections} sockets × ${adapter.fdsPerConnection ?? 1}); the per-process limit here is ${fdLimit} and cannot be raised (ulimit -Hn)`;
     log(`bench: skipping ${system} ${job.label}: ${why}`);
-    run.results.push({ system, scenario: job.name, label: job.label, error: why, notRun: true });
-    continue;
+    record({ system, scenario: job.name, label: job.label, error: why, notRun: true }, job);
+    return true;
   }
   log(`bench: ${system} · ${job.label} (${Math.round((Date.now() - started) / 1000)} s elapsed)`);
   try {
-    const result = await scenarios[job.name](adapter, { ...job.options, log });
-    run.results.push({ system, ...result });
+    const result = await scenarios[job.name](adapter, { ...job.options, log: jobLog });
+    record({ system, ...result }, job);
     writeRun(outDir, run); // keep partial results if a later job dies
+    return true;
   } catch (err) {
     log(`bench: ${system} ${job.label} failed: ${err.stack ?? err}`);
-    run.results.push({ system, scenario: job.name, label: job.label, error: briefError(err) });
+    record({ system, scenario: job.name, label: job.label, error: briefError(err) }, job);
+    return false;
   }
 }
+
+async function runLane(entries) {
+  let shared = null;
+  for (let i = 0; i < entries.length; i++) {
+    if (!entries[i]) continue; // the end of a run of jobs on one server (smokeLanes)
+    const { system, job } = entries[i];
+    if (!adapters.has(system)) adapters.set(system, import(`./adapters/${system}.mjs`).then((m) => m.default));
+    const adapter = await adapters.get(system);
+    // Lanes write to one terminal: say whose line it is.
+    const jobLog = lanes.length > 1 ? (line) => log(`[${system}] ${line}`) : log;
+    if (smoke) shared ??= sharedServer(adapter);
+    const ok = await runJob(system, job, shared?.adapter ?? adapter, jobLog);
+    if (shared && (!ok || entries[i + 1]?.system !== system)) {
+      await shared.stop().catch((err) => log(`bench: stopping ${system}: ${err.message}`));
+      shared = null;
+    }
+  }
+}
+
+await Promise.all(lanes.map(runLane));
+// The report lists results in the plan's order, whichever lane finished first.
+run.results.sort((a, b) => planIndex.get(a) - planIndex.get(b));
 run.finishedAt = new Date().toISOString();
 const md = writeRun(outDir, run);
 console.log(md);
