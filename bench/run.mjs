@@ -74,6 +74,13 @@ const PROFILES = {
     ramp: { subscribers: 100, payloadBytes: 100, rates: [800], stepS: 30 },
     presence: { clients: 4_000 },
   },
+  // The small-room path: one 10-subscriber room at 1,000 msg/s for 30 s, where the
+  // per-message work (decode, validation, SQLite append, ack) weighs most (docs/benchmarks.md,
+  // "The small-room path"). Attach perf or the inspector to it.
+  "hot-small": {
+    ...SHORT,
+    fanout: { sizes: [10], payloads: [100], durationS: 30, warmupS: 2, deliveriesPerSecond: 10_000 },
+  },
   // More than the server can send: 1,000 subscribers × 40 msg/s (twice the usual offered
   // load). Shows whether a room falls behind or batches its way through.
   overload: {
@@ -144,7 +151,8 @@ Systems (--systems, comma-separated; default: all):
 Options:
   --profile NAME   full (default; the issue's sizes), quick (smaller), ab (quick fan-out
                    and ramp, for comparing two builds), hot (one long 1,000-subscriber
-                   fan-out, to attach a profiler to), overload (1,000 subscribers at twice
+                   fan-out, to attach a profiler to), hot-small (the same for a 10-subscriber
+                   room at 1,000 msg/s), overload (1,000 subscribers at twice
                    what the server can send), smoke (tiny, for CI, under a minute: every
                    scenario on roomcast-direct, one fan-out on each other adapter; a
                    system's jobs share one server, $BENCH_SMOKE_LANES (3) lanes at once)
