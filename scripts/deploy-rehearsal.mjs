@@ -30,7 +30,7 @@
  * not come back, or a publish failed. Prints one summary line on stdout; progress on stderr.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -58,7 +58,7 @@ const SIZES = {
   // CI: small enough for about 30 s of wall time with two wrangler starts.
   short: { clients: 40, rooms: 4, newClients: 8, rate: 40, windowS: 3, warmupS: 3, afterS: 3 },
   // The documented run (docs/benchmarks.md "Deploy under load").
-  full: { clients: 300, rooms: 10, newClients: 30, rate: 100, windowS: 10, warmupS: 10, afterS: 5 },
+  full: { clients: 300, rooms: 10, newClients: 30, rate: 60, windowS: 30, warmupS: 10, afterS: 5 },
 };
 const base = SIZES[args.short ? "short" : "full"];
 const num = (v, d) => {
@@ -111,6 +111,32 @@ function ensureBuilt() {
   return dist;
 }
 
+/**
+ * A copy of this checkout's files as they are now (tracked and untracked-but-not-ignored,
+ * uncommitted edits included) with its node_modules linked, for the new server to run
+ * from: `wrangler dev` reloads, resetting every room once more, whenever a file it serves
+ * changes, and in a shared working tree files change at any time. A deploy ships one
+ * fixed build; so does this.
+ */
+function snapshotCheckout() {
+  const dir = join(repoRoot, ".cache/roomcast-deploy", `${Date.now().toString(36)}-${process.pid}`);
+  const list = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 26 });
+  if (list.status !== 0) throw new Error(`git ls-files failed: ${list.stderr}`);
+  for (const file of list.stdout.split("\0")) {
+    if (!file || !existsSync(join(repoRoot, file))) continue; // deleted in the working tree
+    cpSync(join(repoRoot, file), join(dir, file), { recursive: false, verbatimSymlinks: true });
+  }
+  // Built assets wrangler dev serves (ignored by git).
+  cpSync(join(repoRoot, "demo/dist"), join(dir, "demo/dist"), { recursive: true });
+  mkdirSync(join(dir, "node_modules/@roomcast"), { recursive: true });
+  for (const entry of readdirSync(join(repoRoot, "node_modules"))) {
+    if (entry === "@roomcast" || entry === ".cache") continue;
+    symlinkSync(join(repoRoot, "node_modules", entry), join(dir, "node_modules", entry));
+  }
+  for (const pkg of readdirSync(join(dir, "packages"))) symlinkSync(join(dir, "packages", pkg), join(dir, "node_modules/@roomcast", pkg));
+  return dir;
+}
+
 /** Highest number of events within any `spanMs` window of the sorted times `ts`. */
 function peakRate(ts, spanMs = 1000) {
   let best = 0;
@@ -138,6 +164,7 @@ const { createClient: createNewClient } = await import(pathToFileURL(newDist).hr
 const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repoRoot, encoding: "utf8" }).stdout.trim();
 const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: repoRoot, encoding: "utf8" }).stdout.trim() !== "";
 
+const snapshot = snapshotCheckout();
 say(`config ${JSON.stringify(cfg)}; from ${release.tag} (${release.commit.slice(0, 10)}) to this checkout (${head}${dirty ? ", uncommitted changes" : ""})`);
 const vars = {
   // Rooms are fresh: nothing to send on join, so a client's log is exactly what was published after it joined.
@@ -297,8 +324,8 @@ try {
   say(`drain answered in ${drainAnsweredMs.toFixed(0)} ms: ${JSON.stringify(drain)}; killing ${release.tag}'s server`);
   await server.kill();
   const killAt = now();
-  say(`starting this checkout on the same port and storage`);
-  await server.start({ root: repoRoot });
+  say(`starting this checkout (${snapshot.replace(repoRoot, "")}) on the same port and storage`);
+  await server.start({ root: snapshot });
   const upAt = now();
   say(`this checkout is up (${((upAt - killAt) / 1000).toFixed(1)} s after the kill); waiting for every client`);
 
@@ -413,6 +440,7 @@ try {
   for (const c of clients) c.handle?.close();
   if (args["server-log"]) writeFileSync(resolve(args["server-log"]), server.output());
   await server.dispose();
+  rmSync(snapshot, { recursive: true, force: true });
 }
 
 if (args.out) {
