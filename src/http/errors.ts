@@ -5,7 +5,7 @@ import type { AppEnv } from "../env.js";
 import { describeError, log } from "../log.js";
 import { errorResponse } from "../error-response.js";
 import { logRefusal } from "./hints.js";
-import { isRoomcastUpgrade, refusalCloseCode, refuseUpgrade } from "./refusal.js";
+import { refusalCloseCode, refuseUpgrade, roomcastUpgrade } from "./refusal.js";
 
 export { errorResponse };
 
@@ -24,12 +24,13 @@ const PRIVATE_MESSAGE: ReadonlySet<ErrorCode> = new Set(["internal_error", "auth
 
 /**
  * Every refusal, one path: the message the client may see, one `http.refused` log line,
- * then either a readable WebSocket refusal (an upgrade that offered roomcast.v1, §5) or
+ * then either a readable WebSocket refusal (an upgrade that offered roomcast.v1 or v2, §5) or
  * the JSON error response.
  */
 export function refuse(c: Context<AppEnv>, code: ErrorCode, detail: string, cause?: unknown): Response {
   const message = PRIVATE_MESSAGE.has(code) ? ERRORS[code].description : detail;
-  const closeCode = isRoomcastUpgrade(c.req.raw) ? refusalCloseCode(code) : undefined;
+  const protocol = roomcastUpgrade(c.req.raw);
+  const closeCode = protocol !== undefined ? refusalCloseCode(code) : undefined;
   const status = ERRORS[code].status;
   logRefusal({
     code,
@@ -40,7 +41,7 @@ export function refuse(c: Context<AppEnv>, code: ErrorCode, detail: string, caus
     env: c.env,
     ...(cause !== undefined ? { cause } : {}),
   });
-  if (closeCode !== undefined) return refuseUpgrade(code, message, closeCode);
+  if (closeCode !== undefined) return refuseUpgrade(code, message, closeCode, protocol);
   return errorResponse(code, message, code === "upgrade_required" ? { Upgrade: "websocket" } : undefined);
 }
 

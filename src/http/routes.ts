@@ -1,9 +1,9 @@
 import { Hono, type Context } from "hono";
 import * as v from "valibot";
-import { MESSAGE_ID, PROTOCOL_VERSION } from "@roomcast/protocol";
+import { MESSAGE_ID, SUPPORTED_PROTOCOLS } from "@roomcast/protocol";
 import type { AppEnv } from "../env.js";
 import { LIMIT_SPECS, readLimits } from "../config.js";
-import { IDENTITY_HEADER, RESUME_HEADER } from "../room/room.js";
+import { IDENTITY_HEADER, PROTOCOL_HEADER, RESUME_HEADER } from "../room/room.js";
 import { historyBody } from "../room/wire.js";
 import { readCredentials } from "../auth/token-source.js";
 import { authorize, checkOrigin, readBodyText, roomParam } from "./middleware.js";
@@ -52,12 +52,14 @@ rooms.use("/:room/*", roomParam, checkOrigin);
 rooms.get("/:room/ws", async (c, next) => {
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") fail("upgrade_required", "this route only accepts WebSocket upgrades");
   if (!readCredentials(c.req.raw).offersProtocol) {
-    fail("unsupported_protocol", `offer the "${PROTOCOL_VERSION}" subprotocol`);
+    fail("unsupported_protocol", `offer one of the subprotocols ${SUPPORTED_PROTOCOLS.map((p) => `"${p}"`).join(", ")}`);
   }
   await next();
 }, authorize("subscribe"), async (c) => {
   const identity = c.get("identity");
-  const headers: Record<string, string> = { Upgrade: "websocket", [IDENTITY_HEADER]: internalHeader(identity) };
+  // The version selected here (the first of SUPPORTED_PROTOCOLS offered) is the one the room serves and echoes.
+  const protocol = readCredentials(c.req.raw).protocol!;
+  const headers: Record<string, string> = { Upgrade: "websocket", [IDENTITY_HEADER]: internalHeader(identity), [PROTOCOL_HEADER]: protocol };
   // Resume position: `?epoch=E&after=SEQ` (both or neither).
   const epoch = c.req.query("epoch");
   const afterRaw = c.req.query("after");

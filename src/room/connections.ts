@@ -20,6 +20,7 @@
  * arrives ("adopted"), and `onAdopt` lets the room put it back into views built
  * before (presence), so that its departure is announced like any other.
  */
+import { PROTOCOL_V1, PROTOCOL_V2, type ProtocolVersion } from "@roomcast/protocol";
 import { readAttachment, writeAttachment, type Session } from "./attachment.js";
 import { Flow } from "./flow.js";
 import { NO_TRACE, type Tracer } from "./trace.js";
@@ -54,6 +55,14 @@ export class Connection {
   }
   get phase(): Phase {
     return this.#phase;
+  }
+  /** The protocol version selected at the upgrade (kept in the attachment); anything unknown reads as v1. */
+  get protocol(): ProtocolVersion {
+    return this.#session.protocol === PROTOCOL_V2 ? PROTOCOL_V2 : PROTOCOL_V1;
+  }
+  /** roomcast.v2: a live publisher's own message frame is its ack (docs/protocol.md, "Versions"). */
+  get v2(): boolean {
+    return this.#session.protocol === PROTOCOL_V2;
   }
 
   /** @internal registry only */

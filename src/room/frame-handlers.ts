@@ -117,6 +117,12 @@ function publish(core: FrameHost, conn: Connection, frame: PublishFrame): string
     return "rate_limited";
   }
   const result = core.append(session.userId, frame.id, data);
+  // roomcast.v2: the message frame that carries a new message back to its live publisher
+  // is the ack (docs/protocol.md, "Versions"). It reaches it now, in a batch, or, if the
+  // broadcast skips it (flow control closes it as slow), in the replay of its resume.
+  // A duplicate is not broadcast, and a connection still joining gets the message from
+  // its replay, so both keep the explicit ack, as v1 does for every publish.
+  if (conn.v2 && !result.duplicate && conn.phase === "live") return "accepted";
   // The ack must not overtake the message it acknowledges (which may be batched).
   core.broadcaster.after(conn, encodeFrame({ type: "ack", id: frame.id, seq: result.seq, duplicate: result.duplicate } satisfies AckFrame));
   return "accepted";

@@ -39,6 +39,7 @@ export const FLUSH_MS = 1_000;
 /** Counter names (without the exporter's `roomcast_` prefix) and their help text. */
 export const COUNTERS = {
   connections_opened_total: "WebSocket connections accepted by the room.",
+  connections_by_protocol_total: 'Connections accepted, by the protocol version selected ("roomcast.v1", "roomcast.v2"): when v1 stays at 0, it is unused.',
   connections_closed_total: "Connections that ended, by WebSocket close code (the client's, or the one the room sent; other codes are \"other\").",
   connections_refused_total: "Upgrades the room refused, by error code (room_full, too_many_connections, kicked).",
   joins_total: "Presence joins announced (a user's first connection, after any grace).",

@@ -5,7 +5,7 @@
  * which phase, is the connection registry's alone (connections.ts); the modules
  * here get the narrow parts of it they need.
  */
-import { PROTOCOL_VERSION, type ErrorCode, type PresenceStateFrame, type WelcomeFrame } from "@roomcast/protocol";
+import { type ErrorCode, type PresenceStateFrame, type ProtocolVersion, type WelcomeFrame } from "@roomcast/protocol";
 import type { Env } from "../env.js";
 import type { Limits } from "../config.js";
 import type { Identity } from "../auth/identity.js";
@@ -230,7 +230,8 @@ export class RoomCore {
 
   // ---- connections -------------------------------------------------------------
 
-  connect(identity: Identity, resume: ResumeRequest | undefined): Response {
+  /** `protocol`: the version the Worker selected from the client's offer (routes.ts); both are served side by side. */
+  connect(identity: Identity, resume: ResumeRequest | undefined, protocol: ProtocolVersion): Response {
     this.rememberRoom(identity.room);
     const banned = this.bans.bannedUntil(identity.userId, Date.now());
     if (banned !== undefined) return this.#refused("kicked", `banned from this room until ${new Date(banned).toISOString()}`);
@@ -253,7 +254,7 @@ export class RoomCore {
       userId: identity.userId,
       permissions: identity.permissions,
       expiresAt: identity.expiresAt,
-      protocol: PROTOCOL_VERSION,
+      protocol,
       joinedAt: now,
       state: null,
       announced,
@@ -271,7 +272,7 @@ export class RoomCore {
       safely("room.connect", { room: this.#room }, () => this.close(conn, "internal_error", undefined));
       throw err;
     }
-    return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": PROTOCOL_VERSION } });
+    return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": protocol } });
   }
 
   /**
@@ -284,10 +285,12 @@ export class RoomCore {
     const { session } = conn;
     const plan = planReplay(resume, this.log, this.limits.HISTORY_ON_JOIN);
     this.meter.inc("connections_opened_total");
+    // Per version, so an operator can see when roomcast.v1 is no longer used (docs/protocol.md, "Versions").
+    this.meter.inc("connections_by_protocol_total", { protocol: conn.protocol });
     if (plan.resume) this.meter.inc("resumes_total", { verdict: plan.resume.recovered ? "recovered" : (plan.resume.reason ?? "unknown") });
     const welcome = {
       type: "welcome",
-      protocol: PROTOCOL_VERSION,
+      protocol: conn.protocol,
       room: this.#room ?? "",
       connectionId: session.connectionId,
       userId: session.userId,

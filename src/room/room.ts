@@ -8,7 +8,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import * as v from "valibot";
-import { PING, PONG, utf8Length, type ErrorCode, type Member } from "@roomcast/protocol";
+import { PING, PONG, PROTOCOL_V1, isProtocolVersion, utf8Length, type ErrorCode, type Member } from "@roomcast/protocol";
 import type { Env } from "../env.js";
 import { readLimits, type Limits } from "../config.js";
 import { Identity } from "../auth/identity.js";
@@ -31,6 +31,8 @@ import { migrateRoom } from "./migrate-room.js";
  */
 export const IDENTITY_HEADER = "X-Roomcast-Identity";
 export const RESUME_HEADER = "X-Roomcast-Resume";
+/** The protocol version the Worker selected (plain text); absent (an older Worker mid-deploy): roomcast.v1. */
+export const PROTOCOL_HEADER = "X-Roomcast-Protocol";
 
 const ResumeHeader = v.object({ epoch: v.pipe(v.string(), v.maxLength(64)), after: v.pipe(v.number(), v.integer(), v.minValue(0)) });
 
@@ -89,7 +91,8 @@ export class Room extends DurableObject<Env> {
       if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return errorResponse("upgrade_required");
       // Flags for the welcome: a fresh read of the overrides if the cache is stale (bounded, src/flags/flags.ts).
       await this.#core.flags.fresh();
-      return this.#core.connect(identity, readHeader(request, RESUME_HEADER, ResumeHeader));
+      const protocol = request.headers.get(PROTOCOL_HEADER);
+      return this.#core.connect(identity, readHeader(request, RESUME_HEADER, ResumeHeader), isProtocolVersion(protocol) ? protocol : PROTOCOL_V1);
     } catch (err) {
       log("error", "room.fetch", { room: this.#core.room, error: describeError(err) });
       return errorResponse("internal_error");

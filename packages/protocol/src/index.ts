@@ -1,4 +1,13 @@
-export { PROTOCOL_VERSION, BEARER_PROTOCOL_PREFIX } from "./version.js";
+export {
+  PROTOCOL_VERSION,
+  PROTOCOL_V1,
+  PROTOCOL_V2,
+  SUPPORTED_PROTOCOLS,
+  BEARER_PROTOCOL_PREFIX,
+  isProtocolVersion,
+  selectProtocol,
+  type ProtocolVersion,
+} from "./version.js";
 export {
   ERRORS,
   RoomcastError,
