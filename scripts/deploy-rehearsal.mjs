@@ -25,6 +25,9 @@
  *   npm run deploy:rehearse -- --short         # CI: 40 clients in 4 rooms, about 30 s
  *   options: --clients N --rooms N --new-clients N --rate MSGS_PER_S --window S
  *            --warmup S --after S --out FILE.json --server-log FILE (what wrangler printed)
+ *            --fault no-resume: a check of the check — one client per room is closed at the
+ *            drain and opened afresh (no resume position) once the new server is up, as an
+ *            app that forgets its position would; the run must then report losses and fail
  *
  * Exits 1 when anything acked was lost or duplicated, a resume had a gap, a client did
  * not come back, or a publish failed. Prints one summary line on stdout; progress on stderr.
@@ -51,6 +54,7 @@ const { values: args } = parseArgs({
     after: { type: "string" },
     out: { type: "string" },
     "server-log": { type: "string" },
+    fault: { type: "string" },
   },
 });
 
@@ -76,6 +80,7 @@ const cfg = {
   warmupS: num(args.warmup, base.warmupS),
   afterS: num(args.after, base.afterS),
 };
+if (args.fault !== undefined && args.fault !== "no-resume") throw new TypeError(`unknown --fault ${args.fault} (known: no-resume)`);
 if (cfg.newClients > cfg.clients) throw new TypeError("--new-clients cannot exceed --clients");
 if (cfg.rooms < 1 || cfg.clients < cfg.rooms) throw new TypeError("need at least one client per room");
 const SETTLE_DEADLINE_MS = args.short ? 10_000 : 30_000;
@@ -322,11 +327,15 @@ try {
   if (!res.ok) throw new Error(`POST /v1/admin/drain answered ${res.status} ${JSON.stringify(drain)}`);
   const drainAnsweredMs = now() - drainAt;
   say(`drain answered in ${drainAnsweredMs.toFixed(0)} ms: ${JSON.stringify(drain)}; killing ${release.tag}'s server`);
+  // The fault: these clients drop their handle (and with it their resume position).
+  const faulty = args.fault === "no-resume" ? clients.slice(0, cfg.rooms) : [];
+  for (const c of faulty) c.handle.close();
   await server.kill();
   const killAt = now();
   say(`starting this checkout (${snapshot.replace(repoRoot, "")}) on the same port and storage`);
   await server.start({ root: snapshot });
   const upAt = now();
+  for (const c of faulty) await connect(c);
   say(`this checkout is up (${((upAt - killAt) / 1000).toFixed(1)} s after the kill); waiting for every client`);
 
   // "Back" = connected again after the kill: nothing can connect between the kill and the
@@ -388,6 +397,7 @@ try {
     from: { release: release.tag, commit: release.commit.slice(0, 10), client: release.clientDist.replace(repoRoot, "") },
     to: { commit: head, dirty, client: newDist.replace(repoRoot, "") },
     config: cfg,
+    ...(args.fault ? { fault: args.fault } : {}),
     drain: { ...drain, answeredMs: Math.round(drainAnsweredMs) },
     published,
     acked: acked.reduce((s, m) => s + m.size, 0),
