@@ -10,8 +10,8 @@ import { memoryStorage, type OutboxStorage, type OverflowPolicy } from "./outbox
 import { Room } from "./room.js";
 import type { ManagedRoom, RoomHandle } from "./tabs/handle.js";
 import { shareRoom, type TabSharingOptions } from "./tabs/share.js";
-import { defaultSocketFactory, isBrowser, socketFactoryFrom, type SocketFactory, type TokenTransport, type WebSocketConstructor } from "./transport.js";
-import { isValidRoomName } from "@roomcast/protocol";
+import { checkProtocols, defaultSocketFactory, isBrowser, socketFactoryFrom, type SocketFactory, type TokenTransport, type WebSocketConstructor } from "./transport.js";
+import { isValidRoomName, type ProtocolVersion } from "@roomcast/protocol";
 
 export interface ClientOptions {
   /** The service's base URL, http(s) or ws(s), as printed by `npm run dev` (e.g. http://localhost:8787). */
@@ -25,6 +25,12 @@ export interface ClientOptions {
   token: TokenProvider;
   /** How the token travels. Default: "subprotocol" in browsers, "header" elsewhere. */
   transport?: TokenTransport;
+  /**
+   * Protocol versions to offer, in order of preference. Default `["roomcast.v2",
+   * "roomcast.v1"]`: the server picks the newest it speaks (v0.1.0 servers: v1).
+   * `["roomcast.v1"]` pins v1 (e.g. behind a proxy that inspects frames).
+   */
+  protocols?: ("roomcast.v1" | "roomcast.v2")[];
   /** A WebSocket constructor to use instead of the global one (e.g. the `ws` package). */
   WebSocket?: WebSocketConstructor;
   /** Full control over opening sockets; wins over `WebSocket`. */
@@ -85,6 +91,7 @@ export class RoomcastClient<R extends RoomHandle = Room> {
   readonly #rooms = new Map<string, ManagedRoom>();
   readonly #storage: OutboxStorage;
   readonly #createSocket: SocketFactory;
+  readonly #protocols: readonly ProtocolVersion[];
   #unlisten: (() => void) | undefined;
   #closed = false;
 
@@ -96,6 +103,7 @@ export class RoomcastClient<R extends RoomHandle = Room> {
     if (typeof options.token !== "string" && typeof options.token !== "function") {
       throw new TypeError("token must be a string or a function returning one");
     }
+    this.#protocols = checkProtocols(options.protocols);
     this.#options = options;
     this.#storage = options.outbox?.storage ?? memoryStorage();
     this.#createSocket = options.createSocket ?? (options.WebSocket ? socketFactoryFrom(options.WebSocket) : defaultSocketFactory);
@@ -124,6 +132,7 @@ export class RoomcastClient<R extends RoomHandle = Room> {
           refreshLeadMs: o.refreshLeadMs ?? DEFAULTS.refreshLeadMs,
           fetch: o.fetch ?? (typeof fetch === "function" ? fetch.bind(globalThis) : undefined),
           debug: debugLog(o.debug, name),
+          protocols: this.#protocols,
         },
         outboxStorage: this.#storage,
         outboxMaxSize: o.outbox?.maxSize ?? DEFAULTS.outboxMaxSize,

@@ -21,6 +21,7 @@ import {
   decodeServerFrame,
   errorCodeForClose,
   reconnectAdviceForClose,
+  type ProtocolVersion,
   type ServerFrame,
   type WelcomeFrame,
 } from "@roomcast/protocol";
@@ -30,7 +31,7 @@ import { RoomcastClientError } from "./errors.js";
 import { livenessTiming } from "./limits.js";
 import { PROBE_TIMEOUT_MS, probeRefusal } from "./probe.js";
 import { tokenFrom, tokenSubject, type TokenProvider } from "./token.js";
-import { NoWebSocketError, abortSocket, closeSocket, handshake, roomSocketUrl, type SocketFactory, type SocketLike, type TokenTransport } from "./transport.js";
+import { DEFAULT_PROTOCOLS, NoWebSocketError, abortSocket, closeSocket, handshake, negotiated, roomSocketUrl, type SocketFactory, type SocketLike, type TokenTransport } from "./transport.js";
 import { frameSummary, type DebugLog } from "./debug.js";
 import { closeCodeOf, isKnownOffline, isPushback } from "./close-policy.js";
 import { PingClock } from "./stats.js";
@@ -62,6 +63,8 @@ export interface ConnectionOptions {
   readonly refreshLeadMs: number;
   readonly fetch: typeof fetch | undefined;
   readonly debug: DebugLog;
+  /** Protocol versions to offer, in order of preference (default: roomcast.v2, roomcast.v1). */
+  readonly protocols?: readonly ProtocolVersion[];
 }
 
 /** What the room layer does with a connection's traffic. */
@@ -125,6 +128,8 @@ export class Connection extends Emitter<{ state: StateChange }> {
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
   /** Times each ping to its pong, on the current socket. */
   readonly #pingClock = new PingClock();
+  /** The version the current socket speaks (set at its welcome). */
+  #protocol: ProtocolVersion | undefined;
 
   constructor(options: ConnectionOptions, handler: ConnectionHandler) {
     super();
@@ -134,6 +139,11 @@ export class Connection extends Emitter<{ state: StateChange }> {
 
   get state(): ConnectionState {
     return this.#state;
+  }
+
+  /** The protocol version the server selected for the current (or last) welcomed socket. */
+  get protocol(): ProtocolVersion | undefined {
+    return this.#protocol;
   }
 
   /** Starts connecting (from idle), or retries now (from reconnecting). */
@@ -219,7 +229,8 @@ export class Connection extends Emitter<{ state: StateChange }> {
     this.#handler.identity?.(tokenSubject(token));
     if (!current()) return; // the handler may have left the room
 
-    const { protocols, headers } = handshake(token, this.#options.transport);
+    const offered = this.#options.protocols ?? DEFAULT_PROTOCOLS;
+    const { protocols, headers } = handshake(token, this.#options.transport, offered);
     const url = roomSocketUrl(this.#options.url, this.#options.room, this.#handler.resumePosition());
     try {
       socket = this.#options.createSocket(url, protocols, headers);
@@ -250,6 +261,14 @@ export class Connection extends Emitter<{ state: StateChange }> {
         return;
       }
       if (frame.type === "welcome") {
+        const protocol = negotiated(typeof opened.protocol === "string" ? opened.protocol : "", frame.protocol, offered);
+        if (protocol === undefined) {
+          // A server that selected a version we did not offer: we cannot know what its frames mean.
+          const error = new RoomcastClientError("unsupported_protocol", `the server selected the subprotocol "${opened.protocol}", which this client did not offer (${offered.join(", ")})`);
+          return this.#down(opened, { code: 1002, reason: "unexpected subprotocol", welcomed: false, error }, "close");
+        }
+        if (frame.protocol !== protocol) this.#options.debug("protocol", `welcome says ${frame.protocol}, the socket ${protocol}: speaking ${protocol}`);
+        this.#protocol = protocol;
         welcomed = true;
         this.#onWelcome(frame);
       } else if (frame.type === "reconnect") {

@@ -3,7 +3,7 @@
  * messages delivered exactly once and in order, presence, acked publishes through
  * the outbox, and history.
  */
-import { ERRORS, MESSAGE_ID, isErrorCode, type Member, type Message, type ServerFrame, type WelcomeFrame } from "@roomcast/protocol";
+import { ERRORS, MESSAGE_ID, PROTOCOL_V2, isErrorCode, type Member, type Message, type ProtocolVersion, type ServerFrame, type WelcomeFrame } from "@roomcast/protocol";
 import { Connection, type ConnectionOptions, type ConnectionState, type StateChange } from "./connection.js";
 import { Emitter } from "./emitter.js";
 import { RoomcastClientError } from "./errors.js";
@@ -195,6 +195,15 @@ export class Room extends Emitter<RoomEvents> {
   /** The user id the server knows us as (after the first welcome). */
   get userId(): string | undefined {
     return this.#userId;
+  }
+
+  /**
+   * The protocol version the server selected for the current connection (after the
+   * first welcome): "roomcast.v2" from servers that speak it, "roomcast.v1" from older
+   * ones or with `protocols: ["roomcast.v1"]`.
+   */
+  get protocol(): ProtocolVersion | undefined {
+    return this.#connection.protocol;
   }
 
   /**
@@ -422,17 +431,15 @@ export class Room extends Emitter<RoomEvents> {
   #apply(frame: ServerFrame): void {
     switch (frame.type) {
       case "message":
-        return this.#deliver([frame]);
+        this.#deliver([frame]);
+        return this.#ackedByEcho([frame]);
       case "messages":
-        return this.#deliver(frame.messages);
-      case "ack": {
-        const ack = { id: frame.id, seq: frame.seq, duplicate: frame.duplicate };
-        this.#stats.acked(frame.id);
-        this.#outbox.settle(frame.id, ack);
-        this.emit("ack", ack);
+        this.#deliver(frame.messages);
+        return this.#ackedByEcho(frame.messages);
+      case "ack":
+        this.#acked({ id: frame.id, seq: frame.seq, duplicate: frame.duplicate });
         this.#flush();
         return;
-      }
       case "history": {
         const pending = this.#history.get(frame.id);
         this.#history.delete(frame.id);
@@ -456,6 +463,33 @@ export class Room extends Emitter<RoomEvents> {
       default:
         return;
     }
+  }
+
+  /**
+   * A publish of ours is stored: settle it, once. Under roomcast.v2 both its echo and an
+   * explicit ack can come (a publish sent during a replay, or resent after a reconnect
+   * and acked as a duplicate): the first settles it, the other finds nothing to do.
+   */
+  #acked(ack: PublishAck): boolean {
+    if (!this.#outbox.has(ack.id)) return false;
+    this.#stats.acked(ack.id);
+    this.#outbox.settle(ack.id, ack);
+    this.emit("ack", ack);
+    return true;
+  }
+
+  /**
+   * roomcast.v2: the server sends no `ack` for a publish stored while this connection is
+   * live; the message frame carrying it back (live, batched, or in the replay after a
+   * resume) is the ack: our id, `from` our user id, with its seq (docs/protocol.md, "Versions").
+   */
+  #ackedByEcho(messages: readonly Message[]): void {
+    if (this.#connection.protocol !== PROTOCOL_V2 || this.#userId === undefined) return;
+    let settled = false;
+    for (const m of messages) {
+      if (m.from === this.#userId && this.#acked({ id: m.id, seq: m.seq, duplicate: false })) settled = true;
+    }
+    if (settled) this.#flush();
   }
 
   /** Delivers each message once, in order; anything at or below the position was delivered already. */

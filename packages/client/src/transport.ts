@@ -4,7 +4,7 @@
  * (undici) and most server libraries can send `Authorization: Bearer` instead,
  * which the server requires when no Origin header is present.
  */
-import { BEARER_PROTOCOL_PREFIX, PROTOCOL_VERSION } from "@roomcast/protocol";
+import { BEARER_PROTOCOL_PREFIX, PROTOCOL_V1, PROTOCOL_V2, isProtocolVersion, type ProtocolVersion } from "@roomcast/protocol";
 
 /** The subset of the WHATWG WebSocket the client uses. */
 export interface SocketLike {
@@ -52,9 +52,35 @@ export function socketFactoryFrom(Impl: WebSocketConstructor): SocketFactory {
   return (url, protocols, headers) => new Impl(url, protocols, { headers } as never) as SocketLike;
 }
 
-export function handshake(token: string, transport: TokenTransport): { protocols: string[]; headers: Record<string, string> } {
-  if (transport === "subprotocol") return { protocols: [PROTOCOL_VERSION, `${BEARER_PROTOCOL_PREFIX}${token}`], headers: {} };
-  return { protocols: [PROTOCOL_VERSION], headers: { Authorization: `Bearer ${token}` } };
+/** What the client offers by default, newest first: the server selects the first of its own list that is offered. */
+export const DEFAULT_PROTOCOLS: readonly ProtocolVersion[] = [PROTOCOL_V2, PROTOCOL_V1];
+
+/** The `protocols` option, checked: a non-empty list of versions this client speaks, without repeats. */
+export function checkProtocols(protocols: unknown): readonly ProtocolVersion[] {
+  if (protocols === undefined) return DEFAULT_PROTOCOLS;
+  if (!Array.isArray(protocols) || protocols.length === 0 || !protocols.every(isProtocolVersion) || new Set(protocols).size !== protocols.length) {
+    throw new TypeError(`protocols must be a non-empty list of "${PROTOCOL_V2}" and/or "${PROTOCOL_V1}", got ${JSON.stringify(protocols)}`);
+  }
+  return protocols;
+}
+
+export function handshake(token: string, transport: TokenTransport, offered: readonly ProtocolVersion[] = DEFAULT_PROTOCOLS): { protocols: string[]; headers: Record<string, string> } {
+  if (transport === "subprotocol") return { protocols: [...offered, `${BEARER_PROTOCOL_PREFIX}${token}`], headers: {} };
+  return { protocols: [...offered], headers: { Authorization: `Bearer ${token}` } };
+}
+
+/**
+ * The version a socket speaks, from what the server selected (`ws.protocol`, the
+ * `Sec-WebSocket-Protocol` of its answer) and its `welcome.protocol`:
+ * - one we offered: that one (a `welcome.protocol` that disagrees is ignored);
+ * - empty (a socket implementation or proxy that does not report it): the welcome's,
+ *   if we offered it, else roomcast.v1, which every server speaks the same way;
+ * - anything else (never from a standard WebSocket, which fails such a handshake):
+ *   undefined, and the caller drops the socket.
+ */
+export function negotiated(selected: string, welcome: string, offered: readonly ProtocolVersion[]): ProtocolVersion | undefined {
+  if (selected !== "") return offered.find((p) => p === selected);
+  return offered.find((p) => p === welcome) ?? PROTOCOL_V1;
 }
 
 /** ws(s)://host/v1/rooms/<room>/ws from an http(s) or ws(s) base URL. */

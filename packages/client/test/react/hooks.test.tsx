@@ -127,7 +127,7 @@ describe("hooks", () => {
       </RoomcastProvider>,
     );
     await settle();
-    expect(server.last().protocols).toEqual(["roomcast.v1", `roomcast.bearer.${TOKEN}`]);
+    expect(server.last().protocols).toEqual(["roomcast.v2", "roomcast.v1", `roomcast.bearer.${TOKEN}`]);
     expect(server.last().headers).toEqual({});
   });
 

@@ -499,7 +499,7 @@ describe("the token never reaches an error message", () => {
     expect(error.message).not.toContain(SECRET);
     expect(JSON.stringify({ message: error.message, cause: String(error.cause) })).not.toContain("c2VjcmV0");
     await advance(8_000);
-    expect(server.last().protocols).toEqual(["roomcast.v1", `roomcast.bearer.${SECRET}`]);
+    expect(server.last().protocols).toEqual(["roomcast.v2", "roomcast.v1", `roomcast.bearer.${SECRET}`]);
   });
 
   it("a fixed token string with characters a token cannot have fails for good (it cannot change)", async () => {
@@ -527,7 +527,7 @@ describe("the token never reaches an error message", () => {
       transport: "subprotocol",
       token: SECRET,
       createSocket: (_url, protocols) => {
-        const error = new Error(`Failed to construct 'WebSocket': The subprotocol '${protocols[1]}' is invalid.`);
+        const error = new Error(`Failed to construct 'WebSocket': The subprotocol '${protocols.at(-1)}' is invalid.`);
         error.name = "SyntaxError";
         throw error;
       },

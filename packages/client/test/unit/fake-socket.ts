@@ -106,11 +106,11 @@ export class FakeSocket implements SocketLike {
 
   // ---- the server's side -------------------------------------------------------
 
-  /** The upgrade succeeded. */
-  open(): void {
+  /** The upgrade succeeded, selecting `protocol` (what `ws.protocol` reads; a v0.1.0 server selects roomcast.v1). */
+  open(protocol: string = PROTOCOL_VERSION): void {
     if (this.readyState !== CONNECTING) throw new Error(`open() on a socket in state ${this.readyState}`);
     this.readyState = OPEN;
-    this.protocol = PROTOCOL_VERSION;
+    this.protocol = protocol;
     this.onopen?.({});
   }
 
@@ -128,9 +128,9 @@ export class FakeSocket implements SocketLike {
     this.receive(text);
   }
 
-  /** Opens (if needed) and sends a valid welcome; returns it. */
+  /** Opens (if needed, selecting `overrides.protocol` when given) and sends a valid welcome; returns it. */
   welcome(overrides: Partial<Omit<WelcomeFrame, "type">> = {}): WelcomeFrame {
-    if (this.readyState === CONNECTING) this.open();
+    if (this.readyState === CONNECTING) this.open(overrides.protocol);
     const frame: WelcomeFrame = {
       type: "welcome",
       protocol: PROTOCOL_VERSION,

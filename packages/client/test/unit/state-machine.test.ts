@@ -578,17 +578,17 @@ describe("liveness", () => {
 });
 
 describe("handshake and URL", () => {
-  it("header transport: Authorization header and only the roomcast.v1 subprotocol", async () => {
+  it("header transport: Authorization header and only the version subprotocols (v2, then v1)", async () => {
     const { server } = start({ transport: "header" });
     await advance();
-    expect(server.last().protocols).toEqual(["roomcast.v1"]);
+    expect(server.last().protocols).toEqual(["roomcast.v2", "roomcast.v1"]);
     expect(server.last().headers).toEqual({ Authorization: `Bearer ${TOKEN}` });
   });
 
   it("subprotocol transport: the token as roomcast.bearer.<token> and no headers", async () => {
     const { server } = start({ transport: "subprotocol" });
     await advance();
-    expect(server.last().protocols).toEqual(["roomcast.v1", `roomcast.bearer.${TOKEN}`]);
+    expect(server.last().protocols).toEqual(["roomcast.v2", "roomcast.v1", `roomcast.bearer.${TOKEN}`]);
     expect(server.last().headers).toEqual({});
   });
 
