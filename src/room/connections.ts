@@ -2,7 +2,8 @@
  * The connection registry: the room's one answer to "who is here, and in which
  * phase". It is the only code that calls `acceptWebSocket`, `getWebSockets`,
  * `serializeAttachment` and `deserializeAttachment`; every other module sees
- * `Connection`s.
+ * `Connection`s. (Except migrate-room.ts, which runs once at the start, before the
+ * registry exists, to rewrite older attachment layouts.)
  *
  *   accept ──► joining ──(replay reaches the head, same turn)──► live ──► gone
  *                 └──────────────(close, kick, reap, drain, slow)─────────┘
