@@ -60,7 +60,7 @@ const { values: args } = parseArgs({
 
 const SIZES = {
   // CI: small enough for about 30 s of wall time with two wrangler starts.
-  short: { clients: 40, rooms: 4, newClients: 8, rate: 40, windowS: 3, warmupS: 3, afterS: 3 },
+  short: { clients: 40, rooms: 4, newClients: 8, rate: 40, windowS: 2, warmupS: 2, afterS: 2 },
   // The documented run (docs/benchmarks.md "Deploy under load").
   full: { clients: 300, rooms: 10, newClients: 30, rate: 60, windowS: 30, warmupS: 10, afterS: 5 },
 };
