@@ -2,9 +2,11 @@
  * The client compatibility matrix (docs/compatibility.md): the BUILT client
  * (packages/client/dist) runs one scenario (scenario.mjs) against a real `wrangler dev` in
  * Node 20 (the `ws` package injected), Node 22, Node 24, Chromium, Firefox and WebKit.
- * One line per runtime with pass/fail and time; exits 1 when any runtime failed.
+ * Then the release rows (releases.mjs): the previous release's client and server against
+ * this checkout's, a raw v1 client, and this client negotiating v2.
+ * One line per runtime or row with pass/fail and time; exits 1 when any failed.
  *
- *   node scripts/compat/run.mjs [--only node20,firefox,...] [--no-build]
+ *   node scripts/compat/run.mjs [--only node20,firefox,...,releases] [--no-build]
  *
  * Rebuilds the client first when packages/client/src or packages/protocol/src is newer
  * than dist. A runtime is "skipped" only where docs/compatibility.md says it cannot run:
