@@ -29,7 +29,7 @@ import { createWireTap, wireProblems, wireSummary } from "./wire-tap.mjs";
 const V1 = "roomcast.v1";
 /** This release's newest protocol version; the next version bumps it (docs/compatibility.md, "Across releases"). */
 const NEWEST = "roomcast.v2";
-/** Longer than any healthy row (3-6 s here); the scenario's steps have their own 15 s deadlines, but an ack that never comes does not. */
+/** Far longer than any healthy row (1.5-4 s here); the scenario's steps have their own 15 s deadlines, but an ack that never comes does not. */
 const ROW_TIMEOUT_MS = 45_000;
 /** As run.mjs's server: the last step waits for the presence grace. */
 export const RELEASE_SERVER_VARS = { PRESENCE_GRACE_SECONDS: "1" };
@@ -52,7 +52,8 @@ export async function startServerRetrying(vars, options = {}) {
 
 /**
  * `previousRelease({ client: true })` in a child Node: its checkout and build are
- * synchronous (~10 s on a cold cache) and would stall this process's own server start.
+ * synchronous (57 s for the client build on a cold cache under load here) and would stall
+ * this process's own server start.
  */
 function previousReleaseInChild() {
   const helper = pathToFileURL(join(repoRoot, "scripts/lib/previous-release.mjs")).href;
