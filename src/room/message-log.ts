@@ -4,7 +4,8 @@
  * `head` is the last sequence number handed out: `max(seq)`, or `meta.head` when
  * trimming removed the newest rows (trimming writes it first), so a sequence number
  * is never reused. `epoch` lives in `meta`.
- * Every write is one `transactionSync`, so a message and the new head commit together.
+ * Every write of several statements is one `transactionSync`; a publish is one INSERT,
+ * atomic by itself, with no savepoint around it (`append`).
  */
 import { utf8Length, type Message } from "@roomcast/protocol";
 import { hasSchema, migrate, schemaVersion } from "./schema.js";
@@ -205,32 +206,40 @@ export class MessageLog implements LazyStorage {
    */
   append(sender: string, clientId: string, data: string, ts: number): AppendResult {
     this.ensureStored();
-    return this.#storage.transactionSync(() => {
-      // One statement in the common case: the unique (sender, client_id) index turns a
-      // repeat into a no-op, and only then is the original seq looked up.
-      const seq = this.#head + 1;
-      const bytes = utf8Length(data);
-      const written = this.#sql.exec(
-        "INSERT INTO messages (seq, client_id, sender, data, ts, bytes) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sender, client_id) DO NOTHING",
-        seq,
-        clientId,
-        sender,
-        data,
-        ts,
-        bytes,
-      ).rowsWritten;
-      if (written === 0) {
-        const existing = this.#sql
-          .exec<{ seq: number }>("SELECT seq FROM messages WHERE sender = ? AND client_id = ?", sender, clientId)
-          .one();
-        return { seq: existing.seq, duplicate: true };
-      }
-      this.#head = seq;
-      this.#oldest ??= { seq, ts };
-      this.#bytes += bytes; // memory only; meta every BYTES_CHECKPOINT_EVERY appends
-      if (seq - this.#bytesSeq >= BYTES_CHECKPOINT_EVERY) this.#checkpointBytes();
-      return { seq, duplicate: false, message: { seq, id: clientId, from: sender, data, ts } };
-    });
+    // No transaction of its own unless the bytes checkpoint is due (one append in
+    // BYTES_CHECKPOINT_EVERY): otherwise the only write is one INSERT, atomic by itself
+    // (it throws before anything changes here), and the Durable Object commits an event's
+    // writes together anyway. transactionSync's savepoint cost two statements more per
+    // publish (docs/benchmarks.md, "The small-room path").
+    const checkpointDue = this.#head + 1 - this.#bytesSeq >= BYTES_CHECKPOINT_EVERY;
+    return checkpointDue ? this.#storage.transactionSync(() => this.#append(sender, clientId, data, ts)) : this.#append(sender, clientId, data, ts);
+  }
+
+  #append(sender: string, clientId: string, data: string, ts: number): AppendResult {
+    // One statement in the common case: the unique (sender, client_id) index turns a
+    // repeat into a no-op, and only then is the original seq looked up.
+    const seq = this.#head + 1;
+    const bytes = utf8Length(data);
+    const written = this.#sql.exec(
+      "INSERT INTO messages (seq, client_id, sender, data, ts, bytes) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sender, client_id) DO NOTHING",
+      seq,
+      clientId,
+      sender,
+      data,
+      ts,
+      bytes,
+    ).rowsWritten;
+    if (written === 0) {
+      const existing = this.#sql
+        .exec<{ seq: number }>("SELECT seq FROM messages WHERE sender = ? AND client_id = ?", sender, clientId)
+        .one();
+      return { seq: existing.seq, duplicate: true };
+    }
+    this.#head = seq;
+    this.#oldest ??= { seq, ts };
+    this.#bytes += bytes; // memory only; meta every BYTES_CHECKPOINT_EVERY appends
+    if (seq - this.#bytesSeq >= BYTES_CHECKPOINT_EVERY) this.#checkpointBytes();
+    return { seq, duplicate: false, message: { seq, id: clientId, from: sender, data, ts } };
   }
 
   /**
