@@ -78,7 +78,9 @@ export async function previousRelease({ client = false } = {}) {
   const dir = join(CACHE, commit);
   if (!existsSync(join(dir, ".complete"))) {
     const t0 = Date.now();
-    rmSync(dir, { recursive: true, force: true });
+    // Another process filling the same cold cache: the rename below fails for the second
+    // one (the directory exists); whichever finished first wins and both use it.
+    if (existsSync(dir) && !existsSync(join(dir, ".complete"))) rmSync(dir, { recursive: true, force: true });
     const tmp = `${dir}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
@@ -93,7 +95,12 @@ export async function previousRelease({ client = false } = {}) {
     writeFileSync(join(tmp, "demo/dist/index.html"), `<!doctype html><title>Roomcast ${info.tag}</title>\n`);
     writeFileSync(join(tmp, ".complete"), `${commit}\n`);
     mkdirSync(CACHE, { recursive: true });
-    renameSync(tmp, dir);
+    try {
+      renameSync(tmp, dir);
+    } catch (err) {
+      rmSync(tmp, { recursive: true, force: true });
+      if (!existsSync(join(dir, ".complete"))) throw err;
+    }
     log(`checked out ${info.tag} (${commit.slice(0, 10)}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
   const result = { tag: info.tag, version: info.version, commit, root: dir };
@@ -101,6 +108,7 @@ export async function previousRelease({ client = false } = {}) {
     const clientDir = join(dir, "packages/client");
     const dist = join(clientDir, "dist/index.js");
     if (!existsSync(dist)) {
+      // Two processes building at once write the same files; the second build's output is the same.
       const t0 = Date.now();
       // The project's Node 22 first on PATH (tsdown's shebang is `env node`; on Node 20 it cannot load its config).
       const env = { ...process.env, PATH: `${join(repoRoot, "node_modules/.bin")}:${process.env.PATH}` };

@@ -61,7 +61,9 @@ export async function startServer(vars: Record<string, string> = {}, options: Se
 
   const start = async (startOptions: { root?: string } = {}) => {
     if (startOptions.root !== undefined) codeRoot = startOptions.root;
-    const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist, "--show-interactive-dev-session=false"];
+    // A free inspector port of its own: two `wrangler dev` starting at once would both take 9229 and one would die.
+    const inspectorPort = await freePort();
+    const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persist, "--show-interactive-dev-session=false"];
     for (const [k, v] of Object.entries(allVars)) args.push("--var", `${k}:${v}`);
     const proc = spawn(join(root, "node_modules/.bin/wrangler"), args, {
       cwd: codeRoot,
