@@ -9,6 +9,7 @@ import { describe, expect, it, vi } from "vitest";
 import { Broadcaster, MAX_WAIT_MS, type BroadcastClock } from "../src/room/broadcaster.js";
 import type { StoredMessage } from "../src/room/message-log.js";
 import { fakeConnection } from "./fakes.js";
+import { connect, token, uniqueRoom, type TestSocket } from "./helpers.js";
 
 const stored = (seq: number): StoredMessage => ({ seq, id: `m${seq}`, from: "u", data: String(seq), ts: 0 });
 
@@ -29,6 +30,7 @@ function simulate({
   batching = true,
   timersFirst = true,
   stalls = [],
+  timerLagMs = 0,
 }: {
   recipients: number;
   arrivals: number[];
@@ -37,6 +39,8 @@ function simulate({
   batching?: boolean;
   /** Other work that holds the loop (another event, a GC pause): from `at`, for `ms`. */
   stalls?: { at: number; ms: number }[];
+  /** A platform that runs timers this late (ms) while frames keep coming. */
+  timerLagMs?: number;
   /** Which runs first when a due timer and a queued arrival wait for the same busy loop. */
   timersFirst?: boolean;
 }) {
@@ -48,7 +52,7 @@ function simulate({
   const timers: { due: number; seq: number; fn: () => void }[] = [];
   const clock: BroadcastClock = {
     now: () => now,
-    setTimeout: (fn, ms) => void timers.push({ due: now + ms, seq: timerSeq++, fn }),
+    setTimeout: (fn, ms) => void timers.push({ due: now + ms + timerLagMs, seq: timerSeq++, fn }),
   };
   const broadcaster = new Broadcaster({ live: () => sockets.map((s) => s.conn), slow: () => {} }, { batching, adaptive, clock });
   const frames: Frame[] = []; // what the publisher's socket got, with the time it was sent
@@ -177,6 +181,17 @@ describe("adaptive batching", () => {
     expect(late(unbatched.waits)).toBeGreaterThanOrEqual(2 * late(adaptive.waits));
   });
 
+  it("(b) bounds the wait even when the platform runs its timers late (checked on each arrival)", () => {
+    const perSendMs = 0.01; // 1 ms per fan-out to 100
+    const r = simulate({ recipients: 100, arrivals: steady(0.5, 500), perSendMs, timerLagMs: 50 });
+    // Without the check, messages would wait for the 50 ms late timer. With it, the
+    // first held message waits at most one estimated fan-out plus MAX_WAIT_MS (the late
+    // timers inflate the estimate a little: they look like a busy loop).
+    expect(r.maxWait).toBeLessThan(12);
+    expect(r.maxWait).toBeLessThanOrEqual(r.broadcaster.fanoutCostMs + MAX_WAIT_MS + 0.5);
+    expect(r.messageFrames).toBeLessThan(1_000 / 2);
+  });
+
   it("(c) keeps total order and every ack after its message, batched or not", () => {
     for (const timersFirst of [true, false]) {
       const arrivals = [...steady(0.5, 50), ...steady(30, 300).map((t) => t + 60)];
@@ -224,5 +239,41 @@ describe("adaptive batching", () => {
     expect(a.sent).toHaveLength(2);
     await new Promise((r) => setTimeout(r, 80));
     expect(a.sent.map((t) => JSON.parse(t).type)).toEqual(["message", "message", "message"]);
+  });
+});
+
+describe("adaptive batching in a real room (workerd)", () => {
+  it("a burst from several publishers reaches everyone once, in order, each ack after its message", async () => {
+    const room = uniqueRoom("adaptive");
+    const pubs: TestSocket[] = [];
+    for (const sub of ["p1", "p2"]) pubs.push(await connect(room, await token({ sub })));
+    const readers: TestSocket[] = [];
+    // The test config allows 4 sockets per room.
+    for (const sub of ["r1", "r2"]) readers.push(await connect(room, await token({ sub })));
+    await Promise.all([...pubs, ...readers].map((s) => s.next("welcome")));
+    const perPublisher = 8; // within the test config's publish burst
+    for (let i = 0; i < perPublisher; i++) for (const [p, s] of pubs.entries()) s.send({ type: "publish", id: `a-${p}-${i}`, data: i });
+    const total = perPublisher * pubs.length;
+    for (const s of [...pubs, ...readers]) await s.until((frames) => frames.filter((f) => f.type === "message").length >= total);
+    for (const s of [...pubs, ...readers]) {
+      const seqs = s.frames.filter((f) => f.type === "message").map((f) => (f as { seq: number }).seq);
+      expect(seqs).toHaveLength(total);
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      expect(new Set(seqs).size).toBe(total);
+    }
+    // (Whether this burst batches depends on how fast the test client's frames arrive;
+    // the batching itself is proven on the model above, and measured in docs/benchmarks.md.)
+    for (const [p, s] of pubs.entries()) {
+      await s.until((frames) => frames.filter((f) => f.type === "ack").length >= perPublisher);
+      for (let i = 0; i < perPublisher; i++) {
+        const id = `a-${p}-${i}`;
+        const message = s.frames.findIndex((f) => f.type === "message" && (f as { id: string }).id === id);
+        const ack = s.frames.findIndex((f) => f.type === "ack" && (f as { id: string }).id === id);
+        // v1: an ack frame after the message; v2 (the echo is the ack) may send none.
+        if (ack !== -1) expect(message).toBeLessThan(ack);
+        expect(message).not.toBe(-1);
+      }
+    }
+    for (const s of [...pubs, ...readers]) s.close();
   });
 });

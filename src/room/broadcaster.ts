@@ -16,15 +16,16 @@
  *   as one frame as soon as it is done (they would have queued behind it anyway);
  * - if sending takes a large share of the room's time (the estimated cost is at
  *   least BUSY_SHARE of the gap since the previous fan-out, or messages come
- *   within BUSY_MS), the window stays open a little longer: up to the estimated
- *   cost times WINDOW_FACTOR after the fan-out began, never more than MAX_WAIT_MS,
- *   so a backlog the platform hands over just after the loop freed still shares a
- *   frame; traffic that keeps coming keeps it open, one frame per recipient per
- *   window;
+ *   within BUSY_MS), the window stays open a little longer once the loop is free
+ *   (a grace of GRACE_SHARE of the cost, 1 to MAX_WAIT_MS), so a backlog the
+ *   platform hands over just after the timer still shares a frame; traffic that
+ *   keeps coming keeps it open, one frame per recipient per fan-out;
  * - a quiet room (the previous fan-out longer ago than QUIET_MS and four estimated
  *   costs) sends at once and sets no timer at all.
- * A held message waits for the fan-out ahead of it to finish, plus at most
- * MAX_WAIT_MS counted from that fan-out's start; nothing else holds it.
+ * A held message waits for the fan-out ahead of it to finish, plus at most the
+ * grace; and however late the platform runs the timers, never longer than one
+ * estimated fan-out plus MAX_WAIT_MS: each arrival checks the oldest held message
+ * and sends the batch itself when it is overdue.
  *
  * Fixed rules (`adaptive: false`, or an explicit `maxDelayMs`): a window opens when
  * a message followed the previous one within BUSY_MS, or when the room has BIG_ROOM
@@ -87,7 +88,7 @@ export interface BroadcastClock {
 }
 
 const PLATFORM_CLOCK: BroadcastClock = {
-  now: () => performance.now(),
+  now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
 };
 
@@ -141,6 +142,8 @@ export class Broadcaster {
   /** Adaptive: when the fan-out the open window follows began, and to how many. */
   #fanoutAt = -Infinity;
   #fanoutTo = 0;
+  /** Adaptive: when the oldest held message arrived. */
+  #heldSince = 0;
   /** Adaptive: the estimated cost of a fan-out per recipient (ms), a running average of measurements. */
   #perRecipientMs = PRIOR_MS_PER_RECIPIENT;
 
@@ -169,12 +172,14 @@ export class Broadcaster {
   message(m: StoredMessage): void {
     if (!this.#batching) return this.#sendAll(messageFrame(m), m.seq, 1);
     if (this.#window) {
+      if (this.#pending.length === 0) this.#heldSince = this.#clock.now();
       this.#pending.push(m);
       this.#pendingBytes += m.data.length + m.id.length + m.from.length + 64;
       if (this.#pendingBytes >= this.#maxBatchChars) this.flush();
+      else if (this.#adaptiveOn() && this.#clock.now() - this.#heldSince > this.#holdLimitMs()) this.#sendHeld();
       return;
     }
-    if (this.adaptive && this.#maxDelayMs === 0) return this.#adaptiveSend(m);
+    if (this.#adaptiveOn()) return this.#adaptiveSend(m);
     this.#sendAll(messageFrame(m), m.seq, 1);
     // A window opens when messages come close together, or when the room is big
     // enough that one broadcast takes longer than a window: Date.now() only moves
@@ -276,6 +281,27 @@ export class Broadcaster {
     this.#clock.setTimeout(() => this.#windowEnd(this.#clock.now()), this.#graceMs());
   }
 
+  #adaptiveOn(): boolean {
+    return this.adaptive && this.#maxDelayMs === 0;
+  }
+
+  /**
+   * Adaptive: the longest the first held message may wait, measured between events:
+   * one estimated fan-out plus MAX_WAIT_MS. The timers end every window long before
+   * that; this bounds the wait even where the platform runs timers late behind a
+   * stream of incoming frames.
+   */
+  #holdLimitMs(): number {
+    return this.#perRecipientMs * this.#fanoutTo + MAX_WAIT_MS;
+  }
+
+  /** Adaptive: held messages overdue: send them now, from the event that noticed (the window's timer still ends it). */
+  #sendHeld(): void {
+    this.#fanoutAt = this.#clock.now();
+    this.#fanoutTo = this.#targets.live().length;
+    this.flush();
+  }
+
   /** Adaptive: how long a busy room's window stays open once the loop is free (ms). */
   #graceMs(): number {
     return Math.min(MAX_WAIT_MS, Math.max(WINDOW_MS, this.#perRecipientMs * this.#fanoutTo * GRACE_SHARE));
@@ -292,7 +318,7 @@ export class Broadcaster {
       this.flush();
     } finally {
       // Also after a failure: never leave the window open with no timer (it would hold everything).
-      if (this.adaptive && this.#maxDelayMs === 0) this.#adaptiveWindow(now, recipients, true);
+      if (this.#adaptiveOn()) this.#adaptiveWindow(now, recipients, true);
       else this.#openWindow();
     }
   }
