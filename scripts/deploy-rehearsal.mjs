@@ -365,7 +365,7 @@ try {
   const caughtUp = () =>
     settled === published && clients.every((c) => c.received.length >= acked[c.roomIndex].size && (c.received.at(-1)?.[0] ?? 0) >= roomHead(c.roomIndex));
   const settledOk = await until("settled", caughtUp, SETTLE_DEADLINE_MS);
-  const fdsPeak = openFds();
+  const fdsOpen = openFds();
 
   // --- compute
   let lost = 0;
@@ -440,7 +440,8 @@ try {
     reconnects: reconnects.length,
     peakConnectsPerSecond: peakRate(reconnects),
     attempts: { beforeDrain: attemptsBefore, afterDrain: after.length, maxPerClient: Math.max(0, ...perClient.values()), peakPerSecond: peakRate(after) },
-    fds: { atEnd: fdsPeak },
+    // Open descriptors of this process once settled, every client connected: one socket per client, none leaked by the failed attempts.
+    fds: { open: fdsOpen, clients: clients.length },
     // Why connections ended or attempts failed, with counts (going_away is the drain).
     clientErrors: Object.fromEntries([...clientErrors.reduce((m, e) => m.set(e, (m.get(e) ?? 0) + 1), new Map())].sort((a, b) => b[1] - a[1]).slice(0, 12)),
     lostExamples,
