@@ -189,6 +189,13 @@ const vars = {
 };
 say(`starting ${release.tag}'s server (wrangler dev)`);
 const server = await startServer(vars, { root: oldRoot });
+// wrangler runs in its own process group (server.ts): an interrupted run must take it down.
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => {
+    say(`${signal}: stopping the server`);
+    server.dispose().finally(() => process.exit(130));
+  });
+}
 say(`${release.tag} serving on ${server.url}`);
 
 const roomNames = Array.from({ length: cfg.rooms }, (_, i) => uniqueRoom(`deploy${i}`));
