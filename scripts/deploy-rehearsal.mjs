@@ -224,6 +224,7 @@ for (let i = 0; i < cfg.clients; i++) {
     roomIndex,
     received: [], // [seq, id]
     connects: [], // times of each → connected
+    opened: [], // [time, selected subprotocol] of each socket that opened
     downs: [], // times of each connected → other
     gaps: [], // { reason, atMs, afterSeq: the last seq it had received }
     recovered: 0,
@@ -237,6 +238,8 @@ for (let i = 0; i < cfg.clients; i++) {
 const createSocket = (c) => (url, protocols, headers) => {
   attempts.push([now(), c.i]);
   const ws = new WebSocket(url, protocols, { headers, perMessageDeflate: false });
+  // The subprotocol each opened socket got, before and after the deploy.
+  ws.once("open", () => c.opened.push([now(), ws.protocol]));
   const send = ws.send.bind(ws);
   ws.send = (data, ...rest) => {
     if (typeof data === "string" && data.startsWith('{"type":"publish"')) {
@@ -445,6 +448,18 @@ try {
     allBackMs: rel(lastBack),
     reconnectSpread: { firstMs: rel(reconnects[0]), lastMs: rel(reconnects.at(-1)), firstOnNewMs: rel(backTimes.length ? Math.min(...backTimes) : undefined) },
     reconnects: reconnects.length,
+    // Subprotocols the opened sockets got, per client kind, before the kill and after it.
+    protocols: Object.fromEntries(
+      ["old", "new"].flatMap((kind) =>
+        [["before", (t) => t < killAt], ["after", (t) => t > killAt]].map(([when, inWindow]) => [
+          `${kind}Clients${when === "before" ? "Before" : "After"}`,
+          clients
+            .filter((c) => c.kind === kind)
+            .flatMap((c) => c.opened.filter(([t]) => inWindow(t)).map(([, p]) => p))
+            .reduce((m, p) => ({ ...m, [p || "(none)"]: (m[p || "(none)"] ?? 0) + 1 }), {}),
+        ]),
+      ),
+    ),
     peakConnectsPerSecond: peakRate(reconnects),
     attempts: { beforeDrain: attemptsBefore, afterDrain: after.length, maxPerClient: Math.max(0, ...perClient.values()), peakPerSecond: peakRate(after) },
     // Open descriptors of this process once settled, every client connected: one socket per client, none leaked by the failed attempts.
