@@ -2,6 +2,7 @@
 // (`wrangler deploy --dry-run`) run by the same workerd binary, with a hand-written
 // config (SQLite-backed Durable Objects on local disk). Closest to production here.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, mkdir, rm, writeFile, copyFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,7 +20,7 @@ const WORKERD = join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/worker
  * @param {Record<string, string>} vars
  * @param {{ binding: string, className: string }} durableObject
  */
-export function workerdConfig(port, vars, { binding, className }) {
+export function workerdConfig(port, vars, { binding, className }, { compatibilityDate = "2026-11-01", compatibilityFlags = [] } = {}) {
   // BENCH_WORKERD_V8_FLAGS="--perf-basic-prof" lets `perf` name JavaScript frames.
   const v8Flags = (process.env.BENCH_WORKERD_V8_FLAGS ?? "").split(/\s+/).filter(Boolean);
   const bindings = Object.entries(vars)
@@ -38,7 +39,8 @@ const config :Workerd.Config = (
 
 const roomcast :Workerd.Worker = (
   modules = [ (name = "index.js", esModule = embed "build/index.js") ],
-  compatibilityDate = "2026-11-01",
+  compatibilityDate = ${JSON.stringify(compatibilityDate)},
+  compatibilityFlags = ${JSON.stringify(compatibilityFlags)},
   bindings = [
     (name = "${binding}", durableObjectNamespace = "${className}"),
 ${bindings}
@@ -47,6 +49,22 @@ ${bindings}
   durableObjectStorage = (localDisk = "storage"),
 );
 `;
+}
+
+/**
+ * The compatibility date and flags of a wrangler.toml (its top-level keys), so the
+ * hand-written workerd config runs the Worker as `wrangler dev` and a deploy would.
+ * @param {string} workerDir
+ */
+export function compatibility(workerDir) {
+  const toml = readFileSync(join(workerDir, "wrangler.toml"), "utf8");
+  const top = toml.split(/^\[/m)[0];
+  const date = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(top)?.[1];
+  const flags = /^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(top)?.[1];
+  return {
+    ...(date && { compatibilityDate: date }),
+    compatibilityFlags: flags ? [...flags.matchAll(/"([^"]+)"/g)].map((m) => m[1]) : [],
+  };
 }
 
 /**
@@ -81,12 +99,15 @@ export function directAdapter({
       env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
       stdio: "ignore",
     });
-    await writeFile(join(dir, "config.capnp"), workerdConfig(port, vars, durableObject));
+    await writeFile(join(dir, "config.capnp"), workerdConfig(port, vars, durableObject, compatibility(workerDir)));
     const url = `http://127.0.0.1:${port}`;
     const launch = async () => {
       // workerd prints nothing when it is listening: a shell says "starting" and execs
       // it (same pid, same CPU pinning); readiness is the /healthz poll below.
-      const proc = await spawnPinned("sh", ["-c", 'echo starting; exec "$0" serve config.capnp --experimental', WORKERD], {
+      // BENCH_WORKERD_INSPECTOR=127.0.0.1:9230 opens workerd's inspector (Chrome DevTools
+      // protocol) there, e.g. for bench/heap-snapshot.mjs.
+      const inspector = process.env.BENCH_WORKERD_INSPECTOR ? ["--inspector-addr", process.env.BENCH_WORKERD_INSPECTOR] : [];
+      const proc = await spawnPinned("sh", ["-c", 'echo starting; exec "$0" serve config.capnp --experimental "$@"', WORKERD, ...inspector], {
         cpus,
         cwd: dir,
         readyPattern: /^starting$/,
