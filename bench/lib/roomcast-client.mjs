@@ -88,10 +88,10 @@ export function wireStats(ws) {
 }
 
 /** @returns {Promise<import("./adapter.mjs").Connection>} */
-export async function connectRoomcast({ url, room, user, localAddress, onMessage, onClose, presence = false, onPresence, deflate }) {
+export async function connectRoomcast({ url, room, user, localAddress, onMessage, onClose, presence = false, onPresence, deflate, protocols = ["roomcast.v1"] }) {
   const jwt = presence ? await presenceToken(user) : user ? await userToken(user) : await token();
   const wsUrl = `${url.replace(/^http/, "ws")}/v1/rooms/${encodeURIComponent(room)}/ws`;
-  const ws = new WebSocket(wsUrl, ["roomcast.v1"], { localAddress, perMessageDeflate: perMessageDeflate(deflate), headers: { Authorization: `Bearer ${jwt}` } });
+  const ws = new WebSocket(wsUrl, protocols, { localAddress, perMessageDeflate: perMessageDeflate(deflate), headers: { Authorization: `Bearer ${jwt}` } });
   let closedByUs = false;
   // Flow control (docs/protocol.md §6.9): count the characters of every frame received
   // (the room counts all but pongs; counting those too only reports a little early) and
