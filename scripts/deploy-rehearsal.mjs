@@ -26,21 +26,23 @@
  *   options: --clients N --rooms N --new-clients N --rate MSGS_PER_S --window S
  *            --warmup S --after S --out FILE.json --server-log FILE (what wrangler printed)
  *            --fault no-resume: a check of the check — one client per room is closed at the
- *            drain and opened afresh (no resume position) once the new server is up, as an
+ *            drain and opened afresh (no resume position) once the others are back, as an
  *            app that forgets its position would; the run must then report losses and fail
  *
  * Exits 1 when anything acked was lost or duplicated, a resume had a gap, a client did
  * not come back, or a publish failed. Prints one summary line on stdout; progress on stderr.
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import WebSocket from "ws";
 import { mintToken, startServer, uniqueRoom } from "../packages/client/test/integration/server.ts";
+import { checkDeliveries, peakRate, problemsOf } from "./lib/deploy-check.mjs";
 import { previousRelease, repoRoot } from "./lib/previous-release.mjs";
+import { privateCopy } from "./lib/private-copy.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -83,7 +85,7 @@ const cfg = {
 if (args.fault !== undefined && args.fault !== "no-resume") throw new TypeError(`unknown --fault ${args.fault} (known: no-resume)`);
 if (cfg.newClients > cfg.clients) throw new TypeError("--new-clients cannot exceed --clients");
 if (cfg.rooms < 1 || cfg.clients < cfg.rooms) throw new TypeError("need at least one client per room");
-const SETTLE_DEADLINE_MS = args.short ? 10_000 : 30_000;
+const SETTLE_DEADLINE_MS = args.short ? 15_000 : 30_000;
 const BACK_DEADLINE_MS = 60_000 + cfg.windowS * 1000;
 const CONNECT_BATCH = 25;
 
@@ -116,50 +118,12 @@ function ensureBuilt() {
   return dist;
 }
 
-/**
- * Private copies of the two releases to serve, each with node_modules linked (its
- * `@roomcast/*` to its own packages). `wrangler dev` reloads, resetting every room once
- * more, whenever a file it serves changes or another `wrangler dev` works in the same
- * directory; in a shared working tree both happen at any time (it did, mid-run, for
- * each of the two). A deploy ships one fixed build; so does this.
- *   checkout: this checkout's files as they are now (tracked, and untracked but not
- *   ignored: uncommitted edits included) plus the built demo assets wrangler dev serves;
- *   release: the previous release's checkout (scripts/lib/previous-release.mjs).
- */
+// Private copies of the two releases to serve (scripts/lib/private-copy.mjs says why: a
+// wrangler dev reload mid-run, from a file changed in this shared tree or a second wrangler dev
+// in the release's checkout, resets every room once more; it happened for each of the two).
+// A deploy ships one fixed build; so does this.
 const COPIES = join(repoRoot, ".cache/roomcast-deploy", `${Date.now().toString(36)}-${process.pid}`);
 process.on("exit", () => rmSync(COPIES, { recursive: true, force: true }));
-function privateCopy(name, from) {
-  const dir = join(COPIES, name);
-  if (from === repoRoot) {
-    const list = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 26 });
-    if (list.status !== 0) throw new Error(`git ls-files failed: ${list.stderr}`);
-    for (const file of list.stdout.split("\0")) {
-      if (!file || !existsSync(join(repoRoot, file))) continue; // deleted in the working tree
-      cpSync(join(repoRoot, file), join(dir, file), { verbatimSymlinks: true });
-    }
-    cpSync(join(repoRoot, "demo/dist"), join(dir, "demo/dist"), { recursive: true });
-  } else {
-    const skip = new Set([join(from, "node_modules"), join(from, ".wrangler")]);
-    cpSync(from, dir, { recursive: true, verbatimSymlinks: true, filter: (src) => !skip.has(src) });
-  }
-  mkdirSync(join(dir, "node_modules/@roomcast"), { recursive: true });
-  for (const entry of readdirSync(join(repoRoot, "node_modules"))) {
-    if (entry === "@roomcast" || entry === ".cache") continue;
-    symlinkSync(join(repoRoot, "node_modules", entry), join(dir, "node_modules", entry));
-  }
-  for (const pkg of readdirSync(join(dir, "packages"))) symlinkSync(join(dir, "packages", pkg), join(dir, "node_modules/@roomcast", pkg));
-  return dir;
-}
-
-/** Highest number of events within any `spanMs` window of the sorted times `ts`. */
-function peakRate(ts, spanMs = 1000) {
-  let best = 0;
-  for (let i = 0, j = 0; j < ts.length; j++) {
-    while (ts[j] - ts[i] >= spanMs) i++;
-    best = Math.max(best, j - i + 1);
-  }
-  return best;
-}
 
 const openFds = () => {
   try {
@@ -178,8 +142,8 @@ const { createClient: createNewClient } = await import(pathToFileURL(newDist).hr
 const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repoRoot, encoding: "utf8" }).stdout.trim();
 const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: repoRoot, encoding: "utf8" }).stdout.trim() !== "";
 
-const oldRoot = privateCopy("release", release.root);
-const snapshot = privateCopy("checkout", repoRoot);
+const oldRoot = privateCopy(release.root, join(COPIES, "release"), repoRoot);
+const snapshot = privateCopy(repoRoot, join(COPIES, "checkout"), repoRoot);
 say(`config ${JSON.stringify(cfg)}; from ${release.tag} (${release.commit.slice(0, 10)}) to this checkout (${head}${dirty ? ", uncommitted changes" : ""})`);
 const vars = {
   // Rooms are fresh: nothing to send on join, so a client's log is exactly what was published after it joined.
@@ -355,13 +319,19 @@ try {
   say(`starting this checkout (${snapshot.replace(repoRoot, "")}) on the same port and storage`);
   await server.start({ root: snapshot });
   const upAt = now();
-  for (const c of faulty) await connect(c);
   say(`this checkout is up (${((upAt - killAt) / 1000).toFixed(1)} s after the kill); waiting for every client`);
 
   // "Back" = connected again after the kill: nothing can connect between the kill and the
   // new server's start, so every such connection is to the new code.
   const backAt = (c) => c.connects.find((t) => t > killAt);
-  const allBack = await until("every client back", () => clients.every((c) => connected(c) && backAt(c) !== undefined), BACK_DEADLINE_MS);
+  const isBack = (c) => connected(c) && backAt(c) !== undefined;
+  let allBack = await until("every client back", () => clients.every((c) => faulty.includes(c) || isBack(c)), BACK_DEADLINE_MS);
+  if (faulty.length) {
+    // Reopened only once the others are back and publishing again, so they surely miss some.
+    await sleep(1000);
+    for (const c of faulty) await connect(c);
+    allBack = await until("every client back", () => clients.every(isBack), BACK_DEADLINE_MS);
+  }
   const backTimes = clients.map(backAt).filter((t) => t !== undefined);
   say(allBack ? `every client is back ${((Math.max(...backTimes) - drainAt) / 1000).toFixed(1)} s after the drain` : `only ${backTimes.length}/${clients.length} clients came back`);
 
@@ -378,27 +348,7 @@ try {
   const fdsOpen = openFds();
 
   // --- compute
-  let lost = 0;
-  let duplicates = 0;
-  let unexpected = 0;
-  const lostExamples = [];
-  for (const c of clients) {
-    const seqs = new Set();
-    const ids = new Map();
-    for (const [seq, id] of c.received) {
-      if (seqs.has(seq) || ids.has(id)) duplicates++;
-      seqs.add(seq);
-      ids.set(id, seq);
-    }
-    for (const [id, seq] of acked[c.roomIndex]) {
-      if (ids.get(id) !== seq) {
-        lost++;
-        if (lostExamples.length < 5) lostExamples.push({ client: c.i, room: roomNames[c.roomIndex], id, seq, got: ids.get(id) ?? null });
-      }
-    }
-    for (const [id] of ids) if (!acked[c.roomIndex].has(id)) unexpected++;
-  }
-  duplicates += ackConflicts;
+  const deliveries = checkDeliveries({ acked, clients, ackConflicts, roomNames });
   const sentTwice = [...sends.values()].filter((n) => n > 1).length;
   const after = attempts.filter(([t]) => t >= drainAt).map(([t]) => t);
   const perClient = new Map();
@@ -406,14 +356,7 @@ try {
   const reconnects = clients.flatMap((c) => c.connects.filter((t) => t > drainAt)).sort((a, b) => a - b);
   const rel = (t) => (t === undefined ? null : Math.round(t - drainAt));
   const lastBack = backTimes.length ? Math.max(...backTimes) : undefined;
-  // A gap where the client held nothing yet is harmless: a room that never stored a message
-  // keeps its epoch in memory (message-log.ts), so a restart before its first message
-  // draws another and its clients get epoch_changed for an empty log. Any other gap is a failure.
-  const allGaps = clients.flatMap((c) => c.gaps);
-  const gaps = allGaps.filter((g) => g.afterSeq > 0).length;
-  const emptyLogGaps = allGaps.length - gaps;
   const clientErrors = clients.flatMap((c) => c.errors);
-  const notBack = clients.length - backTimes.length;
 
   result = {
     date: new Date().toISOString(),
@@ -426,13 +369,13 @@ try {
     drain: { ...drain, answeredMs: Math.round(drainAnsweredMs) },
     published,
     acked: acked.reduce((s, m) => s + m.size, 0),
-    deliveriesChecked: clients.reduce((s, c) => s + acked[c.roomIndex].size, 0),
-    lost,
-    duplicates,
-    unexpected,
-    gaps,
-    emptyLogGaps,
-    gapExamples: allGaps.slice(0, 5),
+    deliveriesChecked: deliveries.deliveriesChecked,
+    lost: deliveries.lost,
+    duplicates: deliveries.duplicates,
+    unexpected: deliveries.unexpected,
+    gaps: deliveries.gaps,
+    emptyLogGaps: deliveries.emptyLogGaps,
+    gapExamples: deliveries.gapExamples,
     recovered: clients.reduce((s, c) => s + c.recovered, 0),
     publishesFailed: failures.length,
     publishesSentAgain: sentTwice,
@@ -466,19 +409,21 @@ try {
     fds: { open: fdsOpen, clients: clients.length },
     // Why connections ended or attempts failed, with counts (going_away is the drain).
     clientErrors: Object.fromEntries([...clientErrors.reduce((m, e) => m.set(e, (m.get(e) ?? 0) + 1), new Map())].sort((a, b) => b[1] - a[1]).slice(0, 12)),
-    lostExamples,
+    lostExamples: deliveries.lostExamples,
     failureExamples: failures.slice(0, 5),
   };
-  const problems = [];
-  if (lost) problems.push(`${lost} acked deliveries lost`);
-  if (duplicates) problems.push(`${duplicates} duplicates`);
-  if (unexpected) problems.push(`${unexpected} received but never acked`);
-  if (gaps) problems.push(`${gaps} resumes with a gap`);
-  if (!allBack) problems.push(`${notBack} clients not back`);
-  if (!settledOk) problems.push(`not settled within ${SETTLE_DEADLINE_MS} ms (${published - settled} publishes unanswered)`);
-  if (failures.length) problems.push(`${failures.length} publishes failed`);
-  if (drain.drained !== cfg.rooms) problems.push(`drain reached ${drain.drained ?? 0} of ${cfg.rooms} rooms`);
-  if (result.acked === 0) problems.push("nothing was acked");
+  const problems = problemsOf({
+    ...deliveries,
+    clientsBack: backTimes.length,
+    clients: clients.length,
+    settled: settledOk,
+    unanswered: published - settled,
+    publishesFailed: failures.length,
+    drained: drain.drained,
+    rooms: cfg.rooms,
+    acked: result.acked,
+    settleDeadlineMs: SETTLE_DEADLINE_MS,
+  });
   result.ok = problems.length === 0;
   if (!result.ok) result.serverOutput = server.output().slice(-4000);
   result.problems = problems;
