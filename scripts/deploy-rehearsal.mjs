@@ -145,12 +145,10 @@ const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no"]
 const oldRoot = privateCopy(release.root, join(COPIES, "release"), repoRoot);
 const snapshot = privateCopy(repoRoot, join(COPIES, "checkout"), repoRoot);
 say(`config ${JSON.stringify(cfg)}; from ${release.tag} (${release.commit.slice(0, 10)}) to this checkout (${head}${dirty ? ", uncommitted changes" : ""})`);
-const vars = {
-  // Rooms are fresh: nothing to send on join, so a client's log is exactly what was published after it joined.
-  HISTORY_ON_JOIN: "0",
-  // Every client has its own user; the per-connection publish rate stays at its default.
-  MAX_CONNECTIONS_PER_ROOM: "32000",
-};
+// Production defaults but one: no recent history on a fresh join, so a client that joins
+// without a resume position (--fault no-resume) cannot paper over what it missed.
+// (Rooms are new and every client joins before the first publish: nobody else gets history.)
+const vars = { HISTORY_ON_JOIN: "0" };
 say(`starting ${release.tag}'s server (wrangler dev)`);
 const server = await startServer(vars, { root: oldRoot });
 // wrangler runs in its own process group (server.ts): an interrupted run must take it down.
