@@ -277,3 +277,23 @@ describe("adaptive batching in a real room (workerd)", () => {
     for (const s of [...pubs, ...readers]) s.close();
   });
 });
+
+describe("switching rules while the room runs", () => {
+  it("adaptive after a spell of fixed rules knows when the room last sent (a burst right after is not taken for a quiet room)", async () => {
+    let now = 1_000;
+    const timers: (() => void)[] = [];
+    const clock: BroadcastClock = { now: () => now, setTimeout: (fn) => void timers.push(fn) };
+    const a = fakeConnection("live");
+    const broadcaster = new Broadcaster({ live: () => [a.conn], slow: () => {} }, { batching: true, adaptive: false, clock });
+    broadcaster.message(stored(1)); // fixed rules, far from anything: at once, no window
+    expect(a.sent).toHaveLength(1);
+    broadcaster.adaptive = true; // the flag turns on
+    now += 5; // 5 ms later: not quiet
+    broadcaster.message(stored(2)); // at once, and opens the adaptive window
+    broadcaster.message(stored(3)); // held
+    expect(a.sent).toHaveLength(2);
+    expect(timers).toHaveLength(1);
+    timers.shift()!();
+    expect(a.sent.map((t) => JSON.parse(t).type)).toEqual(["message", "message", "message"]);
+  });
+});

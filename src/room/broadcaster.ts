@@ -188,6 +188,8 @@ export class Broadcaster {
     const now = Date.now();
     if (now - this.#last <= this.#busyMs || this.#targets.live().length >= BIG_ROOM) this.#openWindow();
     this.#last = now;
+    // So that switching to adaptive (the flag) starts from when the room last sent, not from long ago.
+    this.#fanoutAt = this.#clock.now();
   }
 
   /** A frame for one socket that must not overtake the messages broadcast before it (an ack). */
