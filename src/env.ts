@@ -1,15 +1,15 @@
 import type { Room } from "./room/room.js";
 import type { RoomsDirectory } from "./directory/directory.js";
 import type { Identity } from "./auth/identity.js";
-import type { FlagStore } from "./flags/flag-store.js";
 
 /** Bindings and vars from wrangler.toml, `.dev.vars` and `wrangler secret put`. */
 export interface Env {
   ROOMS: DurableObjectNamespace<Room>;
-  /** The rooms directory, 16 shards by room-name hash (src/directory/). Optional: without it rooms just do not report. */
+  /**
+   * The rooms directory, 16 shards by room-name hash (src/directory/), and one more instance that holds the
+   * feature-flag overrides (src/flags/flag-store.ts). Optional: without it rooms just do not report and only FEATURE_FLAGS applies.
+   */
   DIRECTORY?: DurableObjectNamespace<RoomsDirectory>;
-  /** Feature-flag overrides set by the admin API (src/flags/flag-store.ts, one instance). Optional: without it only FEATURE_FLAGS applies. */
-  FLAGS?: DurableObjectNamespace<FlagStore>;
   /** Workers Analytics Engine dataset `roomcast_rooms`: one data point per room per metrics flush (src/room/metrics.ts). Optional. */
   METRICS?: AnalyticsEngineDataset;
   /** Rate Limiting binding: WebSocket connection attempts per user per room (wrangler.toml [[ratelimits]]). Optional. */
@@ -64,7 +64,7 @@ declare global {
     interface Env extends RoomcastEnv {}
     interface GlobalProps {
       mainModule: typeof import("./index.js");
-      durableNamespaces: "Room" | "RoomsDirectory" | "FlagStore";
+      durableNamespaces: "Room" | "RoomsDirectory";
     }
   }
 }

@@ -12,7 +12,6 @@ import { admin } from "./http/admin.js";
 
 export { Room } from "./room/room.js";
 export { RoomsDirectory } from "./directory/directory.js";
-export { FlagStore } from "./flags/flag-store.js";
 
 export const app = new Hono<AppEnv>();
 

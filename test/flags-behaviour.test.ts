@@ -160,7 +160,7 @@ describe("when an override takes effect", () => {
     const readAt = Date.now();
     expect((await features()).ttl_probe).toBeUndefined();
     // As if another isolate's admin call had stored it: straight into the store.
-    await env.FLAGS!.getByName(FLAG_STORE_NAME).put("ttl_probe", { rollout: "on", expose: true });
+    await env.DIRECTORY!.getByName(FLAG_STORE_NAME).putFlagOverride("ttl_probe", { rollout: "on", expose: true });
     let seenAt: number | undefined;
     let connectsBefore = 0;
     while (Date.now() - readAt < CACHE_TTL_MS + 2_000) {

@@ -294,18 +294,19 @@ describe("the admin flag routes", () => {
 
   it("skips a stored override this build cannot apply, and reports it", async () => {
     const { runInDurableObject } = await import("cloudflare:test");
-    const stub = env.FLAGS!.getByName(FLAG_STORE_NAME);
+    const stub = env.DIRECTORY!.getByName(FLAG_STORE_NAME);
+    await stub.listFlagOverrides(); // the table exists from the first call on
     await runInDurableObject(stub, (_instance, state) => {
       state.storage.sql.exec("INSERT INTO overrides (name, definition, updated_at) VALUES ('legacy_flag', '{\"rollout\":\"maybe\"}', 1)");
     });
     try {
-      const list = (await stub.list()) as OverrideList;
+      const list = (await stub.listFlagOverrides()) as OverrideList;
       expect(list.overrides.map((o) => o.name)).not.toContain("legacy_flag");
       expect(list.invalid).toEqual([{ name: "legacy_flag", message: expect.stringContaining("rollout") }]);
       const body = (await (await adminCall("GET", "/v1/admin/flags")).json()) as { invalidOverrides?: unknown[] };
       expect(body.invalidOverrides).toHaveLength(1);
     } finally {
-      await stub.delete("legacy_flag");
+      await stub.deleteFlagOverride("legacy_flag");
     }
   });
 

@@ -16,12 +16,20 @@
  *
  * Reports carry the room's clock (`at`); a report older than the row it would change is
  * ignored, so an `active` that overtakes an `empty` cannot resurrect a room.
+ *
+ * One more instance of this class, named FLAG_STORE_NAME (never a shard's name), holds the
+ * feature-flag overrides: the `*FlagOverride*` methods delegate to src/flags/flag-store.ts,
+ * whose table is created on the first call, so shards never have it. An instance of this
+ * class rather than a class of its own, because a new class needs a wrangler.toml migration
+ * and a release with a migration cannot be a gradual deployment (docs/architecture.md
+ * "Feature flags").
  */
 import { DurableObject } from "cloudflare:workers";
 import * as v from "valibot";
 import { isValidRoomName } from "@roomcast/protocol";
 import type { Env } from "../env.js";
 import { readLimits } from "../config.js";
+import { FLAG_STORE_NAME, FlagOverrides, type OverrideList, type PutResult } from "../flags/flag-store.js";
 
 /** A room that has not reported for this long is taken for gone (rooms with connections report about once a minute). */
 export const STALE_MS = 10 * 60_000;
@@ -63,6 +71,7 @@ type Row = { room: string; first_seen_at: number; last_activity_at: number; conn
 
 export class RoomsDirectory extends DurableObject<Env> {
   readonly #sql: SqlStorage;
+  #flagOverrides: FlagOverrides | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -111,5 +120,27 @@ export class RoomsDirectory extends DurableObject<Env> {
       rooms: rows.slice(0, n).map((row) => ({ room: row.room, firstSeenAt: row.first_seen_at, lastActivityAt: row.last_activity_at, connections: row.connections })),
       more,
     };
+  }
+
+  /** The overrides table, only in the FLAG_STORE_NAME instance: a shard (or any other name) refuses. */
+  #flags(): FlagOverrides {
+    const name = this.ctx.id.name;
+    if (name !== undefined && name !== FLAG_STORE_NAME) throw new Error(`flag overrides live in the directory instance "${FLAG_STORE_NAME}", not "${name}"`);
+    return (this.#flagOverrides ??= new FlagOverrides(this.#sql));
+  }
+
+  /** Feature-flag overrides (src/flags/flag-store.ts). */
+  async listFlagOverrides(): Promise<OverrideList> {
+    return this.#flags().list();
+  }
+
+  /** Sets (or replaces) a flag override; refused unless it is a valid definition for that name. */
+  async putFlagOverride(name: string, input: unknown, now: number = Date.now()): Promise<PutResult> {
+    return this.#flags().put(name, input, now);
+  }
+
+  /** Removes a flag override; whether there was one. */
+  async deleteFlagOverride(name: string): Promise<boolean> {
+    return this.#flags().delete(name);
   }
 }

@@ -18,3 +18,8 @@ export function shardOf(room: string): number {
 export function shardName(shard: number): string {
   return `shard-${shard}`;
 }
+
+/** Whether `name` is (or could be, for any shard count) a shard's instance name. */
+export function isShardName(name: string): boolean {
+  return /^shard-\d+$/.test(name);
+}

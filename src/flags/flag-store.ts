@@ -1,17 +1,23 @@
 /**
  * Flag overrides, set by the admin API without a deploy (src/http/admin-flags.ts): one
- * Durable Object instance (`FLAG_STORE_NAME`), one SQLite table. An override replaces a
+ * SQLite table in one Durable Object instance, the instance of the rooms directory class
+ * (RoomsDirectory, binding DIRECTORY) named `FLAG_STORE_NAME`, which is never a shard's
+ * name. RoomsDirectory's three flag methods delegate to `FlagOverrides` here; the table is
+ * created on the first such call, so the 16 shards never have it. An override replaces a
  * flag's definition from FEATURE_FLAGS (or defines a flag the var does not have) until it
- * is deleted. Why a Durable Object and not KV: docs/architecture.md "Feature flags".
+ * is deleted. Why a Durable Object and not KV, and why an instance of an existing class and
+ * not a class of its own (no migration): docs/architecture.md "Feature flags".
  *
  * Every definition is checked on the way in and again on the way out: a row written by a
  * build that accepted something this one does not is skipped (and reported), never applied.
  */
-import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env.js";
+import { isShardName } from "../directory/shard.js";
 import { checkDefinition, type FlagDefinition } from "./definition.js";
 
+/** The directory instance that holds the overrides. Never of the form `shard-<n>` (checked below). */
 export const FLAG_STORE_NAME = "flags";
+if (isShardName(FLAG_STORE_NAME)) throw new Error(`FLAG_STORE_NAME ${FLAG_STORE_NAME} is a directory shard's name`);
 
 export interface StoredOverride {
   readonly name: string;
@@ -25,27 +31,37 @@ export interface OverrideList {
   readonly invalid: { name: string; message: string }[];
 }
 
+export type PutResult = { ok: true; override: StoredOverride } | { ok: false; message: string };
+
 type Row = { name: string; definition: string; updated_at: number };
 
-export class FlagStore extends DurableObject<Env> {
+/** The overrides table over one Durable Object's SQLite storage, created on first use. */
+export class FlagOverrides {
   readonly #sql: SqlStorage;
+  #ready = false;
 
-  constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.#sql = ctx.storage.sql;
-    this.#sql.exec(
-      `CREATE TABLE IF NOT EXISTS overrides (
-         name TEXT PRIMARY KEY,
-         definition TEXT NOT NULL,
-         updated_at INTEGER NOT NULL
-       ) WITHOUT ROWID`,
-    );
+  constructor(sql: SqlStorage) {
+    this.#sql = sql;
   }
 
-  async list(): Promise<OverrideList> {
+  #table(): SqlStorage {
+    if (!this.#ready) {
+      this.#sql.exec(
+        `CREATE TABLE IF NOT EXISTS overrides (
+           name TEXT PRIMARY KEY,
+           definition TEXT NOT NULL,
+           updated_at INTEGER NOT NULL
+         ) WITHOUT ROWID`,
+      );
+      this.#ready = true;
+    }
+    return this.#sql;
+  }
+
+  list(): OverrideList {
     const overrides: StoredOverride[] = [];
     const invalid: { name: string; message: string }[] = [];
-    for (const row of this.#sql.exec<Row>("SELECT name, definition, updated_at FROM overrides ORDER BY name").toArray()) {
+    for (const row of this.#table().exec<Row>("SELECT name, definition, updated_at FROM overrides ORDER BY name").toArray()) {
       let json: unknown;
       try {
         json = JSON.parse(row.definition);
@@ -61,10 +77,10 @@ export class FlagStore extends DurableObject<Env> {
   }
 
   /** Sets (or replaces) an override; refused unless it is a valid definition for that name. */
-  async put(name: string, input: unknown, now: number = Date.now()): Promise<{ ok: true; override: StoredOverride } | { ok: false; message: string }> {
+  put(name: string, input: unknown, now: number = Date.now()): PutResult {
     const checked = checkDefinition(name, input);
     if (!checked.ok) return checked;
-    this.#sql.exec(
+    this.#table().exec(
       "INSERT INTO overrides (name, definition, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at",
       name,
       JSON.stringify(checked.definition),
@@ -74,7 +90,12 @@ export class FlagStore extends DurableObject<Env> {
   }
 
   /** Removes an override; whether there was one. */
-  async delete(name: string): Promise<boolean> {
-    return this.#sql.exec("DELETE FROM overrides WHERE name = ?", name).rowsWritten > 0;
+  delete(name: string): boolean {
+    return this.#table().exec("DELETE FROM overrides WHERE name = ?", name).rowsWritten > 0;
   }
+}
+
+/** The directory instance that holds the overrides (undefined without the DIRECTORY binding). */
+export function flagStore(env: Env) {
+  return env.DIRECTORY?.getByName(FLAG_STORE_NAME);
 }

@@ -1,7 +1,7 @@
 /**
  * The flags in force: built-in defaults, then FEATURE_FLAGS, then the overrides the admin
- * API stored (flag-store.ts), read through a short per-isolate cache so a connect does not
- * pay a round trip to the store each time.
+ * API stored (flag-store.ts, in an instance of the directory class), read through a short
+ * per-isolate cache so a connect does not pay a round trip to the store each time.
  *
  * When a change takes effect (docs/operations.md "Feature flags"):
  * - a FEATURE_FLAGS change: with the deploy that sets it (a new version, new isolates);
@@ -161,10 +161,11 @@ export class OverrideCache {
 /** The isolate's cache: one store per deployment, so one cache per isolate. */
 export const overrides = new OverrideCache();
 
-/** The isolate's cache, pointed at this deployment's store (if it has the FLAGS binding). */
+/** The isolate's cache, pointed at this deployment's store (if it has the DIRECTORY binding). */
 export function overridesFor(env: Env): OverrideCache {
-  const namespace = env.FLAGS;
-  overrides.setLoader(namespace ? () => namespace.getByName(FLAG_STORE_NAME).list() : undefined);
+  // The stub is made per read, in the context that reads (a stub made in one Durable Object cannot be used from another).
+  const namespace = env.DIRECTORY;
+  overrides.setLoader(namespace ? () => namespace.getByName(FLAG_STORE_NAME).listFlagOverrides() : undefined);
   return overrides;
 }
 

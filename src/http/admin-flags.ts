@@ -16,7 +16,7 @@ import { Hono, type Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv, Env } from "../env.js";
 import { BUILTIN_FLAGS, FLAG_NAME, checkDefinition, parseFeatureFlags, type FlagDefinition } from "../flags/definition.js";
-import { FLAG_STORE_NAME, type OverrideList } from "../flags/flag-store.js";
+import { flagStore, type OverrideList } from "../flags/flag-store.js";
 import { CACHE_TTL_MS, mergeFlags, overridesFor, varFlags } from "../flags/flags.js";
 import { log } from "../log.js";
 import { authorize, checkOrigin, readBodyText } from "./middleware.js";
@@ -37,9 +37,11 @@ const adminOnly = createMiddleware<AppEnv>(async (c, next) => {
   });
 });
 
+/** The directory instance that holds the overrides (src/flags/flag-store.ts). */
 function store(env: Env) {
-  if (!env.FLAGS) fail("server_misconfigured", "the FLAGS Durable Object binding is missing (wrangler.toml): overrides cannot be stored; FEATURE_FLAGS still applies");
-  return env.FLAGS.getByName(FLAG_STORE_NAME);
+  const stub = flagStore(env);
+  if (!stub) fail("server_misconfigured", "the DIRECTORY Durable Object binding is missing (wrangler.toml): overrides cannot be stored; FEATURE_FLAGS still applies");
+  return stub;
 }
 
 function nameOf(c: Context<AppEnv>): string {
@@ -87,7 +89,7 @@ adminFlags.use("/flags", adminOnly);
 adminFlags.use("/flags/*", adminOnly);
 
 adminFlags.get("/flags", async (c) => {
-  const overrides: OverrideList = c.env.FLAGS ? await store(c.env).list() : { overrides: [], invalid: [] };
+  const overrides: OverrideList = c.env.DIRECTORY ? await store(c.env).listFlagOverrides() : { overrides: [], invalid: [] };
   const configErrors = parseFeatureFlags(c.env.FEATURE_FLAGS).errors;
   return c.json({
     flags: listing(c.env, overrides),
@@ -108,19 +110,19 @@ adminFlags.put("/flags/:name", async (c) => {
   }
   const checked = checkDefinition(name, json);
   if (!checked.ok) fail("invalid_request", `${checked.message}; the body is ${USAGE}`);
-  const result = await store(c.env).put(name, checked.definition);
+  const result = await store(c.env).putFlagOverride(name, checked.definition);
   if (!result.ok) fail("invalid_request", result.message);
   overridesFor(c.env).invalidate();
   log("info", "admin.flag_set", { name, definition: result.override.definition });
-  const flag = listing(c.env, await store(c.env).list()).find((f) => f.name === name);
+  const flag = listing(c.env, await store(c.env).listFlagOverrides()).find((f) => f.name === name);
   return c.json({ flag, takesEffectWithinMs: CACHE_TTL_MS });
 });
 
 adminFlags.delete("/flags/:name", async (c) => {
   const name = nameOf(c);
-  const deleted = await store(c.env).delete(name);
+  const deleted = await store(c.env).deleteFlagOverride(name);
   overridesFor(c.env).invalidate();
   if (deleted) log("info", "admin.flag_override_deleted", { name });
-  const flag = listing(c.env, await store(c.env).list()).find((f) => f.name === name) ?? null;
+  const flag = listing(c.env, await store(c.env).listFlagOverrides()).find((f) => f.name === name) ?? null;
   return c.json({ deleted, flag, takesEffectWithinMs: CACHE_TTL_MS });
 });
