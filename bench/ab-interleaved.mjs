@@ -5,7 +5,11 @@
 // between them (A B B A A B ...). Per phase: deliveries, the server's CPU seconds, p50/p99.
 // The answer is deliveries per server CPU-second of each, summed over its phases, and B/A.
 //
-//   git worktree add /tmp/base <commit> && ln -s "$PWD/node_modules" /tmp/base/node_modules
+//   git worktree add /tmp/base <commit> && mkdir /tmp/base/node_modules /tmp/base/node_modules/@roomcast
+//   for m in node_modules/* node_modules/.bin; do [ "$m" = node_modules/@roomcast ] || ln -s "$PWD/$m" /tmp/base/$m; done
+//   for p in protocol client; do ln -s /tmp/base/packages/$p /tmp/base/node_modules/@roomcast/$p; done
+// (a plain link to this checkout's node_modules would bundle this checkout's packages/protocol
+// into the baseline too: its @roomcast/* entries point here.)
 //   PATH=$PWD/node_modules/.bin:$PATH ROOMCAST_BASELINE_DIR=/tmp/base \
 //     node bench/ab-interleaved.mjs --subscribers 10 --rate 200 --rounds 16
 //
