@@ -45,10 +45,10 @@ export interface Env {
   PRESENCE_MAX_DELAY_MS?: string;
   RETENTION_MAX_MESSAGES?: string;
   RETENTION_MAX_AGE_SECONDS?: string;
+  RETENTION_MAX_BYTES?: string;
   REPLAY_PAGE_SIZE?: string;
   DRAIN_WINDOW_SECONDS?: string;
   MAX_UNCONFIRMED_BYTES?: string;
-  RETENTION_MAX_BYTES?: string;
   /** "off" sends every live message in its own frame (for comparisons); default on. */
   BROADCAST_BATCHING?: string;
   /** Longest a live message may wait to share a frame in a busy room, in ms (default 0). */
