@@ -8,7 +8,8 @@ import { describe, expect, it } from "vitest";
 import { env } from "cloudflare:workers";
 import { PROTOCOL_V1, PROTOCOL_V2, type ServerFrame } from "@roomcast/protocol";
 import type { RoomMetrics } from "../src/room/metrics.js";
-import { connect, editSessions, fetchWorker, httpPublish, publish, token, uniqueRoom, upgrade, type TestSocket } from "./helpers.js";
+import { app } from "../src/index.js";
+import { BASE, connect, editSessions, fetchWorker, httpPublish, publish, token, uniqueRoom, upgrade, type TestSocket } from "./helpers.js";
 
 /** A refused upgrade (§5) that selected `protocol`: 101 with that subprotocol, one id-less error frame `code`, then its close. */
 async function expectRefused(res: Response, code: string, protocol: string): Promise<void> {
@@ -80,6 +81,58 @@ describe("negotiation", () => {
     const held = await Promise.all([0, 1, 2, 3].map(async (i) => connect(room, await token({ sub: `u${i}` }), { protocols: [PROTOCOL_V1] })));
     await expectRefused(await upgrade(room, await token({ sub: "late" }), { protocols: [PROTOCOL_V2, PROTOCOL_V1] }), "room_full", PROTOCOL_V2);
     for (const s of held) s.close();
+  });
+});
+
+/**
+ * A room still on an older release (v0.1.0: it ignores X-Roomcast-Protocol and always
+ * selects roomcast.v1), stubbed, since no old build runs in these tests. Returns the
+ * Worker's answer to an upgrade offering `protocols`, and the room's socket end.
+ */
+async function upgradeViaOldRoom(protocols: string[]): Promise<{ res: Response; roomSide: WebSocket; roomClosed: Promise<number> }> {
+  const { 0: client, 1: roomSide } = new WebSocketPair();
+  roomSide.accept();
+  const roomClosed = new Promise<number>((resolve) => roomSide.addEventListener("close", (event) => resolve(event.code)));
+  const oldRoom = { fetch: async () => new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": PROTOCOL_V1 } }) };
+  const rooms = { getByName: () => oldRoom };
+  const res = await app.fetch(
+    new Request(`${BASE}/v1/rooms/${uniqueRoom()}/ws`, {
+      headers: { Upgrade: "websocket", Authorization: `Bearer ${await token()}`, "Sec-WebSocket-Protocol": protocols.join(", ") },
+    }),
+    { ...env, ROOMS: rooms } as unknown as typeof env,
+  );
+  return { res, roomSide, roomClosed };
+}
+
+describe("a room on an older release (gradual deploy or rollback)", () => {
+  it("an offer of roomcast.v2 only, answered roomcast.v1 by the room, is refused readably and retryably, never passed through", async () => {
+    const { res, roomClosed } = await upgradeViaOldRoom([PROTOCOL_V2]);
+    // The client gets the version it offered and a going_away (retry) frame, not a 101 selecting roomcast.v1.
+    const frames: { type: string; code: string; message: string }[] = [];
+    expect(res.headers.get("Sec-WebSocket-Protocol")).toBe(PROTOCOL_V2);
+    const ws = res.webSocket!;
+    ws.addEventListener("message", (event) => {
+      frames.push(JSON.parse(String(event.data)));
+    });
+    const closed = new Promise<number>((resolve) => ws.addEventListener("close", (event) => resolve(event.code)));
+    ws.accept();
+    expect(await closed).toBe(4000);
+    expect(frames).toEqual([{ type: "error", code: "going_away", message: expect.stringContaining("older server release") }]);
+    expect(frames[0].message).toContain(PROTOCOL_V1);
+    // The room's socket is released, not left open.
+    expect(await roomClosed).toBe(4000);
+  });
+
+  it("an offer of both, answered roomcast.v1 by the room, is passed through: the client accepts v1", async () => {
+    const { res, roomSide } = await upgradeViaOldRoom([PROTOCOL_V2, PROTOCOL_V1]);
+    expect(res.status).toBe(101);
+    expect(res.headers.get("Sec-WebSocket-Protocol")).toBe(PROTOCOL_V1);
+    const ws = res.webSocket!;
+    const got = new Promise<string>((resolve) => ws.addEventListener("message", (event) => resolve(String(event.data))));
+    ws.accept();
+    roomSide.send("from the room");
+    expect(await got).toBe("from the room");
+    ws.close(1000);
   });
 });
 

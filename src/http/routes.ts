@@ -1,11 +1,11 @@
 import { Hono, type Context } from "hono";
 import * as v from "valibot";
-import { MESSAGE_ID, SUPPORTED_PROTOCOLS } from "@roomcast/protocol";
+import { MESSAGE_ID, SUPPORTED_PROTOCOLS, isProtocolVersion } from "@roomcast/protocol";
 import type { AppEnv } from "../env.js";
 import { LIMIT_SPECS, readLimits } from "../config.js";
 import { IDENTITY_HEADER, PROTOCOL_HEADER, RESUME_HEADER } from "../room/room.js";
 import { historyBody } from "../room/wire.js";
-import { readCredentials } from "../auth/token-source.js";
+import { readCredentials, subprotocols } from "../auth/token-source.js";
 import { authorize, checkOrigin, readBodyText, roomParam } from "./middleware.js";
 import { fail } from "./errors.js";
 import { throwRoomRefusal } from "./refusal.js";
@@ -75,7 +75,24 @@ rooms.get("/:room/ws", async (c, next) => {
   }
   // A fresh request: nothing the client sent (least of all its token) reaches the room.
   const answer = await c.env.ROOMS.getByName(identity.room).fetch("https://room.internal/connect", { headers });
-  if (answer.status === 101) return answer;
+  if (answer.status === 101) {
+    // A room still on an older release (a gradual deploy or a rollback) ignores
+    // PROTOCOL_HEADER and may select a version the client did not offer (an offer of
+    // roomcast.v2 only, answered roomcast.v1): an RFC 6455 client fails that handshake
+    // and sees no frame. Pass the 101 through only when it selects a version the client
+    // offered; otherwise close the room's socket and refuse readably (retryable: the
+    // deploy finishes, or the client offers both versions).
+    const selected = answer.headers.get("Sec-WebSocket-Protocol")?.trim() ?? "";
+    if (isProtocolVersion(selected) && subprotocols(c.req.raw).includes(selected)) return answer;
+    try {
+      answer.webSocket?.accept();
+      answer.webSocket?.close(4000, "going_away");
+    } catch {
+      // already closed: nothing to release
+    }
+    log("warn", "http.room_protocol_mismatch", { offered: protocol, selected: isProtocolVersion(selected) ? selected : selected === "" ? "(none)" : "(other)" });
+    fail("going_away", `this room runs an older server release that cannot serve ${protocol}; retry with backoff, or offer both ${SUPPORTED_PROTOCOLS.join(" and ")}`);
+  }
   // Banned, full, too many of the user's connections, or a failure: the room accepted no
   // socket; the refusal is answered like the Worker's own (readable, see ./refusal.ts).
   return throwRoomRefusal(answer);
