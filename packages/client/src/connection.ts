@@ -31,7 +31,7 @@ import { RoomcastClientError } from "./errors.js";
 import { livenessTiming } from "./limits.js";
 import { PROBE_TIMEOUT_MS, probeRefusal } from "./probe.js";
 import { tokenFrom, tokenSubject, type TokenProvider } from "./token.js";
-import { DEFAULT_PROTOCOLS, NoWebSocketError, abortSocket, closeSocket, handshake, negotiated, roomSocketUrl, type SocketFactory, type SocketLike, type TokenTransport } from "./transport.js";
+import { DEFAULT_PROTOCOLS, NoWebSocketError, abortSocket, closeSocket, describeSelectedProtocol, handshake, negotiated, roomSocketUrl, type SocketFactory, type SocketLike, type TokenTransport } from "./transport.js";
 import { frameSummary, type DebugLog } from "./debug.js";
 import { closeCodeOf, isKnownOffline, isPushback } from "./close-policy.js";
 import { PingClock } from "./stats.js";
@@ -264,7 +264,7 @@ export class Connection extends Emitter<{ state: StateChange }> {
         const protocol = negotiated(typeof opened.protocol === "string" ? opened.protocol : "", frame.protocol, offered);
         if (protocol === undefined) {
           // A server that selected a version we did not offer: we cannot know what its frames mean.
-          const error = new RoomcastClientError("unsupported_protocol", `the server selected the subprotocol "${opened.protocol}", which this client did not offer (${offered.join(", ")})`);
+          const error = new RoomcastClientError("unsupported_protocol", `the server selected the subprotocol ${describeSelectedProtocol(String(opened.protocol))}, which this client did not offer (${offered.join(", ")})`);
           return this.#down(opened, { code: 1002, reason: "unexpected subprotocol", welcomed: false, error }, "close");
         }
         if (frame.protocol !== protocol) this.#options.debug("protocol", `welcome says ${frame.protocol}, the socket ${protocol}: speaking ${protocol}`);

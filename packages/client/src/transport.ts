@@ -83,6 +83,17 @@ export function negotiated(selected: string, welcome: string, offered: readonly 
   return offered.find((p) => p === welcome) ?? PROTOCOL_V1;
 }
 
+/**
+ * A selected subprotocol as it may appear in an error message or a log: a plain
+ * `roomcast.vN` quoted, anything else redacted. A proxy that selects (echoes) the
+ * offered `roomcast.bearer.<jwt>` entry must not put the token in an error event.
+ */
+export function describeSelectedProtocol(selected: string): string {
+  if (/^roomcast\.v\d{1,6}$/.test(selected)) return `"${selected}"`;
+  if (selected.startsWith(BEARER_PROTOCOL_PREFIX)) return `"${BEARER_PROTOCOL_PREFIX}…" (the token entry, redacted)`;
+  return "another value (redacted)";
+}
+
 /** ws(s)://host/v1/rooms/<room>/ws from an http(s) or ws(s) base URL. */
 export function roomSocketUrl(base: string, room: string, resume?: { epoch: string; after: number }): string {
   const url = new URL(base);

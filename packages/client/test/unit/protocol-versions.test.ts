@@ -186,4 +186,26 @@ describe("falling back to roomcast.v1", () => {
     expect(server.sockets.length).toBe(2);
     expect(room.state).toBe("connecting");
   });
+  it("never quotes a selected bearer entry (a proxy echoing the token) or any other non-version value in its error", async () => {
+    for (const selected of [`roomcast.bearer.${TOKEN}`, `x-${TOKEN}`]) {
+      const { socket, states } = await started({ protocols: ["roomcast.v1", "roomcast.v2"], transport: "subprotocol" });
+      socket.open(selected);
+      socket.welcome({ protocol: PROTOCOL_V2 });
+      await advance();
+      const error = states.find((s) => s.newState === "reconnecting")?.error;
+      expect(error?.code).toBe("unsupported_protocol");
+      expect(error?.message).not.toContain(TOKEN);
+      expect(error?.message).toContain("redacted");
+      client?.close();
+      client = undefined;
+    }
+  });
+
+  it("still quotes a plain roomcast.vN the server selected", async () => {
+    const { socket, states } = await started({ protocols: ["roomcast.v1"] });
+    socket.open("roomcast.v3");
+    socket.welcome({ protocol: PROTOCOL_V2 });
+    await advance();
+    expect(states.find((s) => s.newState === "reconnecting")?.error?.message).toContain('"roomcast.v3"');
+  });
 });
