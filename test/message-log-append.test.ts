@@ -12,9 +12,12 @@ import { uniqueRoom } from "./helpers.js";
 const inRoom = <T>(fn: (storage: DurableObjectStorage) => T) =>
   runInDurableObject(env.ROOMS.getByName(uniqueRoom("append")), (_instance, state) => fn(state.storage));
 
-/** The room's storage, counting statements and transactions; `failNext` makes the next INSERT throw. */
+/**
+ * The room's storage, counting statements and transactions; `failNext` makes the next INSERT
+ * into messages throw, `failMetaKey` the next write of that meta key.
+ */
 function counting(storage: DurableObjectStorage) {
-  const counts = { exec: 0, transactions: 0, failNext: false };
+  const counts = { exec: 0, transactions: 0, failNext: false, failMetaKey: "" };
   const sql = new Proxy(storage.sql, {
     get(target, key) {
       if (key === "exec") {
@@ -23,6 +26,10 @@ function counting(storage: DurableObjectStorage) {
           if (counts.failNext && query.startsWith("INSERT INTO messages")) {
             counts.failNext = false;
             throw new Error("disk full (test)");
+          }
+          if (counts.failMetaKey && query.startsWith("INSERT INTO meta") && bindings[0] === counts.failMetaKey) {
+            counts.failMetaKey = "";
+            throw new Error("meta write failed (test)");
           }
           return target.exec(query, ...bindings);
         };
@@ -96,5 +103,61 @@ describe("MessageLog.append", () => {
       { seq: 2, client_id: "b" },
     ]);
     expect(result.bytes).toBe(2);
+  });
+
+  it("leaves memory as it was when the checkpoint's meta write fails: the seq is not skipped and the total stays exact", async () => {
+    const result = await inRoom((real) => {
+      const { storage, counts } = counting(real);
+      const log = new MessageLog(storage);
+      let expected = 0;
+      for (let i = 1; i < 500; i++) {
+        const data = JSON.stringify(`é${i}`);
+        expected += new TextEncoder().encode(data).length;
+        log.append("u", `m${i}`, data, i);
+      }
+      counts.failMetaKey = "log_bytes_seq"; // the checkpoint's last write, after the INSERT and log_bytes
+      let error = "";
+      try {
+        log.append("u", "m500", `"x"`, 500); // seq 500: the checkpoint is due
+      } catch (err) {
+        error = (err as Error).message;
+      }
+      const afterFailure = { head: log.head, size: log.size, bytes: log.bytes };
+      const next = log.append("u", "m500", `"x"`, 501);
+      expected += 3;
+      const rows = real.sql.exec<{ n: number; top: number }>("SELECT count(*) AS n, max(seq) AS top FROM messages").one();
+      const meta = Object.fromEntries(real.sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key LIKE 'log_bytes%'").toArray().map((r) => [r.key, r.value]));
+      return { error, afterFailure, next, rows, meta, expected, bytes: log.bytes, woken: new MessageLog(real).bytes };
+    });
+    expect(result.error).toBe("meta write failed (test)");
+    expect(result.afterFailure).toEqual({ head: 499, size: 499, bytes: result.expected - 3 });
+    expect(result.next).toMatchObject({ seq: 500, duplicate: false });
+    expect(result.rows).toEqual({ n: 500, top: 500 });
+    expect(result.meta).toEqual({ log_bytes: String(result.expected), log_bytes_seq: "500" });
+    expect(result.bytes).toBe(result.expected);
+    expect(result.woken).toBe(result.expected);
+  });
+
+  it("leaves memory as it was when a trim's meta write fails", async () => {
+    const result = await inRoom((real) => {
+      const { storage, counts } = counting(real);
+      const log = new MessageLog(storage);
+      for (let i = 1; i <= 20; i++) log.append("u", `m${i}`, "12345", i); // 5 bytes each
+      counts.failMetaKey = "log_bytes";
+      let error = "";
+      try {
+        log.trim(10, 100);
+      } catch (err) {
+        error = (err as Error).message;
+      }
+      const afterFailure = { oldest: log.oldestSeq, size: log.size, bytes: log.bytes };
+      const removed = log.trim(10, 100);
+      return { error, afterFailure, removed, after: { oldest: log.oldestSeq, size: log.size, bytes: log.bytes }, woken: new MessageLog(real).bytes };
+    });
+    expect(result.error).toBe("meta write failed (test)");
+    expect(result.afterFailure).toEqual({ oldest: 1, size: 20, bytes: 100 });
+    expect(result.removed).toBe(10);
+    expect(result.after).toEqual({ oldest: 11, size: 10, bytes: 50 });
+    expect(result.woken).toBe(50);
   });
 });

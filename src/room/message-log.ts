@@ -178,11 +178,14 @@ export class MessageLog implements LazyStorage {
     return row?.seq ?? Math.min(this.#oldest.seq + within - 1, this.#head);
   }
 
-  /** Writes the running byte total back to meta (inside the caller's transaction). */
-  #checkpointBytes(): void {
-    this.#bytesSeq = this.#head;
-    this.#writeMeta("log_bytes", String(this.#bytes));
-    this.#writeMeta("log_bytes_seq", String(this.#head));
+  /**
+   * Writes a byte total, exact as of `seq`, to meta (inside the caller's transaction). It
+   * changes no field: the caller assigns `#bytes` and `#bytesSeq` once the transaction has
+   * committed, so a write that throws leaves memory as it was with the rows.
+   */
+  #writeBytesCheckpoint(bytes: number, seq: number): void {
+    this.#writeMeta("log_bytes", String(bytes));
+    this.#writeMeta("log_bytes_seq", String(seq));
   }
 
   /** Sequence number of the oldest retained message; `head + 1` when none is retained. */
@@ -211,11 +214,23 @@ export class MessageLog implements LazyStorage {
     // (it throws before anything changes here), and the Durable Object commits an event's
     // writes together anyway. transactionSync's savepoint cost two statements more per
     // publish (docs/benchmarks.md, "The small-room path").
+    // Memory (head, oldest, bytes) changes only after every write of the append has
+    // succeeded: a throw anywhere (the INSERT, the checkpoint's meta writes, the commit)
+    // rolls the rows back and leaves the fields as they were, so the seq is not skipped.
     const checkpointDue = this.#head + 1 - this.#bytesSeq >= BYTES_CHECKPOINT_EVERY;
-    return checkpointDue ? this.#storage.transactionSync(() => this.#append(sender, clientId, data, ts)) : this.#append(sender, clientId, data, ts);
+    const written = checkpointDue ? this.#storage.transactionSync(() => this.#append(sender, clientId, data, ts, true)) : this.#append(sender, clientId, data, ts, false);
+    if (!written.duplicate) {
+      const { seq } = written;
+      this.#head = seq;
+      this.#oldest ??= { seq, ts };
+      this.#bytes += written.bytes; // memory only; meta every BYTES_CHECKPOINT_EVERY appends
+      if (checkpointDue) this.#bytesSeq = seq;
+    }
+    return written.result;
   }
 
-  #append(sender: string, clientId: string, data: string, ts: number): AppendResult {
+  /** The writes of an append; changes no field (see `append`). */
+  #append(sender: string, clientId: string, data: string, ts: number, checkpoint: boolean): { result: AppendResult; duplicate: boolean; seq: number; bytes: number } {
     // One statement in the common case: the unique (sender, client_id) index turns a
     // repeat into a no-op, and only then is the original seq looked up.
     const seq = this.#head + 1;
@@ -233,13 +248,10 @@ export class MessageLog implements LazyStorage {
       const existing = this.#sql
         .exec<{ seq: number }>("SELECT seq FROM messages WHERE sender = ? AND client_id = ?", sender, clientId)
         .one();
-      return { seq: existing.seq, duplicate: true };
+      return { result: { seq: existing.seq, duplicate: true }, duplicate: true, seq: existing.seq, bytes: 0 };
     }
-    this.#head = seq;
-    this.#oldest ??= { seq, ts };
-    this.#bytes += bytes; // memory only; meta every BYTES_CHECKPOINT_EVERY appends
-    if (seq - this.#bytesSeq >= BYTES_CHECKPOINT_EVERY) this.#checkpointBytes();
-    return { seq, duplicate: false, message: { seq, id: clientId, from: sender, data, ts } };
+    if (checkpoint) this.#writeBytesCheckpoint(this.#bytes + bytes, seq);
+    return { result: { seq, duplicate: false, message: { seq, id: clientId, from: sender, data, ts } }, duplicate: false, seq, bytes };
   }
 
   /**
@@ -250,15 +262,20 @@ export class MessageLog implements LazyStorage {
     if (!this.#stored || !this.#oldest || upTo < this.#oldest.seq) return 0;
     const bound = Math.min(upTo, this.#oldest.seq + batch - 1, this.#head);
     const before = this.oldestSeq;
-    this.#storage.transactionSync(() => {
+    // As in `append`, memory follows only once the transaction has committed.
+    const after = this.#storage.transactionSync(() => {
       // Once rows are gone, max(seq) may no longer tell the head: keep it in meta.
       this.setMeta("head", String(this.#head));
       const freed = this.#sql.exec<{ n: number | null }>("SELECT sum(bytes) AS n FROM messages WHERE seq <= ?", bound).toArray()[0]?.n ?? 0;
       this.#sql.exec("DELETE FROM messages WHERE seq <= ?", bound);
-      this.#bytes -= freed;
-      this.#checkpointBytes();
-      this.#oldest = this.#sql.exec<{ seq: number; ts: number }>("SELECT seq, ts FROM messages ORDER BY seq LIMIT 1").toArray()[0];
+      const bytes = this.#bytes - freed;
+      this.#writeBytesCheckpoint(bytes, this.#head);
+      const oldest = this.#sql.exec<{ seq: number; ts: number }>("SELECT seq, ts FROM messages ORDER BY seq LIMIT 1").toArray()[0];
+      return { bytes, oldest };
     });
+    this.#bytes = after.bytes;
+    this.#bytesSeq = this.#head;
+    this.#oldest = after.oldest;
     // Sequence numbers are contiguous and trimming only ever removes the oldest.
     return this.oldestSeq - before;
   }
