@@ -53,8 +53,8 @@ export interface Env {
   BROADCAST_BATCHING?: string;
   /** Longest a live message may wait to share a frame in a busy room, in ms (default 0). */
   BROADCAST_MAX_DELAY_MS?: string;
-  /** Feature flags, a JSON object `{"name": {"rollout": ..., "expose"?: bool}}` (src/flags/definition.ts, docs/operations.md "Feature flags"). */
-  FEATURE_FLAGS?: string;
+  /** Feature flags, a JSON object `{"name": {"rollout": ..., "expose"?: bool}}` (src/flags/definition.ts, docs/operations.md "Feature flags"): a string, or a [vars] table (wrangler passes it parsed); anything else is reported as a config error. */
+  FEATURE_FLAGS?: string | Record<string, unknown>;
 }
 
 type RoomcastEnv = Env;

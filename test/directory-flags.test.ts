@@ -77,4 +77,23 @@ describe("the flag overrides' directory instance", () => {
     await flagsInstance().listFlagOverrides();
     expect(await tables(flagsInstance())).toContain("overrides");
   });
+
+  it("refuses flag calls in an instance without a name (made from an id) and never creates the table there", async () => {
+    const unnamed = env.DIRECTORY!.get(env.DIRECTORY!.newUniqueId());
+    const outcome = await runInDurableObject(unnamed, async (instance: RoomsDirectory, state) => {
+      expect(state.id.name).toBeUndefined();
+      const results: string[] = [];
+      for (const call of [() => instance.listFlagOverrides(), () => instance.putFlagOverride("unnamed_probe", { rollout: "on" }), () => instance.deleteFlagOverride("unnamed_probe")]) {
+        try {
+          await call();
+          results.push("answered");
+        } catch (err) {
+          results.push(String(err));
+        }
+      }
+      return results;
+    });
+    for (const r of outcome) expect(r).toMatch(/flag overrides live in the directory instance "flags", not an unnamed instance/);
+    expect(await tables(unnamed)).not.toContain("overrides");
+  });
 });

@@ -1,7 +1,10 @@
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { bucketOf, checkDefinition, decide, matchesPattern, parseFeatureFlags, type Rollout } from "../src/flags/definition.js";
-import { OverrideCache, featuresFor, mergeFlags, varFlags } from "../src/flags/flags.js";
+import { MAX_OVERRIDES, bucketOf, checkDefinition, decide, matchesPattern, parseFeatureFlags, type Rollout } from "../src/flags/definition.js";
+import { Flags, OverrideCache, featuresFor, mergeFlags, varFlags, type EffectiveFlag } from "../src/flags/flags.js";
+import { RoomFlags } from "../src/flags/room-flags.js";
+import app from "../src/index.js";
 import { FLAG_STORE_NAME, type OverrideList } from "../src/flags/flag-store.js";
 import { connect, fetchWorker, token, uniqueRoom } from "./helpers.js";
 
@@ -129,6 +132,50 @@ describe("FEATURE_FLAGS", () => {
     expect(parseFeatureFlags("")).toEqual({ flags: new Map(), errors: [] });
   });
 
+  it("accepts a [vars] table (the parsed object) and reports any other non-string value, never throwing", () => {
+    const table = { beta_rooms: { rollout: { rooms: ["beta-*"] }, expose: true }, adaptive_batching: { rollout: "off" }, bad: { rollout: "sometimes" } };
+    const parsed = parseFeatureFlags(table);
+    expect([...parsed.flags.keys()]).toEqual(["beta_rooms", "adaptive_batching"]);
+    expect(parsed.errors).toHaveLength(1);
+    expect(parsed.errors[0]).toMatch(/^FEATURE_FLAGS\.bad: /);
+    for (const raw of [42, true, null, [{ rollout: "on" }], () => 1]) {
+      const other = parseFeatureFlags(raw);
+      expect(other.flags.size, String(raw)).toBe(0);
+      expect(other.errors, String(raw)).toHaveLength(1);
+      expect(other.errors[0]).toMatch(/FEATURE_FLAGS must be a JSON object/);
+    }
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    expect(varFlags({ ...table, [`t_${Date.now()}`]: { rollout: "on" } }).get("adaptive_batching")).toEqual({ rollout: "off" });
+    expect(varFlags(7).size).toBe(0);
+  });
+
+  it("GET /v1/admin/flags works with a [vars] table for FEATURE_FLAGS", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const tableEnv = { ...env, FEATURE_FLAGS: { table_flag: { rollout: { percent: 20, by: "room" }, expose: true }, oops: { rollout: 3 } } };
+    const res = await app.fetch(
+      new Request("https://rc.test/v1/admin/flags", { headers: { Authorization: `Bearer ${await adminToken()}` } }),
+      tableEnv,
+      createExecutionContext(),
+    );
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { flags: { name: string; source: string; rollout: unknown }[]; configErrors?: string[] };
+    expect(body.flags.find((f) => f.name === "table_flag")).toMatchObject({ source: "var", rollout: { percent: 20, by: "room" } });
+    expect(body.configErrors).toHaveLength(1);
+    expect(body.configErrors?.[0]).toMatch(/^FEATURE_FLAGS\.oops: /);
+  });
+
+  it("a room whose flags cannot be worked out starts with the built-in defaults and one log line", () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const broken = { current: () => { throw new Error("boom"); }, cache: new OverrideCache() } as unknown as Flags;
+    const applied: [boolean, ReadonlyMap<string, EffectiveFlag>][] = [];
+    expect(() => new RoomFlags(broken, () => "r", (on, flags) => applied.push([on("adaptive_batching"), flags]))).not.toThrow();
+    expect(applied).toHaveLength(1);
+    expect(applied[0]?.[0]).toBe(true); // adaptive_batching's built-in default
+    expect([...(applied[0]?.[1].values() ?? [])].every((f) => f.source === "builtin")).toBe(true);
+    const lines = errors.mock.calls.map((c) => String(c[0])).filter((l) => l.includes("flags.init_failed"));
+    expect(lines).toHaveLength(1);
+  });
+
   it("logs one config error per isolate for a bad value, however often it is read", () => {
     const errors = vi.spyOn(console, "error").mockImplementation(() => {});
     const raw = `{"broken_${Date.now()}": {"rollout": "sometimes"}}`;
@@ -166,13 +213,13 @@ describe("the override cache", () => {
     expect(calls).toBe(1);
     const v1 = cache.version;
     now = 5_000;
-    await cache.fresh();
+    await cache.refreshIfStale(); // fresh() would not wait here: it has a value (stale-while-revalidate)
     expect(calls).toBe(2);
     expect(cache.version).toBe(v1); // same content: nothing to re-apply
     fail = true;
     now = 10_000;
     const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
-    await cache.fresh();
+    await cache.refreshIfStale();
     expect(calls).toBe(3);
     expect(cache.value).toBe(value);
     expect(warn.mock.calls.some((c) => String(c[0]).includes("flags.load_failed"))).toBe(true);
@@ -188,6 +235,75 @@ describe("the override cache", () => {
     await cache.fresh();
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(cache.value).toBeUndefined();
+  });
+});
+
+describe("the override cache under a store that never answers, or answers slowly", () => {
+  afterEach(() => vi.restoreAllMocks());
+  const value = (name: string): OverrideList => ({ overrides: [{ name, definition: { rollout: "on" }, updatedAt: 1 }], invalid: [] });
+  const timed = async (p: Promise<void>) => {
+    const t0 = Date.now();
+    await p;
+    return Date.now() - t0;
+  };
+
+  it("waits the load timeout once, then not again within the TTL, and reads again after it", async () => {
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    let now = 0;
+    let calls = 0;
+    const cache = new OverrideCache({ ttlMs: 5_000, timeoutMs: 200, now: () => now });
+    cache.setLoader(() => {
+      calls++;
+      return new Promise<never>(() => {});
+    });
+    expect(await timed(cache.fresh())).toBeGreaterThanOrEqual(150);
+    expect(cache.stale).toBe(false); // the timed-out read counts as done
+    expect(await timed(cache.fresh())).toBeLessThan(100);
+    expect(calls).toBe(1);
+    now = 5_000;
+    expect(cache.stale).toBe(true);
+    await cache.fresh();
+    expect(calls).toBe(2); // a new read, not the hung one
+  });
+
+  it("serves the cached value at once when stale and refreshes in the background; waits only before the first read and after invalidate()", async () => {
+    let now = 0;
+    let calls = 0;
+    let answer: ((v: OverrideList) => void) | undefined;
+    const cache = new OverrideCache({ ttlMs: 5_000, timeoutMs: 2_000, now: () => now });
+    cache.setLoader(() => {
+      calls++;
+      return new Promise<OverrideList>((resolve) => (answer = resolve));
+    });
+    // Nothing read yet: the first connect waits for the read.
+    const first = cache.fresh();
+    answer!(value("a"));
+    await first;
+    expect(cache.value?.overrides[0]?.name).toBe("a");
+    // Stale: resolves at once with the last value, one read under way for everyone.
+    now = 5_000;
+    expect(await timed(cache.fresh())).toBeLessThan(500);
+    expect(await timed(cache.fresh())).toBeLessThan(500);
+    expect(calls).toBe(2);
+    expect(cache.value?.overrides[0]?.name).toBe("a");
+    const v = cache.version;
+    answer!(value("b"));
+    await cache.refreshIfStale();
+    expect(cache.value?.overrides[0]?.name).toBe("b");
+    expect(cache.version).toBe(v + 1);
+    // An admin change here: the next connect waits for a new read, even with one already under way.
+    now = 10_000;
+    void cache.fresh(); // a background read starts (call 3)
+    cache.invalidate();
+    const afterAdmin = cache.fresh(); // must not reuse read 3, which may predate the change
+    expect(calls).toBe(4);
+    let settled = false;
+    void afterAdmin.then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(settled).toBe(false);
+    answer!(value("c"));
+    await afterAdmin;
+    expect(cache.value?.overrides[0]?.name).toBe("c");
   });
 });
 
@@ -290,6 +406,28 @@ describe("the admin flag routes", () => {
     }
     const list = (await (await adminCall("GET", "/v1/admin/flags")).json()) as { flags: { name: string; source: string }[] };
     expect(list.flags.filter((f) => f.source === "override")).toEqual([]);
+  });
+
+  it(`refuses a new override past ${MAX_OVERRIDES} with 400 (replacing one still works), and GET states the cap`, async () => {
+    const store = env.DIRECTORY!.getByName(FLAG_STORE_NAME);
+    const existing = (await store.listFlagOverrides()).overrides.length;
+    const fillers = Array.from({ length: MAX_OVERRIDES - existing }, (_, i) => `cap_filler_${i}`);
+    try {
+      for (const name of fillers) expect((await store.putFlagOverride(name, { rollout: "off" })).ok).toBe(true);
+      const refused = await adminCall("PUT", "/v1/admin/flags/cap_one_more", { rollout: "on" });
+      expect(refused.status).toBe(400);
+      const body = (await refused.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe("invalid_request");
+      expect(body.error.message).toContain(`at most ${MAX_OVERRIDES} flag overrides`);
+      expect((await store.listFlagOverrides()).overrides.map((o) => o.name)).not.toContain("cap_one_more");
+      // Replacing an existing override is not adding one.
+      expect((await adminCall("PUT", `/v1/admin/flags/${fillers[0] ?? "new_composer"}`, { rollout: "on" })).status).toBe(200);
+      const list = (await (await adminCall("GET", "/v1/admin/flags")).json()) as { maxOverrides: number };
+      expect(list.maxOverrides).toBe(MAX_OVERRIDES);
+    } finally {
+      for (const name of fillers) await store.deleteFlagOverride(name);
+      await reset("cap_one_more");
+    }
   });
 
   it("skips a stored override this build cannot apply, and reports it", async () => {

@@ -125,7 +125,8 @@ export class RoomsDirectory extends DurableObject<Env> {
   /** The overrides table, only in the FLAG_STORE_NAME instance: a shard (or any other name) refuses. */
   #flags(): FlagOverrides {
     const name = this.ctx.id.name;
-    if (name !== undefined && name !== FLAG_STORE_NAME) throw new Error(`flag overrides live in the directory instance "${FLAG_STORE_NAME}", not "${name}"`);
+    // An instance without a name (made from an id, not getByName) is refused too: only the named one may create the table.
+    if (name !== FLAG_STORE_NAME) throw new Error(`flag overrides live in the directory instance "${FLAG_STORE_NAME}", not ${name === undefined ? "an unnamed instance" : `"${name}"`}`);
     return (this.#flagOverrides ??= new FlagOverrides(this.#sql));
   }
 

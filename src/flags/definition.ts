@@ -21,6 +21,8 @@ export const FLAG_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 /** Room-name characters (protocol.md §2) plus `*`. */
 const PATTERN = /^[A-Za-z0-9_.:*-]{1,128}$/;
 export const MAX_FLAGS = 64;
+/** Most overrides the store holds: every isolate loads all of them (refused past it, src/flags/flag-store.ts). */
+export const MAX_OVERRIDES = 64;
 export const MAX_PATTERNS = 100;
 
 const Patterns = v.pipe(
@@ -98,19 +100,28 @@ export interface ParsedFlags {
 }
 
 /**
- * FEATURE_FLAGS: a JSON object `{ "<name>": <definition>, ... }`. Never throws. A value
- * that is not a JSON object gives no flags; within an object each definition stands
- * alone: a bad one is left out (its name falls back to its built-in default, if any) and
- * the good ones apply. Every problem is reported in `errors`.
+ * FEATURE_FLAGS: a JSON object `{ "<name>": <definition>, ... }`, as a string (a TOML string
+ * in `[vars]`) or as the object itself (wrangler also accepts a table or JSON object in
+ * `[vars]`, and then hands the Worker the parsed value). Never throws. A value that is
+ * neither gives no flags; within an object each definition stands alone: a bad one is left
+ * out (its name falls back to its built-in default, if any) and the good ones apply. Every
+ * problem is reported in `errors`.
  */
-export function parseFeatureFlags(raw: string | undefined): ParsedFlags {
+export function parseFeatureFlags(raw: unknown): ParsedFlags {
   const flags = new Map<string, FlagDefinition>();
-  if (raw === undefined || raw.trim() === "") return { flags, errors: [] };
+  if (raw === undefined || (typeof raw === "string" && raw.trim() === "")) return { flags, errors: [] };
   let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (err) {
-    return { flags, errors: [`FEATURE_FLAGS is not JSON (${err instanceof Error ? err.message : String(err)}); no flags from it`] };
+  if (typeof raw === "string") {
+    try {
+      json = JSON.parse(raw);
+    } catch (err) {
+      return { flags, errors: [`FEATURE_FLAGS is not JSON (${err instanceof Error ? err.message : String(err)}); no flags from it`] };
+    }
+  } else if (typeof raw === "object" && raw !== null && !Array.isArray(raw)) {
+    json = raw; // a [vars] table: already parsed
+  } else {
+    const kind = raw === null ? "null" : Array.isArray(raw) ? "an array" : `a ${typeof raw}`;
+    return { flags, errors: [`FEATURE_FLAGS must be a JSON object {"name": {"rollout": ...}} (a string holding one, or a [vars] table), not ${kind}; no flags from it`] };
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     return { flags, errors: ['FEATURE_FLAGS must be a JSON object {"name": {"rollout": ...}}; no flags from it'] };

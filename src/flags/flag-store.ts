@@ -13,7 +13,7 @@
  */
 import type { Env } from "../env.js";
 import { isShardName } from "../directory/shard.js";
-import { checkDefinition, type FlagDefinition } from "./definition.js";
+import { MAX_OVERRIDES, checkDefinition, type FlagDefinition } from "./definition.js";
 
 /** The directory instance that holds the overrides. Never of the form `shard-<n>` (checked below). */
 export const FLAG_STORE_NAME = "flags";
@@ -76,11 +76,23 @@ export class FlagOverrides {
     return { overrides, invalid };
   }
 
-  /** Sets (or replaces) an override; refused unless it is a valid definition for that name. */
+  /**
+   * Sets (or replaces) an override; refused unless it is a valid definition for that name,
+   * and, for a name without an override yet, unless fewer than MAX_OVERRIDES are stored
+   * (every isolate loads them all). Replacing an existing one is always allowed.
+   */
   put(name: string, input: unknown, now: number = Date.now()): PutResult {
     const checked = checkDefinition(name, input);
     if (!checked.ok) return checked;
-    this.#table().exec(
+    const sql = this.#table();
+    const exists = sql.exec("SELECT 1 FROM overrides WHERE name = ?", name).toArray().length > 0;
+    if (!exists) {
+      const count = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM overrides").one().n;
+      if (count >= MAX_OVERRIDES) {
+        return { ok: false, message: `at most ${MAX_OVERRIDES} flag overrides can be stored and ${count} are: DELETE one (or move it into FEATURE_FLAGS) before adding ${name}` };
+      }
+    }
+    sql.exec(
       "INSERT INTO overrides (name, definition, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at",
       name,
       JSON.stringify(checked.definition),

@@ -31,8 +31,19 @@ export interface EffectiveFlag {
 /** FEATURE_FLAGS parsed once per distinct value; its problems logged once per isolate. */
 const parsedVars = new Map<string, ReadonlyMap<string, FlagDefinition>>();
 
-export function varFlags(raw: string | undefined): ReadonlyMap<string, FlagDefinition> {
-  const key = raw ?? "";
+/** The cache key of a FEATURE_FLAGS value: the string itself, or a [vars] table's JSON. */
+function varKey(raw: unknown): string {
+  if (raw === undefined) return "";
+  if (typeof raw === "string") return raw;
+  try {
+    return `\u0000${typeof raw}:${JSON.stringify(raw)}`;
+  } catch {
+    return `\u0000${typeof raw}:unserializable`;
+  }
+}
+
+export function varFlags(raw: unknown): ReadonlyMap<string, FlagDefinition> {
+  const key = varKey(raw);
   let flags = parsedVars.get(key);
   if (!flags) {
     const parsed = parseFeatureFlags(raw);
@@ -81,6 +92,13 @@ type Load = () => Promise<OverrideList>;
 /**
  * Overrides, cached for `ttlMs`. `version` changes whenever a read brings a different set,
  * so a room can tell cheaply whether to re-apply its flags.
+ *
+ * Stale-while-revalidate: once the cache is older than `ttlMs` the next caller starts one
+ * read (shared by every caller while it runs) and goes on with the last value; only when
+ * nothing has been read yet in this isolate, or after `invalidate()` (an admin change
+ * here), does `fresh()` wait for the read. A read is bounded by `timeoutMs`: one that has
+ * not answered by then counts as failed (the last value stays, a new read is allowed after
+ * the TTL), so a store that never answers costs one wait per TTL, not every connect.
  */
 export class OverrideCache {
   readonly #ttlMs: number;
@@ -91,6 +109,10 @@ export class OverrideCache {
   #json = "";
   #readAt = -Infinity;
   #loading: Promise<void> | undefined;
+  /** Bumped by invalidate(): a read started before it must not count as fresh. */
+  #generation = 0;
+  /** True until a read answered in this isolate, and again after invalidate(). */
+  #mustWait = true;
   version = 0;
 
   constructor(options: { ttlMs?: number; timeoutMs?: number; now?: () => number } = {}) {
@@ -112,33 +134,51 @@ export class OverrideCache {
     return this.#load !== undefined && this.#now() - this.#readAt >= this.#ttlMs;
   }
 
-  /** The next read goes to the store (after an admin change in this isolate). */
+  /** The next `fresh()` reads the store and waits for it (after an admin change in this isolate). */
   invalidate(): void {
+    this.#generation++;
     this.#readAt = -Infinity;
+    this.#loading = undefined; // a read already under way may predate the change: start another
+    this.#mustWait = true;
   }
 
-  /** Starts a read if the cache is stale; the promise settles when it answered (never rejects). */
+  /** Starts a read if the cache is stale (or joins the one running); settles when it answered or timed out (never rejects). */
   refreshIfStale(): Promise<void> {
     return this.stale ? this.#refresh() : Promise.resolve();
   }
 
-  /** Resolves once the cache is fresh, or after `timeoutMs` with what it had. Never rejects. */
+  /**
+   * Before a connect. Fresh: resolves at once. Stale with a value read before: starts a
+   * read in the background and resolves at once (the caller uses the last value). Nothing
+   * read yet, or invalidated: waits for the read, at most `timeoutMs`. Never rejects.
+   */
   async fresh(): Promise<void> {
     if (!this.stale) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.#timeoutMs);
-    });
-    await Promise.race([this.#refresh(), timeout]);
-    clearTimeout(timer);
+    const read = this.#refresh();
+    if (this.#mustWait) await read;
   }
 
   #refresh(): Promise<void> {
     const load = this.#load;
     if (!load) return Promise.resolve();
+    const generation = this.#generation;
     this.#loading ??= (async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), this.#timeoutMs);
+      });
+      let answered = false;
       try {
-        const value = await load();
+        const value = await Promise.race([load(), timedOut]);
+        if (generation !== this.#generation) return; // invalidated meanwhile: a newer read decides
+        if (value === "timeout") {
+          log("warn", "flags.load_failed", {
+            error: `the store did not answer within ${this.#timeoutMs} ms`,
+            message: "using the overrides read last (none before the first read); read again after the TTL",
+          });
+          return;
+        }
+        answered = true;
         for (const bad of value.invalid) log("error", "flags.invalid_override", { name: bad.name, message: bad.message });
         const json = JSON.stringify(value.overrides.map((o) => [o.name, o.definition]));
         if (json !== this.#json) {
@@ -147,11 +187,17 @@ export class OverrideCache {
         }
         this.#value = value;
       } catch (err) {
-        log("warn", "flags.load_failed", { error: describeError(err), message: "using the overrides read last (none before the first read)" });
+        if (generation === this.#generation) log("warn", "flags.load_failed", { error: describeError(err), message: "using the overrides read last (none before the first read)" });
       } finally {
-        // A failure waits for the next TTL too: a broken store is not asked on every connect.
-        this.#readAt = this.#now();
-        this.#loading = undefined;
+        clearTimeout(timer);
+        if (generation === this.#generation) {
+          // A failure or a timeout waits for the next TTL too: a broken store is not asked on every connect.
+          this.#readAt = this.#now();
+          this.#loading = undefined;
+          // Waiting is for "nothing read yet" and for an admin change here: a failed attempt ends the
+          // latter (the next connects use the last value); the former lasts until a read answers.
+          this.#mustWait = !answered && this.#value === undefined;
+        }
       }
     })();
     return this.#loading;
@@ -175,7 +221,7 @@ export class Flags {
   readonly #cache: OverrideCache;
   #merged: Map<string, EffectiveFlag> | undefined;
   #mergedVersion = -1;
-  #mergedVar: string | undefined;
+  #mergedVar: unknown;
 
   constructor(env: Env, cache: OverrideCache = overridesFor(env)) {
     this.#env = env;
@@ -196,4 +242,9 @@ export class Flags {
     }
     return this.#merged;
   }
+}
+
+/** The built-in defaults alone: what applies when the flags cannot be worked out at all. */
+export function builtinFlags(): Map<string, EffectiveFlag> {
+  return mergeFlags(new Map(), undefined);
 }

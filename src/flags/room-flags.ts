@@ -4,7 +4,8 @@
  * read of the overrides, a new room name). Costs a number compare per message while
  * nothing changed; never sets a timer, so an idle room stays idle.
  */
-import { featuresFor, roomFlag, type EffectiveFlag, type Flags } from "./flags.js";
+import { describeError, log } from "../log.js";
+import { builtinFlags, featuresFor, roomFlag, type EffectiveFlag, type Flags } from "./flags.js";
 
 /** What the room does with its room-level flags (called at start and after each change). */
 export type ApplyFlags = (on: (name: string) => boolean, flags: ReadonlyMap<string, EffectiveFlag>) => void;
@@ -20,7 +21,21 @@ export class RoomFlags {
     this.#flags = flags;
     this.#room = room;
     this.#apply = apply;
-    this.sync();
+    // Built inside the room's constructor (blockConcurrencyWhile): a throw here would reset the
+    // room on every start. Whatever goes wrong, the room starts with the built-in defaults.
+    try {
+      this.sync();
+    } catch (err) {
+      log("error", "flags.init_failed", { error: describeError(err), message: "the room starts with the built-in flag defaults" });
+      const builtins = builtinFlags();
+      const room = this.#room() ?? "";
+      this.#applied = undefined; // try the real flags again on the next sync
+      try {
+        this.#apply((name) => roomFlag(builtins, name, room), builtins);
+      } catch {
+        // Nothing more to fall back to: the room's own defaults stay.
+      }
+    }
   }
 
   /** Re-applies the room-level flags if the flags in force or the room's name changed. */
@@ -33,9 +48,15 @@ export class RoomFlags {
     this.#apply((name) => roomFlag(current, name, room), current);
   }
 
-  /** Before a connect: waits for a fresh read if the cache is stale (bounded), then syncs. */
+  /**
+   * Before a connect: with a stale cache, starts a read and applies it when it answers;
+   * waits for it (bounded) only when nothing was read yet in this isolate or after an admin
+   * change here (OverrideCache.fresh), otherwise the welcome uses the last value.
+   */
   async fresh(): Promise<void> {
-    await this.#flags.cache.fresh();
+    const cache = this.#flags.cache;
+    if (cache.stale) void cache.refreshIfStale().then(() => this.sync()).catch((err: unknown) => log("error", "flags.apply_failed", { error: describeError(err) }));
+    await cache.fresh();
     this.sync();
   }
 

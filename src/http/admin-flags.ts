@@ -4,7 +4,8 @@
  *
  * - `GET    /flags` → every flag in force: its definition, where it came from, the default
  *   (built-in or FEATURE_FLAGS) and the override, plus FEATURE_FLAGS's problems if any;
- * - `PUT    /flags/:name` `{"rollout": ..., "expose"?: bool}` → stores the override;
+ * - `PUT    /flags/:name` `{"rollout": ..., "expose"?: bool}` → stores the override (a new name
+ *   is refused with 400 once MAX_OVERRIDES are stored: every isolate loads them all);
  * - `DELETE /flags/:name` → removes it: the default applies again.
  *
  * Like every admin route these need `admin` on `*` (checked by admin.ts; mounted anywhere
@@ -15,7 +16,7 @@
 import { Hono, type Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv, Env } from "../env.js";
-import { BUILTIN_FLAGS, FLAG_NAME, checkDefinition, parseFeatureFlags, type FlagDefinition } from "../flags/definition.js";
+import { BUILTIN_FLAGS, FLAG_NAME, MAX_OVERRIDES, checkDefinition, parseFeatureFlags, type FlagDefinition } from "../flags/definition.js";
 import { flagStore, type OverrideList } from "../flags/flag-store.js";
 import { CACHE_TTL_MS, mergeFlags, overridesFor, varFlags } from "../flags/flags.js";
 import { log } from "../log.js";
@@ -94,6 +95,7 @@ adminFlags.get("/flags", async (c) => {
   return c.json({
     flags: listing(c.env, overrides),
     cacheTtlMs: CACHE_TTL_MS,
+    maxOverrides: MAX_OVERRIDES,
     ...(configErrors.length > 0 ? { configErrors } : {}),
     ...(overrides.invalid.length > 0 ? { invalidOverrides: overrides.invalid } : {}),
   });

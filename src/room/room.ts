@@ -89,7 +89,8 @@ export class Room extends DurableObject<Env> {
       const identity = readHeader(request, IDENTITY_HEADER, Identity);
       if (!identity) return errorResponse("invalid_request", "missing or malformed internal identity");
       if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return errorResponse("upgrade_required");
-      // Flags for the welcome: a fresh read of the overrides if the cache is stale (bounded, src/flags/flags.ts).
+      // Flags for the welcome: the cached overrides (a stale cache is re-read in the background); waits, bounded, only
+      // before this isolate's first read or after an admin change here (src/flags/flags.ts OverrideCache.fresh).
       await this.#core.flags.fresh();
       const protocol = request.headers.get(PROTOCOL_HEADER);
       return this.#core.connect(identity, readHeader(request, RESUME_HEADER, ResumeHeader), isProtocolVersion(protocol) ? protocol : PROTOCOL_V1);
