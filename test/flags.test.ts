@@ -307,6 +307,30 @@ describe("the override cache under a store that never answers, or answers slowly
   });
 });
 
+describe("a room's flags before a connect", () => {
+  it("does not wait for a stale read when it has a value, and applies the read when it answers", async () => {
+    let now = 0;
+    let answer: ((v: OverrideList) => void) | undefined;
+    const cache = new OverrideCache({ ttlMs: 5_000, timeoutMs: 2_000, now: () => now });
+    cache.setLoader(() => new Promise<OverrideList>((resolve) => (answer = resolve)));
+    const adaptive: boolean[] = [];
+    const room = new RoomFlags(new Flags({} as never, cache), () => "r", (on) => adaptive.push(on("adaptive_batching")));
+    const first = room.fresh();
+    answer!({ overrides: [], invalid: [] });
+    await first;
+    now = 5_000;
+    const t0 = Date.now();
+    await room.fresh();
+    expect(Date.now() - t0).toBeLessThan(500);
+    const applied = adaptive.length;
+    expect(adaptive.at(-1)).toBe(true);
+    answer!({ overrides: [{ name: "adaptive_batching", definition: { rollout: "off" }, updatedAt: 1 }], invalid: [] });
+    await cache.refreshIfStale();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(adaptive.slice(applied)).toEqual([false]); // applied by the background read, without another connect
+  });
+});
+
 describe("welcome.features", () => {
   it("holds the exposed flags for this user and room, the same on every connection", async () => {
     const room = uniqueRoom("beta");
