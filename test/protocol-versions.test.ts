@@ -118,7 +118,7 @@ describe("a room on an older release (gradual deploy or rollback)", () => {
     ws.accept();
     expect(await closed).toBe(4000);
     expect(frames).toEqual([{ type: "error", code: "going_away", message: expect.stringContaining("older server release") }]);
-    expect(frames[0].message).toContain(PROTOCOL_V1);
+    expect(frames[0]!.message).toContain(PROTOCOL_V1);
     // The room's socket is released, not left open.
     expect(await roomClosed).toBe(4000);
   });

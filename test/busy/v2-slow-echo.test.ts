@@ -41,7 +41,7 @@ describe("roomcast.v2 and flow control", () => {
     const back = await connect(room, jwt, { protocols: [PROTOCOL_V2], resume: { epoch: welcome.epoch, after: applied } });
     expect((await back.next("welcome")).resume).toEqual({ recovered: true });
     await back.until((frames) => own({ frames }, "mine").length > 0);
-    const [echo] = own(back, "mine") as Extract<ServerFrame, { type: "message" }>[];
+    const echo = own(back, "mine")[0] as Extract<ServerFrame, { type: "message" }>;
     expect(echo.from).toBe(welcome.userId);
     expect(echo.seq).toBeGreaterThan(applied);
     back.close();
