@@ -6,12 +6,15 @@
  * When a change takes effect (docs/operations.md "Feature flags"):
  * - a FEATURE_FLAGS change: with the deploy that sets it (a new version, new isolates);
  * - an override: once the cache of the isolate running the room is older than
- *   CACHE_TTL_MS, the next connect waits for a fresh read (at most LOAD_TIMEOUT_MS) and its
- *   welcome shows it; a room's own behaviour follows on the first message or connect after
- *   that (the read is started then, and applied when it answers). The isolate that served
- *   the admin call forgets its cache at once.
- * - if the store cannot be read, the last overrides read stay in force (none before the
- *   first read), logged as `flags.load_failed`; a connect is never refused over flags.
+ *   CACHE_TTL_MS, the next connect or stored message starts a read (the connect's welcome
+ *   still uses the last value: stale-while-revalidate); welcomes after the read answered
+ *   show it, and the room's own behaviour is re-applied when it answers. A connect waits
+ *   for the read (at most LOAD_TIMEOUT_MS) only before this isolate's first read and after
+ *   an admin change in this isolate (which forgets its cache at once).
+ * - if the store cannot be read or does not answer within LOAD_TIMEOUT_MS, the last
+ *   overrides read stay in force (none before the first read), logged as
+ *   `flags.load_failed`, and the store is asked again after CACHE_TTL_MS; a connect is never
+ *   refused over flags.
  */
 import type { Env } from "../env.js";
 import { describeError, log } from "../log.js";
@@ -20,7 +23,7 @@ import { FLAG_STORE_NAME, type OverrideList } from "./flag-store.js";
 
 /** How long overrides read from the store are used before being read again. */
 export const CACHE_TTL_MS = 5_000;
-/** A connect waits at most this long for the store; then it goes on with what was last read. */
+/** A read of the store that has not answered by then counts as failed (a waiting connect goes on with what was last read). */
 export const LOAD_TIMEOUT_MS = 1_000;
 
 export interface EffectiveFlag {
