@@ -64,7 +64,9 @@ interface Builtin {
 /** Flags the server itself reads. Their defaults hold when FEATURE_FLAGS does not define them. */
 export const BUILTIN_FLAGS: Readonly<Record<string, Builtin>> = {
   adaptive_batching: {
-    definition: { rollout: "on" },
+    // Off by default since the full benchmark run full-4 (docs/benchmarks.md): on a quiet machine the
+    // adaptive window cost 8-28 % more server CPU per delivery than the fixed rules, with no p99 gain.
+    definition: { rollout: "off" },
     scope: "room",
     description: "live fan-out batches by the room's measured load (broadcaster.adaptive); off: the fixed rules",
   },
