@@ -5,6 +5,7 @@
  * and arrive a task later, as in a browser; killing a tab drops its channels and
  * releases its locks at once, as closing a tab does.
  */
+import { afterEach, beforeEach, vi } from "vitest";
 import { createClient, type ClientOptions, type RoomcastClient } from "../../src/client.js";
 import type { RoomHandle } from "../../src/tabs/handle.js";
 import type { ChannelLike, LockManagerLike, TabPlatform } from "../../src/tabs/platform.js";
@@ -160,4 +161,24 @@ export class FakeTab {
 export function tokenFor(sub: string): string {
   const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
   return `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub, exp: 4_000_000_000 })}.sig`;
+}
+
+/**
+ * The setup every tabs test shares: fake timers at a fixed date, `Math.random` pinned to 0 and
+ * a fresh FakeBrowser per test (handed to `use`), every live tab's client closed afterwards.
+ */
+export function useFakeBrowser(use: (browser: FakeBrowser) => void): void {
+  let browser: FakeBrowser | undefined;
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(new Date("2030-01-01T00:00:00Z"));
+    vi.spyOn(Math, "random").mockReturnValue(0);
+    browser = new FakeBrowser();
+    use(browser);
+  });
+  afterEach(() => {
+    for (const tab of browser?.tabs ?? []) if (!tab.dead) tab.client.close();
+    vi.useRealTimers();
+    vi.restoreAllMocks();
+  });
 }

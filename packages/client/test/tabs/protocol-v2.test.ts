@@ -3,24 +3,12 @@
  * follower's publish from its echo (no ack frame comes) and relays the outcome.
  */
 import { PROTOCOL_V2 } from "@roomcast/protocol";
-import { afterEach, beforeEach, expect, it, vi } from "vitest";
+import { expect, it } from "vitest";
 import { advance, observe } from "../unit/fake-socket.js";
-import { FakeBrowser, tokenFor } from "./fake-tabs.js";
+import { FakeBrowser, tokenFor, useFakeBrowser } from "./fake-tabs.js";
 
 let browser: FakeBrowser;
-
-beforeEach(() => {
-  vi.useFakeTimers();
-  vi.setSystemTime(new Date("2030-01-01T00:00:00Z"));
-  vi.spyOn(Math, "random").mockReturnValue(0);
-  browser = new FakeBrowser();
-});
-
-afterEach(() => {
-  for (const tab of browser.tabs) if (!tab.dead) tab.client.close();
-  vi.useRealTimers();
-  vi.restoreAllMocks();
-});
+useFakeBrowser((b) => (browser = b));
 
 it("settles a follower tab's publish from the echo on the leader's v2 socket, in that tab, with one ack event per tab", async () => {
   const leader = browser.open(tokenFor("alice"));

@@ -4,7 +4,7 @@
  * duplicate nothing. Fake tabs in one process (fake-tabs.ts), fake sockets, fake timers.
  */
 import type { Message } from "@roomcast/protocol";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createClient } from "../../src/client.js";
 import { memoryStorage, type OutboxEntry, type OutboxStorage } from "../../src/outbox.js";
 import { Room } from "../../src/room.js";
@@ -13,22 +13,10 @@ import { unverifiedSubject } from "../../src/tabs/platform.js";
 import type { RoomHandle } from "../../src/tabs/handle.js";
 import type { GapInfo } from "../../src/room.js";
 import { advance, messageAt, member, observe, BASE_URL } from "../unit/fake-socket.js";
-import { FakeBrowser, tokenFor, type FakeTab } from "./fake-tabs.js";
+import { FakeBrowser, tokenFor, useFakeBrowser, type FakeTab } from "./fake-tabs.js";
 
 let browser: FakeBrowser;
-
-beforeEach(() => {
-  vi.useFakeTimers();
-  vi.setSystemTime(new Date("2030-01-01T00:00:00Z"));
-  vi.spyOn(Math, "random").mockReturnValue(0);
-  browser = new FakeBrowser();
-});
-
-afterEach(() => {
-  for (const tab of browser.tabs) if (!tab.dead) tab.client.close();
-  vi.useRealTimers();
-  vi.restoreAllMocks();
-});
+useFakeBrowser((b) => (browser = b));
 
 /** Records what a tab's handle delivers. */
 function watch(room: RoomHandle): { seqs: number[]; gaps: GapInfo[] } {

@@ -2,25 +2,13 @@
  * SharedRoom.stats(): the leader tab's room measures the group's one socket; the
  * other tabs get its numbers relayed after each of its pongs.
  */
-import { afterEach, beforeEach, expect, it, vi } from "vitest";
+import { expect, it } from "vitest";
 import type { SharedRoom } from "../../src/tabs/shared-room.js";
 import { advance } from "../unit/fake-socket.js";
-import { FakeBrowser, tokenFor } from "./fake-tabs.js";
+import { FakeBrowser, tokenFor, useFakeBrowser } from "./fake-tabs.js";
 
 let browser: FakeBrowser;
-
-beforeEach(() => {
-  vi.useFakeTimers();
-  vi.setSystemTime(new Date("2030-01-01T00:00:00Z"));
-  vi.spyOn(Math, "random").mockReturnValue(0);
-  browser = new FakeBrowser();
-});
-
-afterEach(() => {
-  for (const tab of browser.tabs) if (!tab.dead) tab.client.close();
-  vi.useRealTimers();
-  vi.restoreAllMocks();
-});
+useFakeBrowser((b) => (browser = b));
 
 it("relays the leader's RTT and publish→ack numbers to the other tabs after each pong; state is each tab's", async () => {
   const options = { pingIntervalMs: 1_000, pongTimeoutMs: 900 };
