@@ -4,25 +4,17 @@
  * and `room.onBroadcast` gets other connections' broadcasts without touching the
  * message position. Fake sockets, fake timers; every frame checked by the protocol's decoders.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RoomcastClient } from "../../src/client.js";
 import type { Broadcast } from "../../src/ephemeral.js";
 import { RoomcastClientError } from "../../src/errors.js";
-import { advance, observe, testClient } from "./fake-socket.js";
+import { advance, observe, testClient, useFakeTime } from "./fake-socket.js";
 
 let client: RoomcastClient | undefined;
 
-beforeEach(() => {
-  vi.useFakeTimers();
-  vi.setSystemTime(new Date("2030-01-01T00:00:00Z"));
-  vi.spyOn(Math, "random").mockReturnValue(0);
-});
-
-afterEach(() => {
+useFakeTime(() => {
   client?.close();
   client = undefined;
-  vi.useRealTimers();
-  vi.restoreAllMocks();
 });
 
 /** Rate 5/s, burst 3: one token is kept for the Connection's refresh, so two frames at once. */

@@ -16,7 +16,7 @@ import {
   type ServerFrame,
   type WelcomeFrame,
 } from "@roomcast/protocol";
-import { vi } from "vitest";
+import { afterEach, beforeEach, vi } from "vitest";
 import { createClient, type ClientOptions, type RoomcastClient } from "../../src/client.js";
 import type { SocketFactory, SocketLike } from "../../src/transport.js";
 
@@ -305,4 +305,22 @@ export function observe<T>(promise: Promise<T>): Observed<T> {
       return state.error;
     },
   };
+}
+
+/**
+ * The per-test clock every client unit test shares: fake timers at a fixed date, `Math.random`
+ * pinned to 0 (backoff retries happen at once); after each test `cleanup` (close the client)
+ * runs, then real timers and mocks come back.
+ */
+export function useFakeTime(cleanup: () => void): void {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(new Date("2030-01-01T00:00:00Z"));
+    vi.spyOn(Math, "random").mockReturnValue(0);
+  });
+  afterEach(() => {
+    cleanup();
+    vi.useRealTimers();
+    vi.restoreAllMocks();
+  });
 }

@@ -4,25 +4,17 @@
  * `rate_limited` answer means "send it again later", never "drop it". A fake
  * server here charges exactly as src/room/frame-handlers.ts does, from one bucket.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RoomcastClient } from "../../src/client.js";
 import type { PublishFailure } from "../../src/outbox.js";
 import { Pacer } from "../../src/pacer.js";
-import { advance, messageAt, observe, testClient, type FakeSocket } from "./fake-socket.js";
+import { advance, messageAt, observe, testClient, type FakeSocket, useFakeTime } from "./fake-socket.js";
 
 let client: RoomcastClient | undefined;
 
-beforeEach(() => {
-  vi.useFakeTimers();
-  vi.setSystemTime(new Date("2030-01-01T00:00:00Z"));
-  vi.spyOn(Math, "random").mockReturnValue(0);
-});
-
-afterEach(() => {
+useFakeTime(() => {
   client?.close();
   client = undefined;
-  vi.useRealTimers();
-  vi.restoreAllMocks();
 });
 
 const LIMITS = { maxMessageBytes: 65_536, publishRatePerSecond: 5, publishBurst: 10, livenessTimeoutSeconds: 86_400 };

@@ -4,25 +4,17 @@
  * (live, batched or replayed) as the ack of its publish.
  */
 import { PROTOCOL_V1, PROTOCOL_V2, type Message } from "@roomcast/protocol";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ClientOptions, RoomcastClient } from "../../src/client.js";
 import type { PublishAck } from "../../src/outbox.js";
 import type { StateChange } from "../../src/connection.js";
-import { TOKEN, advance, messageAt, observe, testClient } from "./fake-socket.js";
+import { TOKEN, advance, messageAt, observe, testClient, useFakeTime } from "./fake-socket.js";
 
 let client: RoomcastClient | undefined;
 
-beforeEach(() => {
-  vi.useFakeTimers();
-  vi.setSystemTime(new Date("2030-01-01T00:00:00Z"));
-  vi.spyOn(Math, "random").mockReturnValue(0); // retries happen at once
-});
-
-afterEach(() => {
+useFakeTime(() => {
   client?.close();
   client = undefined;
-  vi.useRealTimers();
-  vi.restoreAllMocks();
 });
 
 async function started(options: Partial<ClientOptions> = {}) {

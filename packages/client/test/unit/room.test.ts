@@ -4,12 +4,12 @@
  * leave and history, on fake sockets with fake timers.
  */
 import { MESSAGE_ID, type Member, type Message } from "@roomcast/protocol";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ClientOptions, RoomcastClient } from "../../src/client.js";
 import { createClient } from "../../src/client.js";
 import { RoomcastClientError } from "../../src/errors.js";
 import type { GapInfo } from "../../src/room.js";
-import { advance, member, messageAt, observe, testClient } from "./fake-socket.js";
+import { advance, member, messageAt, observe, testClient, useFakeTime } from "./fake-socket.js";
 
 const defaults: Partial<ClientOptions> = {
   backoff: { minMs: 1_000, maxMs: 8_000, factor: 2 },
@@ -19,17 +19,9 @@ const defaults: Partial<ClientOptions> = {
 
 let client: RoomcastClient | undefined;
 
-beforeEach(() => {
-  vi.useFakeTimers();
-  vi.setSystemTime(new Date("2030-01-01T00:00:00Z"));
-  vi.spyOn(Math, "random").mockReturnValue(0); // retries happen at once
-});
-
-afterEach(() => {
+useFakeTime(() => {
   client?.close();
   client = undefined;
-  vi.useRealTimers();
-  vi.restoreAllMocks();
 });
 
 function start(options: Partial<ClientOptions> = {}, name = "lobby") {

@@ -2,10 +2,10 @@
  * room.stats(): ping→pong RTT and publish→ack latency over a bounded window, on
  * fake sockets with fake timers (which also drive `performance.now()`).
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { ClientOptions, RoomcastClient } from "../../src/client.js";
 import { PingClock, SampleWindow, WINDOW } from "../../src/stats.js";
-import { advance, observe, testClient } from "./fake-socket.js";
+import { advance, observe, testClient, useFakeTime } from "./fake-socket.js";
 
 const PING_EVERY = 1_000;
 const defaults: Partial<ClientOptions> = {
@@ -17,17 +17,9 @@ const defaults: Partial<ClientOptions> = {
 
 let client: RoomcastClient | undefined;
 
-beforeEach(() => {
-  vi.useFakeTimers();
-  vi.setSystemTime(new Date("2030-01-01T00:00:00Z"));
-  vi.spyOn(Math, "random").mockReturnValue(0);
-});
-
-afterEach(() => {
+useFakeTime(() => {
   client?.close();
   client = undefined;
-  vi.useRealTimers();
-  vi.restoreAllMocks();
 });
 
 async function connected(options: Partial<ClientOptions> = {}) {
