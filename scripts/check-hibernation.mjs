@@ -11,11 +11,11 @@
 //   npm run check:hibernation
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SignJWT } from "jose";
+import { freePort } from "./lib/ports.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const SECRET = "roomcast-dev-only-hibernation-check";
@@ -24,12 +24,7 @@ const PING_MS = 4_000;
 const DEADLINE_MS = 120_000;
 
 const say = (msg) => console.error(`[hibernation] ${msg}`);
-const port = await new Promise((resolve) => {
-  const srv = createServer().listen(0, "127.0.0.1", () => {
-    const { port } = srv.address();
-    srv.close(() => resolve(port));
-  });
-});
+const port = await freePort();
 const persist = mkdtempSync(join(tmpdir(), "roomcast-hib-"));
 const room = `hib-${Date.now().toString(36)}`;
 let output = "";

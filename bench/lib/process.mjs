@@ -16,7 +16,6 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 
 /**
  * @typedef {object} SpawnPinnedOptions
@@ -398,24 +397,5 @@ export async function startNodeServer(script, label, { port, cpus, log }) {
   return runningServer(`http://127.0.0.1:${port}`, server);
 }
 
-export async function freePort(host = "127.0.0.1", { not = [] } = {}) {
-  // The kernel can hand out the port it just gave us (not yet bound by the server
-  // that asked for it): skip the ones the caller already holds.
-  for (let i = 0; i < 20; i++) {
-    const port = await anyPort(host);
-    if (!not.includes(port)) return port;
-  }
-  throw new Error(`no free port on ${host} other than ${not.join(", ")}`);
-}
-
-function anyPort(host) {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once("error", reject);
-    srv.listen({ host, port: 0 }, () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
-    });
-  });
-}
+// Ports below the kernel's ephemeral range, never handed out twice: see scripts/lib/ports.mjs.
+export { freePort } from "../../scripts/lib/ports.mjs";

@@ -8,9 +8,9 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../lib/ports.mjs";
 
 export const BROWSER_PATHS = {
   chromium: "/usr/bin/chromium",
@@ -108,15 +108,6 @@ export async function runFirefox(pageUrl, cfg) {
     await browser.close();
     rmSync(profile, { recursive: true, force: true });
   }
-}
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Spawns a command in its own process group; `stop()` ends the whole group. */

@@ -35,22 +35,6 @@ const ROW_TIMEOUT_MS = 45_000;
 export const RELEASE_SERVER_VARS = { PRESENCE_GRACE_SECONDS: "1" };
 
 /**
- * `startServer`, tried again (up to 3 times) when wrangler lost a port race: two `wrangler dev`
- * starting at once (ours, or another process's on this machine) both pick the first free
- * inspector port (9229 up) and the later one fails with "Address already in use".
- */
-export async function startServerRetrying(vars, options = {}) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startServer(vars, options);
-    } catch (err) {
-      if (attempt >= 3 || !String(err?.message).includes("Address already in use")) throw err;
-      await new Promise((r) => setTimeout(r, 300 + Math.random() * 1200));
-    }
-  }
-}
-
-/**
  * `previousRelease({ client: true })` in a child Node: its checkout and build are
  * synchronous (57 s for the client build on a cold cache under load here) and would stall
  * this process's own server start.
@@ -79,7 +63,7 @@ export async function startPreviousRelease() {
     const release = await previousReleaseInChild();
     seconds.release = (Date.now() - t0) / 1000;
     const t1 = Date.now();
-    const server = await startServerRetrying(RELEASE_SERVER_VARS, { root: release.root });
+    const server = await startServer(RELEASE_SERVER_VARS, { root: release.root });
     seconds.server = (Date.now() - t1) / 1000;
     return { release, server, seconds };
   } catch (err) {

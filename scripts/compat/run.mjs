@@ -17,9 +17,9 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { mintToken } from "../../packages/client/test/integration/server.ts";
+import { mintToken, startServer } from "../../packages/client/test/integration/server.ts";
 import { BROWSER_PATHS, runChromium, runFirefox, runWebKit } from "./browsers.mjs";
-import { runReleaseRows, startPreviousRelease, startServerRetrying } from "./releases.mjs";
+import { runReleaseRows, startPreviousRelease } from "./releases.mjs";
 import { startStaticServer } from "./static-server.mjs";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -157,7 +157,7 @@ ensureDemoAssets();
 const control = await startStaticServer();
 // The previous release's checkout, client build and server start run while this server starts.
 const previous = selected.includes("releases") ? startPreviousRelease() : undefined;
-const server = await startServerRetrying({
+const server = await startServer({
   ALLOWED_ORIGINS: control.url,
   PRESENCE_GRACE_SECONDS: "1",
 }).catch(async (err) => {

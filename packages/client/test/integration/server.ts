@@ -5,11 +5,11 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SignJWT } from "jose";
+import { freePort, isAddressInUse } from "../../../../scripts/lib/ports.mjs";
 
 const root = fileURLToPath(new URL("../../../../", import.meta.url));
 export const SECRET = "roomcast-dev-only-integration-tests";
@@ -29,42 +29,32 @@ export interface TestServer {
   output(): string;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 export interface ServerOptions {
   /** The checkout whose wrangler.toml and sources to serve (default: this repository). */
   root?: string;
 }
 
 export async function startServer(vars: Record<string, string> = {}, options: ServerOptions = {}): Promise<TestServer> {
-  const port = await freePort();
+  let port = await freePort();
   let codeRoot = options.root ?? root;
   const persist = mkdtempSync(join(tmpdir(), "roomcast-it-"));
   let child: ChildProcess | undefined;
   let log = "";
   // Explicit values for everything .dev.vars might otherwise supply, so runs do not
   // depend on a developer's local file.
-  const allVars = {
+  const allVars = () => ({
     JWT_SECRET: SECRET,
     ENVIRONMENT: "development",
     ALLOWED_ORIGINS: `http://127.0.0.1:${port},http://localhost:${port}`,
     DEV_TOKEN_ENDPOINT: "enabled",
     ...vars,
-  };
+  });
 
-  const start = async (startOptions: { root?: string } = {}) => {
-    if (startOptions.root !== undefined) codeRoot = startOptions.root;
+  const launch = async () => {
     // A free inspector port of its own: two `wrangler dev` starting at once would both take 9229 and one would die.
     const inspectorPort = await freePort();
     const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persist, "--show-interactive-dev-session=false"];
-    for (const [k, v] of Object.entries(allVars)) args.push("--var", `${k}:${v}`);
+    for (const [k, v] of Object.entries(allVars())) args.push("--var", `${k}:${v}`);
     const proc = spawn(join(root, "node_modules/.bin/wrangler"), args, {
       cwd: codeRoot,
       env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
@@ -73,9 +63,10 @@ export async function startServer(vars: Record<string, string> = {}, options: Se
     });
     child = proc;
     let ready = false;
+    const from = log.length; // a restart's log already holds the last start's "Ready"
     const onData = (d: Buffer) => {
       log += d.toString();
-      if (log.includes(`Ready on http://127.0.0.1:${port}`)) ready = true;
+      if (log.includes(`Ready on http://127.0.0.1:${port}`, from)) ready = true;
     };
     proc.stdout!.on("data", onData);
     proc.stderr!.on("data", onData);
@@ -92,15 +83,39 @@ export async function startServer(vars: Record<string, string> = {}, options: Se
     }
   };
 
+  // Another process can take a port between the check and wrangler's bind (see
+  // scripts/lib/ports.mjs): the first start moves to another port, a restart (which must
+  // keep its URL) waits and tries the same one again.
+  const startOn = async (firstStart: boolean) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await launch();
+      } catch (err) {
+        await kill(); // whatever it left running (workerd outlives a wrangler that gave up)
+        if (attempt >= 4 || !isAddressInUse(err)) {
+          if (firstStart) rmSync(persist, { recursive: true, force: true });
+          throw err;
+        }
+        if (firstStart) port = await freePort();
+        else await new Promise((r) => setTimeout(r, 250 * attempt));
+      }
+    }
+  };
+
+  const start = async (startOptions: { root?: string } = {}) => {
+    if (startOptions.root !== undefined) codeRoot = startOptions.root;
+    await startOn(false);
+  };
+
   const kill = async () => {
     const proc = child;
     child = undefined;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = new Promise((r) => proc.once("exit", r));
+    if (!proc) return;
+    const exited = proc.exitCode !== null || proc.signalCode !== null ? Promise.resolve() : new Promise((r) => proc.once("exit", r));
     try {
-      process.kill(-proc.pid!, "SIGKILL");
+      process.kill(-proc.pid!, "SIGKILL"); // the whole group, even if wrangler itself has exited
     } catch {
-      proc.kill("SIGKILL");
+      if (proc.exitCode === null) proc.kill("SIGKILL");
     }
     await exited;
     // Wait until the port is free again.
@@ -109,7 +124,7 @@ export async function startServer(vars: Record<string, string> = {}, options: Se
     }
   };
 
-  await start();
+  await startOn(true);
   return {
     url: `http://127.0.0.1:${port}`,
     kill,
