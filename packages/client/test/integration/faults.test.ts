@@ -6,7 +6,7 @@
  * proxy after its client gave it up is a leak (#12 §1 saw 12 per fault run).
  */
 import { createServer, connect, type Server, type Socket } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { createClient, type Room, type RoomcastClient } from "../../src/index.js";
 import { socketFactoryFrom } from "../../src/transport.js";
@@ -135,6 +135,9 @@ describe("a ws socket given up while still connecting (the upgrade never answere
     const { port } = silent.address() as { port: number };
     let sockets = 0;
     const factory = socketFactoryFrom(WebSocket);
+    // Full jitter draws the retry from [0, 60 s): pinned mid-range, so no second socket can come within the test
+    // (CI once drew one under 200 ms and counted 2 sockets).
+    const random = vi.spyOn(Math, "random").mockReturnValue(0.5);
     const c = createClient({
       url: `http://127.0.0.1:${port}`,
       token: "t",
@@ -153,6 +156,7 @@ describe("a ws socket given up while still connecting (the upgrade never answere
       expect(sockets).toBe(1);
       await waitFor("the TCP connection closed by the client", () => closedByClient, 5_000);
     } finally {
+      random.mockRestore();
       c.close();
       for (const s of held) s.destroy();
       await new Promise((resolve) => silent.close(resolve));
