@@ -26,8 +26,12 @@ async function setFlag(name: string, definition: unknown | null): Promise<void> 
 
 const CLUMPS = 10;
 const CLUMP = 4;
-/** The pause before each burst: over the fixed rules' 2 ms, under the adaptive rules' 25 ms quiet time. */
-const PAUSE_STEPS = 3;
+/**
+ * The pause before each burst: over the fixed rules' 2 ms (their window is closed again and the
+ * burst starts afresh), well under the adaptive window that is still open after the previous
+ * burst (up to MAX_WAIT_MS twice: it held the burst's tail, and traffic came, so it opened again).
+ */
+const PAUSE_STEPS = 2;
 const STEP_MS = 2;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -38,8 +42,7 @@ interface Clump {
   /** The pause before it, measured in the room (ms). */
   pauseMs: number;
   /**
-   * Not the first burst, and the pause was as meant: 4-18 ms, no step of it more than 5 ms
-   * late (so the room's own window timers, 1-2 ms chains set before it, had run too).
+   * Not the first burst, and the pause was as meant: 4-7 ms in short steps (so the fixed rules' 1 ms window chain has run), none more than 2 ms late.
    */
   clean: boolean;
 }
@@ -47,8 +50,7 @@ interface Clump {
 /**
  * Inside the room: one warm-up message (the first after a flag change starts the room's
  * read of the overrides; the pause lets it answer), then CLUMPS bursts of CLUMP publishes
- * in one synchronous turn, each after a pause of PAUSE_STEPS short timers (short steps, so
- * the broadcaster's own window timers, set earlier, have all run before the burst).
+ * in one synchronous turn, each after a pause of PAUSE_STEPS short timers.
  */
 async function clumpsInRoom(instance: Room, room: string, tag: string): Promise<Clump[]> {
   const identity = { userId: "backend", room, permissions: ["subscribe", "publish"] as ("subscribe" | "publish")[], expiresAt: Math.floor(Date.now() / 1000) + 300, rate: BACKEND_RATE };
@@ -61,15 +63,15 @@ async function clumpsInRoom(instance: Room, room: string, tag: string): Promise<
     for (let i = 0; i < PAUSE_STEPS; i++) {
       const due = Date.now() + STEP_MS;
       await sleep(STEP_MS);
-      if (Date.now() - due > 5) late = true;
+      if (Date.now() - due > 2) late = true;
     }
     const pauseMs = Date.now() - from;
     const results = Array.from({ length: CLUMP }, (_, i) => instance.publish(identity, `${tag}-${c}-${i}`, String(i))); // one turn
     const first = await results[0]!;
     if (!first.ok) throw new Error(`publish refused: ${first.code}`);
     await Promise.all(results);
-    // The first burst follows the warm-up's long pause: a quiet room to the adaptive rules, not counted.
-    clumps.push({ first: first.seq, pauseMs, clean: c > 0 && !late && pauseMs >= 4 && pauseMs <= 18 });
+    // The first burst follows the warm-up's long pause (no window open in either mode), not counted.
+    clumps.push({ first: first.seq, pauseMs, clean: c > 0 && !late && pauseMs >= 4 && pauseMs <= 7 });
   }
   return clumps;
 }
@@ -79,7 +81,7 @@ afterAll(async () => {
 });
 
 describe("adaptive_batching", () => {
-  it("switches the room's batching while it runs: a burst after a pause reaches a subscriber in 2 frames with it on, 3 with it off", async () => {
+  it("switches the room's batching while it runs: a burst 4-7 ms after the previous reaches a subscriber in 1 frame with it on (mostly), 3 with it off", async () => {
     const room = uniqueRoom();
     await setFlag("adaptive_batching", { rollout: "off" }); // the room starts with it off
     const sub = await connect(room, await token({ sub: "reader" }));
@@ -119,8 +121,11 @@ describe("adaptive_batching", () => {
     expect(perClump.off.length).toBeGreaterThanOrEqual(3);
     // Fixed rules: the pause (over 2 ms) closes the burst, so the first two go alone and the rest share a frame.
     expect(perClump.off.every((n) => n === 3), `off ${JSON.stringify(perClump.off)}`).toBe(true);
-    // Adaptive: the room is not quiet (the pause is under 25 ms): only the first goes alone.
-    expect(perClump.on.every((n) => n === 2), `on ${JSON.stringify(perClump.on)}`).toBe(true);
+    // Adaptive: the window the previous burst opened (up to MAX_WAIT_MS, twice) is still open: the whole
+    // burst shares one frame. Where the loop ran late its window is shorter (its lag comes off it) and had
+    // closed: then the burst starts afresh, as under the fixed rules (3). Most bursts here are the former.
+    expect(perClump.on.every((n) => n === 1 || n === 3), `on ${JSON.stringify(perClump.on)}`).toBe(true);
+    expect(perClump.on.filter((n) => n === 1).length, `on ${JSON.stringify(perClump.on)}`).toBeGreaterThanOrEqual(Math.ceil(perClump.on.length / 2));
     sub.close();
   }, 60_000);
 
@@ -139,7 +144,7 @@ describe("adaptive_batching", () => {
     const on = await framesIn(uniqueRoom("adaptive"));
     const off = await framesIn(uniqueRoom("fixed"));
     console.log(JSON.stringify({ event: "test.adaptive_batching_by_pattern", on, off }));
-    // The warm-up and the first burst take 1 + 3 frames in both; then 2 per burst with it on and 3 with it off
+    // The warm-up and the first burst take 1 + 3 frames in both; then 1 per burst with it on and 3 with it off
     // (a burst after a late pause can take fewer; the first test counts only clean ones).
     expect(off.frames - on.frames).toBeGreaterThanOrEqual(Math.min(on.clean, off.clean));
     expect(on.frames).toBeLessThan(off.frames);

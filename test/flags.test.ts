@@ -117,9 +117,9 @@ describe("FEATURE_FLAGS", () => {
     expect(parsed.errors.find((e) => e.startsWith("FEATURE_FLAGS.too_much"))).toContain("percent must be 0-100");
     expect(parsed.errors.find((e) => e.startsWith("FEATURE_FLAGS.adaptive_batching"))).toMatch(/decided per room.*built-in default applies/);
     expect(parsed.errors.find((e) => e.startsWith("FEATURE_FLAGS.Bad-Name"))).toContain("flag name");
-    // The built-in is still there, from its default (off).
+    // The built-in is still there, from its default (on).
     const merged = mergeFlags(parsed.flags, undefined);
-    expect(merged.get("adaptive_batching")).toEqual({ definition: { rollout: "off" }, source: "builtin" });
+    expect(merged.get("adaptive_batching")).toEqual({ definition: { rollout: "on" }, source: "builtin" });
   });
 
   it("gives no flags from a value that is not a JSON object, and never throws", () => {
@@ -170,7 +170,7 @@ describe("FEATURE_FLAGS", () => {
     const applied: [boolean, ReadonlyMap<string, EffectiveFlag>][] = [];
     expect(() => new RoomFlags(broken, () => "r", (on, flags) => applied.push([on("adaptive_batching"), flags]))).not.toThrow();
     expect(applied).toHaveLength(1);
-    expect(applied[0]?.[0]).toBe(false); // adaptive_batching's built-in default
+    expect(applied[0]?.[0]).toBe(true); // adaptive_batching's built-in default
     expect([...(applied[0]?.[1].values() ?? [])].every((f) => f.source === "builtin")).toBe(true);
     const lines = errors.mock.calls.map((c) => String(c[0])).filter((l) => l.includes("flags.init_failed"));
     expect(lines).toHaveLength(1);
@@ -323,11 +323,11 @@ describe("a room's flags before a connect", () => {
     await room.fresh();
     expect(Date.now() - t0).toBeLessThan(500);
     const applied = adaptive.length;
-    expect(adaptive.at(-1)).toBe(false); // the built-in default
-    answer!({ overrides: [{ name: "adaptive_batching", definition: { rollout: "on" }, updatedAt: 1 }], invalid: [] });
+    expect(adaptive.at(-1)).toBe(true); // the built-in default
+    answer!({ overrides: [{ name: "adaptive_batching", definition: { rollout: "off" }, updatedAt: 1 }], invalid: [] });
     await cache.refreshIfStale();
     await new Promise((r) => setTimeout(r, 0));
-    expect(adaptive.slice(applied)).toEqual([true]); // applied by the background read, without another connect
+    expect(adaptive.slice(applied)).toEqual([false]); // applied by the background read, without another connect
   });
 });
 

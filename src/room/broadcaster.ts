@@ -5,28 +5,23 @@
  * recipient (Cloudflare's own advice for fan-out). A message that finds no window
  * open always goes out at once; only the messages behind it can wait.
  *
- * Adaptive (the default, `adaptive: true`, feature flag `adaptive_batching`): the
- * room measures what a fan-out costs it. After a fan-out in a room that is not
- * quiet it sets a zero-delay timer; the timer can only run once the event loop is
- * free again (the sends' output pumps done), so the time from the fan-out's start
- * to the timer is the fan-out's real cost, measured between events (which works
- * where clocks stand still inside synchronous code, as on Cloudflare). The cost
- * per recipient is averaged (EWMA) and scaled by the room's size. Then:
- * - messages that arrive while that fan-out is still going out are held and leave
- *   as one frame as soon as it is done (they would have queued behind it anyway);
- * - if the room is offered more than it can send (the estimated cost is at least
- *   the gap since the previous fan-out, messages come within BUSY_MS, or a message
- *   is handed over the moment the loop was seen free: it had queued), the
- *   window stays open a little longer once the loop is free
- *   (a grace of GRACE_SHARE of the cost, 1 to MAX_WAIT_MS), so a backlog the
- *   platform hands over just after the timer still shares a frame; traffic that
- *   keeps coming keeps it open, one frame per recipient per fan-out;
- * - a quiet room (the previous fan-out longer ago than QUIET_MS and four estimated
- *   costs) sends at once and sets no timer at all.
- * A held message waits for the fan-out ahead of it to finish, plus at most the
- * grace; and however late the platform runs the timers, never longer than one
- * estimated fan-out plus MAX_WAIT_MS: each arrival checks the oldest held message
- * and sends the batch itself when it is overdue.
+ * Adaptive (`adaptive: true`, feature flag `adaptive_batching`, on by default): the
+ * window is sized from what the room's loop is doing. Every window's timer measures
+ * how late the loop ran it (the fan-out's output pumps and whatever else queued):
+ * that lag, averaged (EWMA), is how far behind the room is, and the window is
+ * MAX_WAIT_MS less it (at least WINDOW_MS). A room that keeps up holds a burst (a
+ * message within half the window of the previous one) for up to MAX_WAIT_MS, so at
+ * 1,000 msg/s a recipient gets a frame every few milliseconds instead of one per
+ * message; a room that is behind already batches by its own lag (what queued behind
+ * a fan-out shares the next frame) and adds little on top. A room of BIG_ROOM
+ * sockets or more opens a window after any message, as long as its lag (plus
+ * WINDOW_MS): one that keeps up adds no wait. When a late timer finds nothing held
+ * in a room whose messages come about as often as the loop gets free, the window
+ * stays open WINDOW_MS once more (the platform may run the timer before arrivals that
+ * queued behind the same work). A quiet small room sends at once and sets no timer.
+ * However late the platform runs timers, a held message never waits more than the
+ * window plus MAX_WAIT_MS while messages keep coming: each arrival checks the oldest
+ * held message and sends the batch itself when it is overdue.
  *
  * Fixed rules (`adaptive: false`, or an explicit `maxDelayMs`): a window opens when
  * a message followed the previous one within BUSY_MS, or when the room has BIG_ROOM
@@ -67,19 +62,11 @@ const BIG_ROOM = 100;
 /** Keep batch frames well under platform and client message limits (and see maxBatchChars). */
 const MAX_BATCH_CHARS = 1 << 20;
 
-/** Adaptive: a message arriving this soon (ms) after the loop was seen free had queued behind the fan-out. */
-const QUEUED_MS = 0.5;
-/** Adaptive: in a busy room the window stays open this share of a fan-out's cost after the loop is free (at least WINDOW_MS)... */
-const GRACE_SHARE = 0.25;
-/** ...and never longer than this (ms): the most a message waits beyond the fan-out ahead of it. */
-export const MAX_WAIT_MS = 4;
-/** Adaptive: a room whose previous fan-out is longer ago than this (and than 4 estimated costs) is quiet: no timer. */
-const QUIET_MS = 25;
-/** Adaptive: the first estimate of one recipient's share of a fan-out (ms; workerd measured 28-53 µs), until measured. */
-const PRIOR_MS_PER_RECIPIENT = 0.03;
-/** Adaptive: weight of each new measurement in the running estimate. */
+/** Adaptive: the longest window (ms) a room that keeps up holds a burst for; the loop's lag comes off it. */
+export const MAX_WAIT_MS = 5;
+/** Adaptive: weight of each new lag measurement in the running estimate. */
 const EWMA = 0.25;
-/** Adaptive: a measurement longer than this (ms, per fan-out) is a stall, not a cost; clipped. */
+/** Adaptive: a lag longer than this (ms) is a stall, not the room's load; clipped. */
 const MAX_SAMPLE_MS = 250;
 
 /** Time and timers, injectable for tests. `now` may stand still inside synchronous code (as on Cloudflare). */
@@ -140,15 +127,13 @@ export class Broadcaster {
   readonly #maxBatchChars: number;
   #window = false;
   #last = -Infinity;
-  /** Adaptive: when the fan-out the open window follows began, and to how many. */
-  #fanoutAt = -Infinity;
-  #fanoutTo = 0;
-  /** Adaptive: when the loop was last seen free after a fan-out (its zero-delay timer ran). */
-  #freeAt = -Infinity;
-  /** Adaptive: when the oldest held message arrived. */
+  /** When the oldest held message arrived. */
   #heldSince = 0;
-  /** Adaptive: the estimated cost of a fan-out per recipient (ms), a running average of measurements. */
-  #perRecipientMs = PRIOR_MS_PER_RECIPIENT;
+  /** Adaptive: how late (ms) the loop has been running window timers, a running average. */
+  #lagMs = 0;
+  /** Adaptive: the time between messages as the room handles them (ms), a running average, and the last one's time. */
+  #gapMs = 0;
+  #arrivedAt = -Infinity;
 
   constructor(
     targets: BroadcastTargets,
@@ -166,33 +151,51 @@ export class Broadcaster {
     this.#clock = clock;
   }
 
-  /** The current estimate of one fan-out to everyone live, in ms (adaptive; for tests and diagnostics). */
-  get fanoutCostMs(): number {
-    return this.#perRecipientMs * this.#targets.live().length;
+  /** How long a window opened now stays open (ms): adaptive, MAX_WAIT_MS less the loop's measured lag; else the fixed window. */
+  get windowMs(): number {
+    if (!this.#adaptiveOn()) return this.#windowMs;
+    return Math.min(MAX_WAIT_MS, Math.max(WINDOW_MS, MAX_WAIT_MS - this.#lagMs));
+  }
+
+  /** Adaptive: the measured lag of the room's loop (ms; for tests and diagnostics). */
+  get lagMs(): number {
+    return this.#lagMs;
   }
 
   /** A newly stored message for everyone. */
   message(m: StoredMessage): void {
     if (!this.#batching) return this.#sendAll(messageFrame(m), m.seq, 1);
+    if (this.#adaptiveOn()) {
+      const now = this.#clock.now();
+      if (this.#arrivedAt > -Infinity) this.#gapMs += EWMA * (Math.min(now - this.#arrivedAt, MAX_SAMPLE_MS) - this.#gapMs);
+      this.#arrivedAt = now;
+    }
     if (this.#window) {
       if (this.#pending.length === 0) this.#heldSince = this.#clock.now();
       this.#pending.push(m);
       this.#pendingBytes += m.data.length + m.id.length + m.from.length + 64;
       if (this.#pendingBytes >= this.#maxBatchChars) this.flush();
-      else if (this.#adaptiveOn() && this.#clock.now() - this.#heldSince > this.#holdLimitMs()) this.#sendHeld();
+      else if (this.#adaptiveOn() && this.#clock.now() - this.#heldSince > this.windowMs + MAX_WAIT_MS) this.flush(); // timers running late
       return;
     }
-    if (this.#adaptiveOn()) return this.#adaptiveSend(m);
     this.#sendAll(messageFrame(m), m.seq, 1);
     // A window opens when messages come close together, or when the room is big
-    // enough that one broadcast takes longer than a window: Date.now() only moves
+    // enough that one broadcast takes longer than a window: the clock only moves
     // between events, so behind a slow broadcast the next message always looks
     // "late" and a gap rule alone would never batch the rooms that need it most.
-    const now = Date.now();
-    if (now - this.#last <= this.#busyMs || this.#targets.live().length >= BIG_ROOM) this.#openWindow();
+    const now = this.#clock.now();
+    const gap = now - this.#last;
     this.#last = now;
-    // So that switching to adaptive (the flag) starts from when the room last sent, not from long ago.
-    this.#fanoutAt = this.#clock.now();
+    if (!this.#adaptiveOn()) {
+      if (gap <= this.#busyMs || this.#targets.live().length >= BIG_ROOM) this.#openWindow(this.#windowMs);
+      return;
+    }
+    // A burst (another message expected within the window): hold what follows for the
+    // whole window. A big room otherwise: for what queues behind the fan-out, as long as the
+    // loop has been running late (a room that keeps up adds no wait), at most the window.
+    const windowMs = this.windowMs;
+    if (gap <= windowMs / 2) this.#openWindow(windowMs);
+    else if (this.#targets.live().length >= BIG_ROOM) this.#openWindow(Math.min(windowMs, WINDOW_MS + this.#lagMs));
   }
 
   /** A frame for one socket that must not overtake the messages broadcast before it (an ack). */
@@ -228,107 +231,37 @@ export class Broadcaster {
     }
   }
 
-  #openWindow(): void {
+  /**
+   * Holds what arrives for `ms`. `grace`: this window only follows a late timer (nothing
+   * was held then); it is not extended again for lateness and says nothing about the load.
+   */
+  #openWindow(ms: number, grace = false): void {
     this.#window = true;
-    setTimeout(() => {
-      const busy = this.#pending.length > 0;
+    const setAt = this.#clock.now();
+    this.#clock.setTimeout(() => {
+      // How late the loop ran this timer: the fan-out's sends and whatever queued behind them.
+      const lag = this.#clock.now() - setAt - ms;
+      const adaptive = this.#adaptiveOn();
+      if (adaptive && !grace) this.#lagMs += EWMA * (Math.min(Math.max(lag, 0), MAX_SAMPLE_MS) - this.#lagMs);
+      const held = this.#pending.length > 0;
+      // Adaptive: a timer the loop ran late, in a room whose messages come about as often as
+      // the loop gets free, keeps the window open the least time once more: the platform may
+      // have run it before messages that queued behind the same work, and those should share a frame.
+      const late = !held && adaptive && !grace && lag > WINDOW_MS && this.#gapMs <= lag + ms + WINDOW_MS;
       try {
         this.flush();
       } finally {
-        // Traffic kept coming: keep batching for another tick; otherwise close the window.
+        // Traffic kept coming: keep batching for another window; otherwise close it.
         // (Also after a failure, or the window would stay open with no timer and hold everything.)
-        if (busy) this.#openWindow();
+        if (held) this.#openWindow(this.windowMs);
+        else if (late) this.#openWindow(WINDOW_MS, true);
         else this.#window = false;
       }
-    }, this.#windowMs);
-  }
-
-  /** Adaptive: send `m` at once; unless the room is quiet, open a window behind it. */
-  #adaptiveSend(m: StoredMessage): void {
-    const now = this.#clock.now();
-    const gap = now - this.#fanoutAt;
-    const recipients = this.#targets.live().length;
-    const cost = this.#perRecipientMs * recipients;
-    this.#sendAll(messageFrame(m), m.seq, 1);
-    if (gap > QUIET_MS && gap > 4 * cost) {
-      // Quiet: nothing to measure against, nothing to wait for.
-      this.#fanoutAt = now;
-      return;
-    }
-    // Busy: messages this close together, more offered than the room can send, or this
-    // one handed over the moment the previous fan-out ended (it had queued behind it).
-    this.#adaptiveWindow(now, recipients, gap <= BUSY_MS || cost >= gap || now - this.#freeAt <= QUEUED_MS);
-  }
-
-  /**
-   * Adaptive: a fan-out to `recipients` began at `at`; hold what arrives until the
-   * loop is free again (a zero-delay timer, which also measures the fan-out), and if
-   * the room is `busy` a grace period longer (#graceMs, at most MAX_WAIT_MS).
-   */
-  #adaptiveWindow(at: number, recipients: number, busy: boolean): void {
-    this.#window = true;
-    this.#fanoutAt = at;
-    this.#fanoutTo = recipients;
-    this.#clock.setTimeout(() => this.#loopFree(busy), 0);
-  }
-
-  #loopFree(busy: boolean): void {
-    const now = this.#clock.now();
-    this.#freeAt = now;
-    const took = Math.min(now - this.#fanoutAt, MAX_SAMPLE_MS);
-    if (this.#fanoutTo > 0 && took >= 0) {
-      this.#perRecipientMs += EWMA * (took / this.#fanoutTo - this.#perRecipientMs);
-    }
-    if (this.#pending.length > 0) return this.#windowEnd(now);
-    if (!busy) {
-      this.#window = false;
-      return;
-    }
-    // The platform may run this timer before messages that queued behind the same
-    // fan-out: keep the window open a little, so they still share one frame.
-    this.#clock.setTimeout(() => this.#windowEnd(this.#clock.now()), this.#graceMs());
+    }, ms);
   }
 
   #adaptiveOn(): boolean {
     return this.adaptive && this.#maxDelayMs === 0;
-  }
-
-  /**
-   * Adaptive: the longest the first held message may wait, measured between events:
-   * one estimated fan-out plus MAX_WAIT_MS. The timers end every window long before
-   * that; this bounds the wait even where the platform runs timers late behind a
-   * stream of incoming frames.
-   */
-  #holdLimitMs(): number {
-    return this.#perRecipientMs * this.#fanoutTo + MAX_WAIT_MS;
-  }
-
-  /** Adaptive: held messages overdue: send them now, from the event that noticed (the window's timer still ends it). */
-  #sendHeld(): void {
-    this.#fanoutAt = this.#clock.now();
-    this.#fanoutTo = this.#targets.live().length;
-    this.flush();
-  }
-
-  /** Adaptive: how long a busy room's window stays open once the loop is free (ms). */
-  #graceMs(): number {
-    return Math.min(MAX_WAIT_MS, Math.max(WINDOW_MS, this.#perRecipientMs * this.#fanoutTo * GRACE_SHARE));
-  }
-
-  /** Adaptive: the window ends; what it held goes out as one frame, and opens the next window (traffic keeps coming). */
-  #windowEnd(now: number): void {
-    if (this.#pending.length === 0) {
-      this.#window = false;
-      return;
-    }
-    const recipients = this.#targets.live().length;
-    try {
-      this.flush();
-    } finally {
-      // Also after a failure: never leave the window open with no timer (it would hold everything).
-      if (this.#adaptiveOn()) this.#adaptiveWindow(now, recipients, true);
-      else this.#openWindow();
-    }
   }
 
   /**
