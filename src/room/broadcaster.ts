@@ -64,6 +64,8 @@ const MAX_BATCH_CHARS = 1 << 20;
 
 /** Adaptive: the longest window (ms) a room that keeps up holds a burst for; the loop's lag comes off it. */
 export const MAX_WAIT_MS = 5;
+/** Adaptive: a message arriving this soon (ms) after a late window closed had queued behind the same work. */
+const QUEUED_MS = 0.5;
 /** Adaptive: weight of each new lag measurement in the running estimate. */
 const EWMA = 0.25;
 /** Adaptive: a lag longer than this (ms) is a stall, not the room's load; clipped. */
@@ -131,9 +133,10 @@ export class Broadcaster {
   #heldSince = 0;
   /** Adaptive: how late (ms) the loop has been running window timers, a running average. */
   #lagMs = 0;
-  /** Adaptive: the time between messages as the room handles them (ms), a running average, and the last one's time. */
-  #gapMs = 0;
-  #arrivedAt = -Infinity;
+  /** Adaptive: when a window whose timer ran late last ended empty. */
+  #lateCloseAt = -Infinity;
+  /** Adaptive: whether keeping a late window open once more has caught queued messages (until it fails to). */
+  #graceWorks = true;
 
   constructor(
     targets: BroadcastTargets,
@@ -165,11 +168,6 @@ export class Broadcaster {
   /** A newly stored message for everyone. */
   message(m: StoredMessage): void {
     if (!this.#batching) return this.#sendAll(messageFrame(m), m.seq, 1);
-    if (this.#adaptiveOn()) {
-      const now = this.#clock.now();
-      if (this.#arrivedAt > -Infinity) this.#gapMs += EWMA * (Math.min(now - this.#arrivedAt, MAX_SAMPLE_MS) - this.#gapMs);
-      this.#arrivedAt = now;
-    }
     if (this.#window) {
       if (this.#pending.length === 0) this.#heldSince = this.#clock.now();
       this.#pending.push(m);
@@ -190,11 +188,15 @@ export class Broadcaster {
       if (gap <= this.#busyMs || this.#targets.live().length >= BIG_ROOM) this.#openWindow(this.#windowMs);
       return;
     }
-    // A burst (another message expected within the window): hold what follows for the
+    // A burst (another message expected within the window), or a message handed over the
+    // moment a late window closed (it had queued behind the same work, and so may others:
+    // the platform can run a due timer before queued arrivals): hold what follows for the
     // whole window. A big room otherwise: for what queues behind the fan-out, as long as the
     // loop has been running late (a room that keeps up adds no wait), at most the window.
     const windowMs = this.windowMs;
-    if (gap <= windowMs / 2) this.#openWindow(windowMs);
+    const queued = now - this.#lateCloseAt <= QUEUED_MS;
+    if (queued) this.#graceWorks = true;
+    if (gap <= windowMs / 2 || queued) this.#openWindow(windowMs);
     else if (this.#targets.live().length >= BIG_ROOM) this.#openWindow(Math.min(windowMs, WINDOW_MS + this.#lagMs));
   }
 
@@ -232,8 +234,9 @@ export class Broadcaster {
   }
 
   /**
-   * Holds what arrives for `ms`. `grace`: this window only follows a late timer (nothing
-   * was held then); it is not extended again for lateness and says nothing about the load.
+   * Holds what arrives for `ms`, then sends it as one frame per recipient. `grace`: a
+   * window that only follows a late one (which held nothing) for the arrivals that queued
+   * behind the same work; it says nothing about the load.
    */
   #openWindow(ms: number, grace = false): void {
     this.#window = true;
@@ -241,18 +244,27 @@ export class Broadcaster {
     this.#clock.setTimeout(() => {
       // How late the loop ran this timer: the fan-out's sends and whatever queued behind them.
       const lag = this.#clock.now() - setAt - ms;
-      const adaptive = this.#adaptiveOn();
-      if (adaptive && !grace) this.#lagMs += EWMA * (Math.min(Math.max(lag, 0), MAX_SAMPLE_MS) - this.#lagMs);
       const held = this.#pending.length > 0;
-      // Adaptive: a timer the loop ran late, in a room whose messages come about as often as
-      // the loop gets free, keeps the window open the least time once more: the platform may
-      // have run it before messages that queued behind the same work, and those should share a frame.
-      const late = !held && adaptive && !grace && lag > WINDOW_MS && this.#gapMs <= lag + ms + WINDOW_MS;
+      let late = false;
+      if (this.#adaptiveOn()) {
+        if (grace) {
+          if (!held) this.#graceWorks = false; // nothing had queued: stop trying until something does
+        } else {
+          this.#lagMs += EWMA * (Math.min(Math.max(lag, 0), MAX_SAMPLE_MS) - this.#lagMs);
+          if (lag > WINDOW_MS && !held) {
+            this.#lateCloseAt = this.#clock.now();
+            late = this.#graceWorks;
+          }
+        }
+      }
       try {
         this.flush();
       } finally {
-        // Traffic kept coming: keep batching for another window; otherwise close it.
-        // (Also after a failure, or the window would stay open with no timer and hold everything.)
+        // Traffic kept coming: keep batching for another window. Adaptive: a late window
+        // that held nothing stays open the least time once more where that has caught
+        // queued messages before (the platform may run a due timer before arrivals that
+        // queued behind the same work). Otherwise close it. (Also after a failure, or the
+        // window would stay open with no timer and hold everything.)
         if (held) this.#openWindow(this.windowMs);
         else if (late) this.#openWindow(WINDOW_MS, true);
         else this.#window = false;
