@@ -139,6 +139,8 @@ export class RoomcastRoom {
   readonly pending: Signal<OutboxEntry[]>;
   /** The user id the server knows us as (after the first welcome). */
   readonly userId: Signal<string | undefined>;
+  /** The feature flags the server exposes to this user in this room (`room.features`; `{}` until the first welcome). */
+  readonly features: Signal<Readonly<Record<string, boolean>>>;
 
   /** @internal Use `RoomcastService.room()` or `injectRoom()`. */
   constructor(client: BindingClient, browser: boolean) {
@@ -150,12 +152,13 @@ export class RoomcastRoom {
       const value = signal(pick(EMPTY_SNAPSHOT));
       return { value, set: (s: RoomSnapshot) => value.set(pick(s)) };
     };
-    const parts = [part((s) => s.state), part((s) => s.messages), part((s) => s.members), part((s) => s.pending), part((s) => s.userId)] as const;
+    const parts = [part((s) => s.state), part((s) => s.messages), part((s) => s.members), part((s) => s.pending), part((s) => s.userId), part((s) => s.features)] as const;
     this.state = parts[0].value.asReadonly();
     this.messages = parts[1].value.asReadonly();
     this.members = parts[2].value.asReadonly();
     this.pending = parts[3].value.asReadonly();
     this.userId = parts[4].value.asReadonly();
+    this.features = parts[5].value.asReadonly();
     this.#apply = (s) => {
       this.#snapshot.set(s);
       for (const p of parts) p.set(s);

@@ -11,7 +11,7 @@
  *   (`client.close()`, the app's own `leave()`). Releasing leaves the room with
  *   `keepOutbox`: publishes queued in a durable outbox are sent when the room is
  *   opened again, or by the next page.
- * - Views: a snapshot `{ state, messages, members, pending, userId }` whose parts
+ * - Views: a snapshot `{ state, messages, members, pending, userId, features }` whose parts
  *   keep their identity while unchanged, so frameworks re-render only what changed.
  */
 import type { Member, Message } from "@roomcast/protocol";
@@ -25,7 +25,7 @@ import type { PublishOptions, Room, RoomEvents } from "./room.js";
  */
 export type BoundRoom = Pick<
   Room,
-  "name" | "state" | "members" | "messages" | "position" | "userId" | "pending" | "publish" | "setPresence" | "history" | "leave" | "on"
+  "name" | "state" | "members" | "messages" | "position" | "userId" | "features" | "pending" | "publish" | "setPresence" | "history" | "leave" | "on"
 >;
 
 /** What the bindings need of a client: a `RoomcastClient`, whatever handle type its `room()` returns. */
@@ -96,6 +96,8 @@ export interface RoomSnapshot {
   readonly pending: OutboxEntry[];
   /** The user id of the last welcome (undefined before it). */
   readonly userId: string | undefined;
+  /** `room.features`: the feature flags of the last welcome (`{}` before it). */
+  readonly features: Readonly<Record<string, boolean>>;
 }
 
 /** What a UI shows before a room exists (server rendering, before mount). */
@@ -105,6 +107,7 @@ export const EMPTY_SNAPSHOT: RoomSnapshot = Object.freeze({
   members: Object.freeze([]) as unknown as Member[],
   pending: Object.freeze([]) as unknown as OutboxEntry[],
   userId: undefined,
+  features: Object.freeze({}),
 });
 
 export interface RoomView {
@@ -120,7 +123,7 @@ export interface RoomView {
 }
 
 /** Every room event: any of them may change a part of the snapshot. */
-const EVENTS: readonly (keyof RoomEvents)[] = ["state", "message", "presence", "recovered", "gap", "ack", "publish_failed", "restored", "error"];
+const EVENTS: readonly (keyof RoomEvents)[] = ["state", "message", "presence", "recovered", "gap", "ack", "publish_failed", "restored", "error", "features"];
 
 const views = new WeakMap<BoundRoom, RoomView>();
 
@@ -193,10 +196,12 @@ function read(room: BoundRoom, prev: RoomSnapshot | undefined): RoomSnapshot {
   const members = keep(prev?.members, room.members);
   const pending = keep(prev?.pending, room.pending);
   const userId = room.userId;
-  if (prev && prev.state === state && prev.messages === messages && prev.members === members && prev.pending === pending && prev.userId === userId) {
+  // A room that predates flags (another RoomHandle implementation) has none.
+  const features = room.features ?? EMPTY_SNAPSHOT.features;
+  if (prev && prev.state === state && prev.messages === messages && prev.members === members && prev.pending === pending && prev.userId === userId && prev.features === features) {
     return prev;
   }
-  return { state, messages, members, pending, userId };
+  return { state, messages, members, pending, userId, features };
 }
 
 /** `prev` if `next` holds the same items in the same order (the room builds a new array on every read). */

@@ -163,6 +163,16 @@ export function usePresence(room: Room | undefined): Member[] {
   return useRoomStore(room, NO_MEMBERS, (r, set) => r.on("presence", set), (r) => r.members);
 }
 
+const NO_FEATURES: Readonly<Record<string, boolean>> = Object.freeze({});
+
+/**
+ * The feature flags the server exposes to this user in this room (`room.features`):
+ * `{}` until the first welcome, then each welcome's (stable per user or room, for A/B tests).
+ */
+export function useFeatures(room: Room | undefined): Readonly<Record<string, boolean>> {
+  return useRoomStore(room, NO_FEATURES, (r, set) => r.on("features", set), (r) => r.features);
+}
+
 /** The room's connection state ("idle" until the room exists). */
 export function useConnectionState(room: Room | undefined): ConnectionState {
   return useRoomStore<ConnectionState>(room, "idle", (r, set) => r.on("state", (c) => set(c.newState)), (r) => r.state);

@@ -156,6 +156,11 @@ export function useUserId(room: MaybeRefOrGetter<BoundRoom | undefined>): Comput
   return useSnapshot(room, (s) => s.userId);
 }
 
+/** The feature flags the server exposes to this user in this room (`room.features`; `{}` until the first welcome). */
+export function useFeatures(room: MaybeRefOrGetter<BoundRoom | undefined>): ComputedRef<Readonly<Record<string, boolean>>> {
+  return useSnapshot(room, (s) => s.features);
+}
+
 /**
  * A `publish(data, options)` for the room, which keeps `usePending` current.
  * Before the room exists (not mounted yet, or SSR) it rejects with `room_closed`.

@@ -21,6 +21,8 @@ export interface RoomHandle {
   readonly position: { epoch: string | undefined; seq: number };
   /** The user id the server knows us as (after the first welcome). */
   readonly userId: string | undefined;
+  /** The feature flags of the latest welcome (`{}` before it, frozen): docs/client.md. */
+  readonly features: Readonly<Record<string, boolean>>;
   /** Publishes of this handle waiting for an ack, oldest first. */
   readonly pending: OutboxEntry[];
   publish(data: unknown, options?: PublishOptions): Promise<PublishAck>;

@@ -78,6 +78,7 @@ export class Leader {
       // To every tab: the entries are the user's, and any tab may show them.
       room.on("restored", (entries) => this.#emit({ t: "restored", entries: entries.map((e) => ({ id: e.id, data: e.data, createdAt: e.createdAt })) })),
       room.on("presence", (members) => this.#emit({ t: "presence", members })),
+      room.on("features", (features) => this.#emit({ t: "features", features: { ...features } })),
       room.on("error", (err) => this.#emit({ t: "error", error: wireError(err) })),
       room.on("publish_failed", (failure) => {
         const error = wireError(failure.error);
@@ -117,6 +118,7 @@ export class Leader {
           messages: this.#log.recent,
           ...(this.#presence() === undefined ? {} : { presence: this.#presence() }),
           ...(restored.length === 0 ? {} : { restored }),
+          features: { ...this.#room.features },
         });
         return;
       }

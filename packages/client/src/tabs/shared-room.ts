@@ -83,6 +83,7 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
   #state: ConnectionState = "connecting";
   #members: Member[] = [];
   #userId: string | undefined;
+  #features: Readonly<Record<string, boolean>> = Object.freeze({});
   #channel: ChannelLike | undefined;
   /** The tab serving the group, as far as this tab knows. */
   #leaderId: string | undefined;
@@ -121,6 +122,10 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
   }
   get userId(): string | undefined {
     return this.#userId;
+  }
+  /** The feature flags of the group's latest welcome, as the leader relays them (`{}` before it). */
+  get features(): Readonly<Record<string, boolean>> {
+    return this.#features;
   }
   /** This tab's publishes waiting for an ack, oldest first. */
   get pending(): OutboxEntry[] {
@@ -384,6 +389,9 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
       case "stats":
         this.#stats = m.stats;
         return;
+      case "features":
+        this.#setFeatures(m.features, true);
+        return;
       case "ack":
         this.emit("ack", m.ack);
         return;
@@ -415,6 +423,16 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     }
   }
 
+  /**
+   * The leader's features: after its welcome (`welcomed`: a `features` event, as a Room
+   * gives one after every welcome), or from a snapshot (an event only if they changed).
+   */
+  #setFeatures(features: Record<string, boolean>, welcomed: boolean): void {
+    const same = Object.keys(features).length === Object.keys(this.#features).length && Object.entries(features).every(([k, v]) => this.#features[k] === v);
+    if (!same) this.#features = Object.freeze({ ...features });
+    if (welcomed || !same) this.emit("features", this.#features);
+  }
+
   /** This tab missed something (it should not happen): ask the leader for a snapshot. */
   #resync(): void {
     this.#synced = false;
@@ -426,6 +444,7 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     this.#synced = true;
     if (s.userId !== undefined) this.#userId = s.userId;
     if (s.presence !== undefined) this.#presence = s.presence;
+    if (s.features !== undefined) this.#setFeatures(s.features, false);
     if (s.epoch !== undefined) {
       const log = this.#log;
       const fresh = s.epoch === log.epoch ? s.messages.filter((msg) => msg.seq > log.seq) : s.messages;

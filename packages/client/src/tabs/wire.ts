@@ -18,6 +18,8 @@ export const WireError = v.object({ code: v.string(), message: v.string(), sent:
 export type WireError = v.InferOutput<typeof WireError>;
 const Ack = v.object({ id: v.string(), seq: Seq, duplicate: v.boolean() });
 const Entry = v.object({ id: v.string(), data: v.unknown(), createdAt: v.number() });
+/** `room.features`: the feature flags of the leader's latest welcome. */
+const Features = v.record(v.pipe(v.string(), v.maxLength(200)), v.boolean());
 const GapInfo = v.object({ reason: v.picklist(["epoch_changed", "trimmed", "ahead"]), epoch: v.string(), from: Seq, reset: v.optional(v.boolean()) });
 
 const Ms = v.nullable(v.pipe(v.number(), v.minValue(0), v.maxValue(86_400_000)));
@@ -54,6 +56,8 @@ const LeaderMessages = [
     presence: v.optional(v.unknown()),
     /** Entries restored from the durable outbox that no tab submitted, still unacked. */
     restored: v.optional(v.array(Entry)),
+    /** The leader room's `features` (absent from an older build: none yet). */
+    features: v.optional(Features),
   }),
   v.object({ ...base, t: v.literal("state"), oldState: ConnectionState, newState: ConnectionState, retryInMs: v.optional(v.number()), error: v.optional(WireError), userId: v.optional(v.string()) }),
   v.object({ ...base, t: v.literal("message"), epoch: v.string(), message: Message }),
@@ -63,6 +67,8 @@ const LeaderMessages = [
   /** The leader's room loaded these from the durable outbox (a previous page's publishes). */
   v.object({ ...base, t: v.literal("restored"), entries: v.array(Entry) }),
   v.object({ ...base, t: v.literal("presence"), members: v.array(Member) }),
+  /** After each of the leader room's welcomes (an older build's tab ignores it: unknown `t`). */
+  v.object({ ...base, t: v.literal("features"), features: Features }),
   /** The leader room's latency numbers, after each of its pongs. */
   v.object({ ...base, t: v.literal("stats"), stats: Stats }),
   v.object({ ...base, t: v.literal("ack"), ack: Ack }),

@@ -40,7 +40,8 @@ const TEMPLATE = `
   <ul class="messages">@for (m of chat.messages(); track m.seq) {<li>{{ m.seq }}:{{ json(m.data) }}</li>}</ul>
   <p class="members">{{ names(chat.members()) }}</p>
   <p class="pending">{{ pendingText(chat.pending()) }}</p>
-  <p class="user">{{ chat.userId() ?? "-" }}</p>`;
+  <p class="user">{{ chat.userId() ?? "-" }}</p>
+  <p class="features">{{ json(chat.features()) }}</p>`;
 
 class ChatBase {
   json = (value: unknown) => JSON.stringify(value);
@@ -104,6 +105,17 @@ describe("injectRoom", () => {
     await settle(fixture);
     expect(text(".state")).toBe("connected");
     expect(text(".user")).toBe("carol");
+  });
+
+  it("features is {} before the welcome, then the welcome's flags", async () => {
+    const { client, server } = setup();
+    configure({ client });
+    const { fixture, text } = render(LobbyChat);
+    await settle(fixture);
+    expect(text(".features")).toBe("{}");
+    server.last().welcome({ features: { new_composer: true } });
+    await settle(fixture);
+    expect(text(".features")).toBe('{"new_composer":true}');
   });
 
   it("messages re-render with the replay and each live message another client published", async () => {

@@ -9,7 +9,7 @@ import { renderToString } from "react-dom/server";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ClientOptions, RoomcastClient } from "../../src/client.js";
 import { memoryStorage } from "../../src/outbox.js";
-import { RoomcastProvider, useConnectionState, useMessages, usePresence, useRoom } from "../../src/react.js";
+import { RoomcastProvider, useConnectionState, useFeatures, useMessages, usePresence, useRoom } from "../../src/react.js";
 import type { Room } from "../../src/room.js";
 import { BASE_URL, TOKEN, advance, fakeSockets, member, testClient, type FakeSockets } from "../unit/fake-socket.js";
 
@@ -99,6 +99,29 @@ describe("hooks", () => {
 
     serve(() => server.last().message(3, { data: "live" }));
     expect(items("lobby-messages")).toEqual(['1:{"n":1}', '2:{"n":2}', '3:"live"']);
+  });
+
+  it("useFeatures is {} before the welcome, then each welcome's flags", async () => {
+    function Flags() {
+      const features = useFeatures(useRoom("lobby"));
+      return <p data-testid="flags">{JSON.stringify(features)}</p>;
+    }
+    vi.spyOn(Math, "random").mockReturnValue(0); // the reconnect below happens at once
+    const { client, server } = setup();
+    render(
+      <RoomcastProvider client={client}>
+        <Flags />
+      </RoomcastProvider>,
+    );
+    await settle();
+    expect(text("flags")).toBe("{}");
+    serve(() => server.last().welcome({ features: { new_composer: true } }));
+    expect(text("flags")).toBe('{"new_composer":true}');
+    serve(() => server.last().serverClose(1006));
+    await settle(50);
+    expect(server.sockets).toHaveLength(2);
+    serve(() => server.last().welcome({ features: { new_composer: false } }));
+    expect(text("flags")).toBe('{"new_composer":false}');
   });
 
   it("usePresence shows the members and follows diffs", async () => {

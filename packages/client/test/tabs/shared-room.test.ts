@@ -61,6 +61,34 @@ describe("shareAcrossTabs", () => {
     expect(browser.sockets).toHaveLength(1);
   });
 
+  it("relays room.features and the features event to every tab after each welcome, and to a tab that opens later", async () => {
+    const tabs = await openTabs(2);
+    const events = tabs.map((t) => {
+      const seen: Record<string, boolean>[] = [];
+      t.room.on("features", (f) => seen.push({ ...f }));
+      return seen;
+    });
+    for (const tab of tabs) expect(tab.room.features).toEqual({});
+    const socket = tabs[0]!.server.last();
+    socket.welcome({ features: { new_composer: true } });
+    await advance(10);
+    for (const [i, tab] of tabs.entries()) {
+      expect(tab.room.features, `tab ${i}`).toEqual({ new_composer: true });
+      expect(Object.isFrozen(tab.room.features)).toBe(true);
+      expect(events[i]).toEqual([{ new_composer: true }]);
+    }
+    const late = browser.open(tokenFor("alice"));
+    await advance(10);
+    expect(late.room.features).toEqual({ new_composer: true }); // from the leader's snapshot
+    // A reconnect's welcome with other flags (an override changed meanwhile) reaches all three.
+    socket.serverClose(1006);
+    await advance(2_000);
+    tabs[0]!.server.last().welcome({ features: { new_composer: false } });
+    await advance(10);
+    for (const tab of [...tabs, late]) expect(tab.room.features).toEqual({ new_composer: false });
+    expect(events[1]).toEqual([{ new_composer: true }, { new_composer: false }]);
+  });
+
   it("gives a tab that opens later the recent messages, then live ones", async () => {
     const [leader] = await openTabs(1);
     const socket = leader!.server.last();

@@ -13,6 +13,7 @@ import { memoryStorage } from "../../src/outbox.js";
 import {
   createRoomcast,
   useConnectionState,
+  useFeatures,
   useMessages,
   usePending,
   usePresence,
@@ -54,6 +55,7 @@ const Chat = defineComponent({
     const members = usePresence(room);
     const pending = usePending(room);
     const userId = useUserId(room);
+    const features = useFeatures(room);
     const publish = usePublish(room);
     const label = props.label || props.name;
     const sent = ref<string>("");
@@ -69,6 +71,7 @@ const Chat = defineComponent({
         h("p", { "data-test": `${label}-members` }, members.value.map((m) => m.userId).join(",")),
         h("p", { "data-test": `${label}-pending` }, pending.value.map((e) => JSON.stringify(e.data)).join(",")),
         h("p", { "data-test": `${label}-user` }, userId.value ?? "-"),
+        h("p", { "data-test": `${label}-features` }, JSON.stringify(features.value)),
         h("p", { "data-test": `${label}-sent` }, sent.value),
         h("button", { "data-test": `${label}-send`, onClick: () => void send("hi") }, "send"),
       ]);
@@ -105,6 +108,16 @@ describe("composables", () => {
     await settle();
     expect(text("lobby-state")).toBe("connected");
     expect(text("lobby-user")).toBe("carol");
+  });
+
+  it("useFeatures is {} before the welcome, then the welcome's flags", async () => {
+    const { client, server } = setup();
+    const { text } = mountWith(client, "lobby");
+    await settle();
+    expect(text("lobby-features")).toBe("{}");
+    server.last().welcome({ features: { new_composer: true, beta: false } });
+    await settle();
+    expect(text("lobby-features")).toBe('{"new_composer":true,"beta":false}');
   });
 
   it("useMessages re-renders with the replay and each live message another client published", async () => {
