@@ -327,3 +327,79 @@ describe("switching rules while the room runs", () => {
   });
 });
 
+
+describe("queued arrivals behind a late window (the platform may run a due timer first)", () => {
+  /** A room of 10 (under the big-room rule) on a clock and timers the test drives. */
+  function manual() {
+    let now = 0;
+    let seq = 0;
+    const timers: { fn: () => void; ms: number }[] = [];
+    const clock: BroadcastClock = { now: () => now, setTimeout: (fn, ms) => void timers.push({ fn, ms }) };
+    const sockets = Array.from({ length: 10 }, () => fakeConnection("live"));
+    const broadcaster = new Broadcaster({ live: () => sockets.map((s) => s.conn), slow: () => {} }, { batching: true, adaptive: true, clock });
+    const parsed = () => sockets[0]!.sent.map((t) => JSON.parse(t) as { seq: number; messages?: { seq: number }[] });
+    return {
+      broadcaster,
+      timers,
+      /** Messages per frame the first recipient got. */
+      frames: () => parsed().map((f) => f.messages?.length ?? 1),
+      seqs: () => parsed().flatMap((f) => (f.messages ?? [f]).map((m) => m.seq)),
+      send: (t: number) => ((now = t), broadcaster.message(stored(++seq))),
+      fire: (t: number) => ((now = t), timers.shift()!.fn()),
+    };
+  }
+
+  it("a late window that held nothing stays open 1 ms once, and what queued shares a frame; a grace that catches nothing is not tried again until a queued message shows up", () => {
+    const r = manual();
+    r.send(0);
+    r.send(1); // a burst: sent, opens the 5 ms window
+    expect(r.timers.map((t) => t.ms)).toEqual([MAX_WAIT_MS]);
+    r.fire(9); // 3 ms late, nothing held
+    expect(r.timers.map((t) => t.ms)).toEqual([1]); // the grace
+    r.send(9); // queued behind the same work: held
+    r.send(9);
+    r.fire(10);
+    expect(r.frames()).toEqual([1, 1, 2]);
+    r.fire(r.broadcaster.windowMs + 10); // on time, nothing held: closed
+    expect(r.timers).toEqual([]);
+    // Next burst: late and empty, and its grace catches nothing.
+    r.send(100);
+    r.send(101);
+    r.fire(108);
+    expect(r.timers.map((t) => t.ms)).toEqual([1]);
+    r.fire(109.5); // caught nothing: no more graces
+    expect(r.timers).toEqual([]);
+    r.send(200);
+    r.send(201);
+    r.fire(207); // late and empty again: closed, no grace
+    expect(r.timers).toEqual([]);
+    // A message handed over the moment that late window closed had queued: it goes out at once
+    // and opens a window itself (its 6 ms gap alone would not), and graces are tried again.
+    r.send(207);
+    expect(r.timers).toHaveLength(1);
+    r.send(207); // held
+    expect(r.frames().slice(-2)).toEqual([1, 1]);
+    r.fire(211);
+    expect(r.frames().slice(-3)).toEqual([1, 1, 1]);
+    expect(r.seqs()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it("switching the flag while a window holds messages loses and reorders nothing; the next window follows the new rule", () => {
+    const r = manual();
+    r.broadcaster.adaptive = false;
+    r.send(0);
+    r.send(1); // fixed: a burst, the 1 ms window
+    r.send(1.5); // held
+    expect(r.timers.map((t) => t.ms)).toEqual([1]);
+    r.broadcaster.adaptive = true;
+    r.fire(2); // sends 3 and keeps a window open: the adaptive one now
+    expect(r.timers.map((t) => t.ms)).toEqual([MAX_WAIT_MS]);
+    r.send(3); // held
+    r.broadcaster.adaptive = false;
+    r.fire(7); // sends 4; the next window is the fixed one
+    expect(r.timers.map((t) => t.ms)).toEqual([1]);
+    r.fire(8);
+    expect(r.timers).toEqual([]);
+    expect(r.seqs()).toEqual([1, 2, 3, 4]);
+  });
+});

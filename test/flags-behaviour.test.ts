@@ -124,7 +124,8 @@ describe("adaptive_batching", () => {
     // Adaptive: the window the previous burst opened (up to MAX_WAIT_MS, twice) is still open: the whole
     // burst shares one frame. Where the loop ran late its window is shorter (its lag comes off it) and had
     // closed: then the burst starts afresh, as under the fixed rules (3). Most bursts here are the former.
-    expect(perClump.on.every((n) => n === 1 || n === 3), `on ${JSON.stringify(perClump.on)}`).toBe(true);
+    // (2: the burst came just as a late window closed, so its first message went alone and opened a window.)
+    expect(perClump.on.every((n) => n >= 1 && n <= 3), `on ${JSON.stringify(perClump.on)}`).toBe(true);
     expect(perClump.on.filter((n) => n === 1).length, `on ${JSON.stringify(perClump.on)}`).toBeGreaterThanOrEqual(Math.ceil(perClump.on.length / 2));
     sub.close();
   }, 60_000);

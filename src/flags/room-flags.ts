@@ -74,7 +74,7 @@ export class RoomFlags {
 }
 
 /**
- * `adaptive_batching` (room-level, default off): the broadcaster's adaptive window
+ * `adaptive_batching` (room-level, default on): the broadcaster's adaptive window
  * (broadcaster.ts, issue #15) on or off for this room.
  */
 export function applyAdaptiveBatching(broadcaster: object, on: boolean): void {

@@ -14,14 +14,17 @@
  * 1,000 msg/s a recipient gets a frame every few milliseconds instead of one per
  * message; a room that is behind already batches by its own lag (what queued behind
  * a fan-out shares the next frame) and adds little on top. A room of BIG_ROOM
- * sockets or more opens a window after any message, as long as its lag (plus
- * WINDOW_MS): one that keeps up adds no wait. When a late timer finds nothing held
- * in a room whose messages come about as often as the loop gets free, the window
- * stays open WINDOW_MS once more (the platform may run the timer before arrivals that
- * queued behind the same work). A quiet small room sends at once and sets no timer.
- * However late the platform runs timers, a held message never waits more than the
- * window plus MAX_WAIT_MS while messages keep coming: each arrival checks the oldest
- * held message and sends the batch itself when it is overdue.
+ * sockets or more opens a window after any message, of WINDOW_MS plus its lag (at
+ * most the window). Queued arrivals: the platform may run a due timer before the
+ * messages that queued behind the same work, so a late window can close empty just
+ * before them. A message handed over within QUEUED_MS of a late window closing had
+ * queued, and opens a window itself; and a late window that held nothing stays open
+ * WINDOW_MS once more, but only while that has caught queued messages (the first
+ * such grace that catches nothing turns it off, until a queued message shows up
+ * again). A quiet small room sends at once and sets no timer. However late the
+ * platform runs timers, a held message never waits more than the window plus
+ * MAX_WAIT_MS while messages keep coming: each arrival checks the oldest held message
+ * and sends the batch itself when it is overdue.
  *
  * Fixed rules (`adaptive: false`, or an explicit `maxDelayMs`): a window opens when
  * a message followed the previous one within BUSY_MS, or when the room has BIG_ROOM
@@ -97,8 +100,8 @@ export interface BroadcastOptions {
   /** false: one frame per message per recipient, always (for comparisons). */
   batching: boolean;
   /**
-   * Batch by the room's measured load (default true); false: the fixed rules (gap
-   * under 2 ms, rooms of 100+). Settable later as `broadcaster.adaptive`.
+   * Batch by the room's measured load (default true); false: the fixed rules (a gap
+   * of at most 2 ms, rooms of 100+). Settable later as `broadcaster.adaptive`.
    */
   adaptive?: boolean;
   /** Longest a message may wait to share a frame in a busy room; over 0 it replaces the adaptive window with the fixed rules and this delay. */
