@@ -10,7 +10,7 @@ import { RoomcastClientError } from "./errors.js";
 import { Outbox, type OutboxEntry, type OutboxStorage, type OverflowPolicy, type PublishAck, type PublishFailure } from "./outbox.js";
 import { HISTORY_CHARS_PER_TOKEN, Pacer } from "./pacer.js";
 import { Broadcasts, type Broadcast } from "./ephemeral.js";
-import { newId, publishJson, withTimeout } from "./util.js";
+import { newId, publishJson, sameFlags, withTimeout } from "./util.js";
 import { Stats, type RoomStats } from "./stats.js";
 
 export interface GapInfo {
@@ -392,7 +392,8 @@ export class Room extends Emitter<RoomEvents> {
     this.#userId = frame.userId;
     this.#setUser(frame.userId);
     this.#maxMessageBytes = frame.limits.maxMessageBytes;
-    this.#features = Object.freeze({ ...frame.features });
+    // The same object while the flags are the same, so a UI bound to them does not re-render on every reconnect.
+    if (!sameFlags(this.#features, frame.features ?? {})) this.#features = Object.freeze({ ...frame.features });
     this.#pacer.configure(frame.limits.publishRatePerSecond, frame.limits.publishBurst);
     // A server without flow control announces no budget, and would refuse a progress frame.
     const budget = frame.limits.maxUnconfirmedBytes;

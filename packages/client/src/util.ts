@@ -36,3 +36,9 @@ export function publishJson(data: unknown): { json: string } | { error: TypeErro
   if (json === undefined) return { error: new TypeError("publish data must be a JSON value (not undefined or a function)") };
   return { json };
 }
+
+/** Whether two sets of feature flags (`room.features`) hold the same names and values. */
+export function sameFlags(a: Readonly<Record<string, boolean>>, b: Readonly<Record<string, boolean>>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
+}

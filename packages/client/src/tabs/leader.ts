@@ -118,7 +118,9 @@ export class Leader {
           messages: this.#log.recent,
           ...(this.#presence() === undefined ? {} : { presence: this.#presence() }),
           ...(restored.length === 0 ? {} : { restored }),
-          features: { ...this.#room.features },
+          // Only once this leader's room has been welcomed (as `userId`): before that its `{}` is
+          // "not known yet", and would reset the tabs' flags during a takeover.
+          ...(this.#room.userId === undefined ? {} : { features: { ...this.#room.features } }),
         });
         return;
       }

@@ -26,7 +26,7 @@ import type { ManagedRoom } from "./handle.js";
 import { Leader } from "./leader.js";
 import { TabLog } from "./log.js";
 import type { ChannelLike, TabPlatform } from "./platform.js";
-import { newId, publishJson, withTimeout } from "../util.js";
+import { newId, publishJson, sameFlags, withTimeout } from "../util.js";
 import { Stats, type RoomStats } from "../stats.js";
 import { WIRE_VERSION, decodeTabMessage, type TabMessage, type TabMessageBody, type WireError } from "./wire.js";
 
@@ -428,7 +428,7 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
    * gives one after every welcome), or from a snapshot (an event only if they changed).
    */
   #setFeatures(features: Record<string, boolean>, welcomed: boolean): void {
-    const same = Object.keys(features).length === Object.keys(this.#features).length && Object.entries(features).every(([k, v]) => this.#features[k] === v);
+    const same = sameFlags(this.#features, features);
     if (!same) this.#features = Object.freeze({ ...features });
     if (welcomed || !same) this.emit("features", this.#features);
   }
@@ -444,7 +444,6 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     this.#synced = true;
     if (s.userId !== undefined) this.#userId = s.userId;
     if (s.presence !== undefined) this.#presence = s.presence;
-    if (s.features !== undefined) this.#setFeatures(s.features, false);
     if (s.epoch !== undefined) {
       const log = this.#log;
       const fresh = s.epoch === log.epoch ? s.messages.filter((msg) => msg.seq > log.seq) : s.messages;
@@ -466,6 +465,8 @@ export class SharedRoom extends Emitter<RoomEvents> implements ManagedRoom {
     this.#members = s.members;
     this.emit("presence", this.#members);
     this.#setState(s.state);
+    // After the state, as a Room sets its features just after `connected`.
+    if (s.features !== undefined) this.#setFeatures(s.features, false);
   }
 
   /**

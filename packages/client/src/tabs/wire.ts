@@ -18,8 +18,8 @@ export const WireError = v.object({ code: v.string(), message: v.string(), sent:
 export type WireError = v.InferOutput<typeof WireError>;
 const Ack = v.object({ id: v.string(), seq: Seq, duplicate: v.boolean() });
 const Entry = v.object({ id: v.string(), data: v.unknown(), createdAt: v.number() });
-/** `room.features`: the feature flags of the leader's latest welcome. */
-const Features = v.record(v.pipe(v.string(), v.maxLength(200)), v.boolean());
+/** `room.features`: the feature flags of the leader's latest welcome (as the protocol's welcome has them). */
+const Features = v.record(v.string(), v.boolean());
 const GapInfo = v.object({ reason: v.picklist(["epoch_changed", "trimmed", "ahead"]), epoch: v.string(), from: Seq, reset: v.optional(v.boolean()) });
 
 const Ms = v.nullable(v.pipe(v.number(), v.minValue(0), v.maxValue(86_400_000)));

@@ -89,6 +89,25 @@ describe("shareAcrossTabs", () => {
     expect(events[1]).toEqual([{ new_composer: true }, { new_composer: false }]);
   });
 
+  it("keeps every tab's features through a leader takeover (no reset to {} before the new leader's welcome), and a snapshot with the same flags raises no event", async () => {
+    const tabs = await openTabs(3);
+    const [old, next, third] = tabs as [FakeTab, FakeTab, FakeTab];
+    old.server.last().welcome({ features: { new_composer: true } });
+    await advance(10);
+    const events: Record<string, boolean>[] = [];
+    third.room.on("features", (f) => events.push({ ...f }));
+    old.kill();
+    await advance(10);
+    expect((next.room as SharedRoom).isLeader).toBe(true);
+    // The new leader's room has not been welcomed yet: the tabs keep what they had.
+    for (const tab of [next, third]) expect(tab.room.features).toEqual({ new_composer: true });
+    expect(events).toEqual([]);
+    next.server.last().welcome({ features: { new_composer: true } });
+    await advance(10);
+    for (const tab of [next, third]) expect(tab.room.features).toEqual({ new_composer: true });
+    expect(events).toEqual([{ new_composer: true }]); // the welcome's event, as a Room gives one
+  });
+
   it("gives a tab that opens later the recent messages, then live ones", async () => {
     const [leader] = await openTabs(1);
     const socket = leader!.server.last();

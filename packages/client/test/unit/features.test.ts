@@ -60,6 +60,22 @@ describe("room.features", () => {
     expect(events).toEqual([{ new_composer: true }, { new_composer: false }]);
   });
 
+  it("keeps the same object across a reconnect whose welcome has the same flags (a UI bound to it does not re-render)", async () => {
+    const { room, server, events } = await started();
+    server.last().welcome({ features: { a: true, b: false } });
+    const first = room.features;
+    server.last().serverClose(1006);
+    await advance(1_000);
+    server.last().welcome({ features: { b: false, a: true } });
+    expect(room.features).toBe(first);
+    expect(events).toHaveLength(2); // the event still follows every welcome
+    server.last().serverClose(1006);
+    await advance(2_000);
+    server.last().welcome({ features: { a: true } });
+    expect(room.features).not.toBe(first);
+    expect(room.features).toEqual({ a: true });
+  });
+
   it("is empty against a server that sends no features (v0.1.0), and the event still fires", async () => {
     const { room, server, events } = await started();
     server.last().welcome();
