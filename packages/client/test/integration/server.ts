@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SignJWT } from "jose";
@@ -27,6 +28,15 @@ export interface TestServer {
   dispose(): Promise<void>;
   /** Everything the server printed (for debugging a failure). */
   output(): string;
+}
+
+/** True when nothing listens on `port` (127.0.0.1): it can be bound, and is let go at once. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen({ host: "127.0.0.1", port, exclusive: true }, () => probe.close(() => resolve(true)));
+  });
 }
 
 export interface ServerOptions {
@@ -118,8 +128,9 @@ export async function startServer(vars: Record<string, string> = {}, options: Se
       if (proc.exitCode === null) proc.kill("SIGKILL");
     }
     await exited;
-    // Wait until the port is free again.
-    for (let i = 0; i < 100 && (await fetch(`http://127.0.0.1:${port}/healthz`).then(() => true, () => false)); i++) {
+    // Wait until the port is free again: nothing answers on it and it can be bound (workerd can
+    // hold it a moment after wrangler has exited).
+    for (let i = 0; i < 100 && !(await portFree(port)); i++) {
       await new Promise((r) => setTimeout(r, 100));
     }
   };
