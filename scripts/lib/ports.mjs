@@ -38,6 +38,11 @@ function tryListen(host, port) {
   });
 }
 
+/** True when nothing listens on `port` of `host`: it could be bound (and is let go at once). */
+export async function portFree(port, host = "127.0.0.1") {
+  return (await tryListen(host, port)) !== 0;
+}
+
 /**
  * A port that is free on `host` now, outside the ephemeral range when there is room below
  * it, and not one this process handed out before or one listed in `not`.

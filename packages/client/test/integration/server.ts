@@ -6,11 +6,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SignJWT } from "jose";
-import { freePort, isAddressInUse } from "../../../../scripts/lib/ports.mjs";
+import { freePort, isAddressInUse, portFree } from "../../../../scripts/lib/ports.mjs";
 
 const root = fileURLToPath(new URL("../../../../", import.meta.url));
 export const SECRET = "roomcast-dev-only-integration-tests";
@@ -28,15 +27,6 @@ export interface TestServer {
   dispose(): Promise<void>;
   /** Everything the server printed (for debugging a failure). */
   output(): string;
-}
-
-/** True when nothing listens on `port` (127.0.0.1): it can be bound, and is let go at once. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once("error", () => resolve(false));
-    probe.listen({ host: "127.0.0.1", port, exclusive: true }, () => probe.close(() => resolve(true)));
-  });
 }
 
 export interface ServerOptions {
